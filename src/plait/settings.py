@@ -1,0 +1,163 @@
+"""Typed settings and where each value came from.
+
+Resolution order, highest first (the same for every setting):
+
+1. an explicit argument (``load_settings(chat_model=...)``, a CLI flag);
+2. the config file, ``$PLAIT_HOME/config.toml``;
+3. the environment, ``PLAIT_<NAME>`` (e.g. ``PLAIT_CHAT_MODEL``);
+4. the built-in default.
+
+``home`` itself decides where the config file is, so it resolves as argument > ``PLAIT_HOME`` > ``~/.plait``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from plait.errors import ConfigError
+
+Source = Literal["argument", "config file", "environment", "default"]
+
+CONFIG_FILE = "config.toml"
+ENV_PREFIX = "PLAIT_"
+
+
+def _default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+class Settings(BaseModel):
+    """Everything plait can be configured with. Unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Field(default_factory=lambda: Path("~/.plait").expanduser(),
+                       description="folder holding the config file, database, model files and logs")
+    chat_model: str = Field("smollm2", description="catalog name of the default chat/generation model")
+    embed_model: str = Field("minilm", description="catalog name of the default embedding model")
+    threads: int = Field(default_factory=_default_threads, ge=1, description="CPU threads per model")
+    context_length: int = Field(2048, ge=128, description="context window for llama.cpp models (tokens)")
+    max_tokens: int = Field(512, ge=1, description="default cap on generated tokens")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="default sampling temperature")
+    max_loaded_models: int = Field(3, ge=1, description="models kept loaded at once (least recently used unloaded)")
+    idle_unload_seconds: float = Field(900.0, ge=0, description="unload a model unused this long (0: never)")
+    embed_batch_size: int = Field(64, ge=1, description="texts per embedding batch")
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "plait.db"
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / CONFIG_FILE
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    settings: Settings
+    sources: dict[str, Source]
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML ({exc}); fix or delete it") from exc
+    unknown = set(data) - set(Settings.model_fields) - {"home"}
+    if unknown:
+        raise ConfigError(
+            f"config file {path} has unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(Settings.model_fields))}"
+        )
+    data.pop("home", None)  # the config file lives in home, so it cannot move it
+    return data
+
+
+def _read_environment(environ: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        key = ENV_PREFIX + name.upper()
+        if key in environ and name != "home":
+            values[name] = environ[key]
+    return values
+
+
+def resolve_settings(environ: dict[str, str] | None = None, **arguments: Any) -> ResolvedSettings:
+    """Resolve settings and record, for each one, which layer supplied it."""
+    env = dict(os.environ if environ is None else environ)
+    arguments = {k: v for k, v in arguments.items() if v is not None}
+    unknown = set(arguments) - set(Settings.model_fields)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+
+    sources: dict[str, Source] = {}
+    if "home" in arguments:
+        home, sources["home"] = Path(arguments.pop("home")), "argument"
+    elif env.get("PLAIT_HOME"):
+        home, sources["home"] = Path(env["PLAIT_HOME"]), "environment"
+    else:
+        home, sources["home"] = Path("~/.plait"), "default"
+    home = home.expanduser()
+
+    layers: list[tuple[Source, dict[str, Any]]] = [
+        ("environment", _read_environment(env)),
+        ("config file", _read_config_file(home / CONFIG_FILE)),
+        ("argument", arguments),
+    ]
+    merged: dict[str, Any] = {"home": home}
+    for source, values in layers:  # lowest first, so higher layers overwrite
+        for key, value in values.items():
+            merged[key] = value
+            sources[key] = source
+    for key in Settings.model_fields:
+        sources.setdefault(key, "default")
+    try:
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        raise ConfigError(
+            f"setting '{field}' from the {sources.get(field, 'default')} is invalid: {err['msg']}"
+        ) from exc
+    return ResolvedSettings(settings, sources)
+
+
+def load_settings(**arguments: Any) -> Settings:
+    """The effective settings: arguments > config file > PLAIT_* environment > defaults."""
+    return resolve_settings(**arguments).settings
+
+
+def write_setting(home: Path, key: str, value: str) -> None:
+    """Set one key in the config file, validating it first (``plait config set``)."""
+    import tomli_w
+
+    if key not in Settings.model_fields or key == "home":
+        raise ConfigError(f"unknown setting '{key}'; known: {', '.join(sorted(set(Settings.model_fields) - {'home'}))}")
+    path = home / CONFIG_FILE
+    data = _read_config_file(path)
+    data[key] = value
+    try:
+        coerced = Settings(home=home, **data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid value for '{key}': {exc.errors()[0]['msg']}") from exc
+    data[key] = getattr(coerced, key)
+    home.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    tmp.replace(path)  # atomic: a crash never leaves half a config file

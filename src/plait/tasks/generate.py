@@ -1,0 +1,48 @@
+"""Text generation and chat with the default (or a named) generation model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from plait.models.base import (
+    Completion,
+    Delta,
+    GenerationOptions,
+    GenerationRequest,
+    Message,
+    TextGenerator,
+)
+from plait.runtime import Runtime, get_runtime
+
+
+def _generator(model: str | TextGenerator | None, runtime: Runtime | None) -> TextGenerator:
+    if isinstance(model, TextGenerator):
+        return model
+    rt = runtime or get_runtime()
+    return rt.model(model or rt.settings.chat_model, TextGenerator)
+
+
+def generate_stream(prompt: str, *, model: str | TextGenerator | None = None,
+                    options: GenerationOptions | None = None, runtime: Runtime | None = None,
+                    request: GenerationRequest | None = None) -> Iterator[Delta]:
+    """Complete ``prompt`` (no chat template), piece by piece. Pass ``request`` to keep a cancel handle."""
+    req = request or GenerationRequest(prompt=prompt, options=options or GenerationOptions())
+    return _generator(model, runtime).stream(req)
+
+
+def generate(prompt: str, *, model: str | TextGenerator | None = None,
+             options: GenerationOptions | None = None, runtime: Runtime | None = None) -> Completion:
+    return _generator(model, runtime).complete(prompt, options)
+
+
+def chat_stream(messages: Sequence[Message], *, model: str | TextGenerator | None = None,
+                options: GenerationOptions | None = None, runtime: Runtime | None = None,
+                request: GenerationRequest | None = None) -> Iterator[Delta]:
+    """Answer the last message of a conversation with the model's own chat template, piece by piece."""
+    req = request or GenerationRequest(messages=tuple(messages), options=options or GenerationOptions())
+    return _generator(model, runtime).stream(req)
+
+
+def chat(messages: Sequence[Message], *, model: str | TextGenerator | None = None,
+         options: GenerationOptions | None = None, runtime: Runtime | None = None) -> Completion:
+    return _generator(model, runtime).chat(messages, options)
