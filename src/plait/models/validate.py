@@ -16,8 +16,8 @@ GGUF_MAGIC = b"GGUF"
 REINSTALL = "re-download or re-install the model (built-ins: scripts/install.sh), or remove it with `plait models remove`"
 
 
-def check_local_model(spec: ModelSpec) -> Path:
-    path = spec.local_path()
+def check_local_model(spec: ModelSpec, models_dir: Path | None = None) -> Path:
+    path = spec.local_path(models_dir)
     if spec.backend == "llamacpp":
         _check_gguf(path)
     elif spec.backend == "onnx":

@@ -1,0 +1,1 @@
+"""Compress: make models smaller and faster (export, quantization…), each result a catalog entry."""
