@@ -148,13 +148,12 @@ def spec_from_source(name: str, source: str, *, capabilities: tuple[str, ...] | 
             raise CatalogError(f"{source} is neither an existing file or folder, an http(s) URL, nor a hub name "
                                "like org/model")
     spec = ModelSpec(
-        name=name, backend=backend or inferred,  # type: ignore[arg-type]
+        name=name, backend=backend or inferred,
         capabilities=tuple(capabilities or caps),  # type: ignore[arg-type]
         source=source, options=opts, description=description,
         provenance={"added_from": source},
     )
-    if not spec.is_remote and not spec.is_hub:
-        check_local_model(spec)
+    check_local_model(spec)
     return spec
 
 

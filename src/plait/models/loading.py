@@ -54,8 +54,10 @@ def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = No
 
     if spec.parent is not None and not spec.derived_path(settings.models_dir).exists():
         _build_derived(spec, settings, catalog)
-    if not spec.is_remote and not spec.is_hub:
-        check_local_model(spec, settings.models_dir)
+    check_local_model(spec, settings.models_dir)
+    if spec.backend not in BACKENDS:
+        raise CatalogError(f"model '{spec.name}' uses unknown backend '{spec.backend}'; "
+                           f"known: {', '.join(sorted(BACKENDS))}")
     model = BACKENDS[spec.backend](spec, settings)
     if isinstance(model, TextGenerator):
         model.default_max_tokens, model.default_temperature = settings.max_tokens, settings.temperature

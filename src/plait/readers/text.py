@@ -8,9 +8,11 @@ fails), so a user's old files are read rather than refused. Binary data is refus
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterator
 from pathlib import Path
 
 from plait.errors import InputError
+from plait.readers.document import Document, Section, register_reader
 
 MAX_TEXT_BYTES = 200 * 1024 * 1024  # beyond this, a "text" is almost surely not one
 
@@ -60,3 +62,11 @@ def read_text(path: str | Path) -> str:
     except PermissionError as exc:
         raise InputError(f"{p} cannot be read (permission denied)") from exc
     return decode_bytes(data, name=str(p))
+
+
+def _read_plain(path: Path) -> Iterator[Document]:
+    text = read_text(path)
+    yield Document(source=str(path), kind="txt", text=text, title=path.stem, sections=(Section(text),))
+
+
+register_reader((".txt", ".text", ".log"), _read_plain)

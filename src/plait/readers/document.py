@@ -1,0 +1,66 @@
+"""What every reader produces: a Document with its text, structure and metadata.
+
+Readers are registered by file suffix (one module per format); ``read_documents`` picks the reader and
+yields one Document per file, or one per message for mailboxes (mbox, Maildir).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plait.errors import InputError
+
+
+@dataclass(frozen=True)
+class Section:
+    """A structural part of a document: a heading and its text, a page, a mail header block or body."""
+
+    text: str
+    heading: str | None = None
+    level: int = 0  # heading depth (1 = top) where the format has one
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # file path, or "path#message-id" for one message of a mailbox
+    kind: str  # txt, md, html, pdf, docx, email, csv, json…
+    text: str  # the whole text, as a person would read it
+    title: str | None = None
+    sections: tuple[Section, ...] = ()
+    # Known keys: author, sender, recipients, date (ISO 8601), subject, pages, encoding.
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+Reader = Callable[[Path], Iterator[Document]]
+READERS: dict[str, Reader] = {}
+
+
+def register_reader(suffixes: tuple[str, ...], reader: Reader) -> None:
+    for suffix in suffixes:
+        if suffix in READERS:
+            raise ValueError(f"a reader for '{suffix}' is registered twice")
+        READERS[suffix] = reader
+
+
+def reader_for(path: Path) -> Reader:
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        known = ", ".join(sorted(READERS))
+        raise InputError(f"{path}: plait cannot read '{suffix or 'no suffix'}' files; it reads {known}")
+    return READERS[suffix]
+
+
+def read_documents(path: str | Path) -> Iterator[Document]:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p} does not exist")
+    yield from reader_for(p)(p)
+
+
+def read_document(path: str | Path) -> Document:
+    """The one Document of a file (the first message, for a mailbox)."""
+    for doc in read_documents(path):
+        return doc
+    raise InputError(f"{path} has no readable content")
