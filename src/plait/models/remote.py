@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import closing
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,7 @@ class RemoteModel(TextGenerator, Embedder):
             path, body["prompt"] = "/completions", request.prompt
 
         finish, usage, generated = "stop", None, 0
-        with self._call("POST", path, json=body, stream=True) as response:
+        with closing(self._call("POST", path, json=body)) as response:
             for event in _sse_events(response):
                 if request.cancel.is_set():
                     finish = "cancelled"
@@ -89,7 +90,7 @@ class RemoteModel(TextGenerator, Embedder):
     def embed_batch(self, texts: Sequence[str], kind: EmbedKind = "document") -> np.ndarray:
         import numpy as np
 
-        with self._call("POST", "/embeddings", json={"model": self.remote_name, "input": list(texts)}) as response:
+        with closing(self._call("POST", "/embeddings", json={"model": self.remote_name, "input": list(texts)})) as response:
             response.read()
             data = _json(response)
         rows = sorted(data.get("data", []), key=lambda d: d.get("index", 0))
@@ -98,7 +99,8 @@ class RemoteModel(TextGenerator, Embedder):
         return np.asarray([r["embedding"] for r in rows], dtype=np.float32)
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, *, json: dict[str, Any], stream: bool = False) -> Any:
+    def _call(self, method: str, path: str, *, json: dict[str, Any]) -> httpx.Response:
+        """Send a request, streaming the response body; the caller closes it."""
         try:
             response = self.client.send(self.client.build_request(method, path, json=json), stream=True)
         except httpx.HTTPError as exc:

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+import plait
+from plait.errors import InputError
+from plait.models.base import GenerationOptions, GenerationRequest, Message
+from plait.runtime import Runtime
+
+
+def test_generate_and_chat_through_the_default_model(fake_models: Runtime) -> None:
+    out = plait.generate("hello there")
+    assert out.text.strip() == "echo: hello there" and out.finish_reason == "stop"
+    assert out.usage.completion_tokens == 3
+    reply = plait.chat([Message("user", "hi")], options=GenerationOptions(max_tokens=1))
+    assert reply.text.strip() == "echo:" and reply.finish_reason == "length"
+
+
+def test_streaming_can_be_cancelled(fake_models: Runtime) -> None:
+    request = GenerationRequest(prompt="one two three four five")
+    pieces = []
+    for delta in plait.generate_stream("", request=request):
+        pieces.append(delta)
+        if len(pieces) == 2:
+            request.cancel.set()
+    assert pieces[-1].finish_reason == "cancelled"
+    assert len([p for p in pieces if p.text]) == 2
+
+
+def test_embed_many_keeps_order_and_normalises(fake_models: Runtime) -> None:
+    texts = ["a b c", "a", "x y z w v u", "a b c"]
+    vectors = plait.embed(texts)
+    assert vectors.shape == (4, 64)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    assert np.allclose(vectors[0], vectors[3])
+    single = plait.embed("a b c")
+    assert np.allclose(single, vectors[0])
+
+
+def test_embed_rejects_non_text(fake_models: Runtime) -> None:
+    with pytest.raises(InputError, match="text #1"):
+        plait.embed(["fine", 3])  # type: ignore[list-item]
+
+
+def test_request_needs_exactly_one_of_prompt_or_messages() -> None:
+    with pytest.raises(ValueError):
+        GenerationRequest()
+    with pytest.raises(ValueError):
+        GenerationRequest(prompt="a", messages=(Message("user", "b"),))

@@ -1,0 +1,47 @@
+import multiprocessing
+from pathlib import Path
+
+from plait.store import Store
+from plait.store.migrations import MIGRATIONS, migrate
+
+
+def test_migrations_apply_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    names = [row["name"] for row in store.query("SELECT name FROM _migrations")]
+    assert names == [name for name, _ in MIGRATIONS]
+    assert migrate(store) == []  # a second run applies nothing
+    assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+
+
+def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    try:
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO models (name, spec) VALUES ('x', '{}')")
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert store.query("SELECT count(*) FROM models")[0][0] == 0
+
+
+def _writer(path: str, worker: int, n: int) -> None:
+    store = Store(Path(path))
+    for i in range(n):
+        with store.transaction() as conn:
+            # read-then-write: the pattern that deadlocks without BEGIN IMMEDIATE
+            count = conn.execute("SELECT count(*) FROM models").fetchone()[0]
+            conn.execute("INSERT INTO models (name, spec) VALUES (?, ?)", (f"w{worker}-{i}", str(count)))
+    store.close()
+
+
+def test_several_processes_write_without_lock_errors(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    Store(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(path), w, 40)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    assert Store(path).query("SELECT count(*) FROM models")[0][0] == 160
