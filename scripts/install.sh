@@ -18,7 +18,7 @@ pip() { "$py" -m pip --disable-pip-version-check "$@"; }
 
 # torch first and pinned exactly: a CPU wheel; a looser pin lets pip choose a multi-GB CUDA build.
 if ! "$py" -c "import torch" 2>/dev/null; then
-  pip install -q "torch==2.13.0" || pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+  pip install -q "torch==2.13.0"
 fi
 
 # llama-cpp-python has no wheel on PyPI and compiles from source; this portable build (AVX2, no
