@@ -46,3 +46,17 @@ def test_request_needs_exactly_one_of_prompt_or_messages() -> None:
         GenerationRequest()
     with pytest.raises(ValueError):
         GenerationRequest(prompt="a", messages=(Message("user", "b"),))
+
+
+def test_fit_history_drops_oldest_turns_first(fake_models: Runtime) -> None:
+    from plait.models.base import TextGenerator
+    from plait.tasks.generate import fit_history
+
+    model = fake_models.model("fake-chat", TextGenerator)
+    model.context_length = 100
+    history = [Message("system", "be brief")] + [
+        Message("user" if i % 2 == 0 else "assistant", f"turn {i} " + "x" * 80) for i in range(10)]
+    kept = fit_history(history, model, reserve=20)
+    assert kept[0].role == "system" and kept[-1] == history[-1]
+    assert len(kept) < len(history)
+    assert sum(model.count_tokens(m.content) + 4 for m in kept) <= 100 - 20 - 16

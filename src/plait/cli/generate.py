@@ -10,7 +10,7 @@ import typer
 
 from plait.cli.common import read_input, state, write
 from plait.models.base import Delta, GenerationOptions, GenerationRequest, Message, TextGenerator
-from plait.tasks.generate import chat_stream, generate_stream
+from plait.tasks.generate import chat_stream, fit_history, generate_stream
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="catalog name (default: chat_model setting)")]
 MaxTokens = Annotated[int | None, typer.Option(help="cap on generated tokens")]
@@ -139,6 +139,8 @@ def chat(
             print(CHAT_HELP, file=sys.stderr)
             continue
         history.append(Message("user", line))
+        # A long session outgrows the context window: forget the oldest turns rather than fail.
+        history = fit_history(history, gen, options.max_tokens or rt.settings.max_tokens)
         request = GenerationRequest(messages=tuple(history), options=options)
         if interactive:
             write(f"{name}> ")

@@ -107,6 +107,11 @@ class TextGenerator(Model):
 
     default_max_tokens: int = 512
     default_temperature: float = 0.7
+    context_length: int | None = None  # tokens the model can attend to, where known
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text``; backends with a tokenizer override this rough estimate (~4 chars a token)."""
+        return len(text) // 4 + 1
 
     @abstractmethod
     def stream(self, request: GenerationRequest) -> Iterator[Delta]:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from plait.errors import BackendError, MissingDependency, ModelFileError
+from plait.errors import BackendError, InputError, MissingDependency, ModelFileError
 from plait.models.base import Delta, Embedder, EmbedKind, GenerationRequest, TextGenerator, Usage
 from plait.models.spec import ModelSpec
 from plait.settings import Settings
@@ -48,6 +48,7 @@ def _open(spec: ModelSpec, settings: Settings, **kwargs: Any) -> Any:
 class LlamaCppGenerator(TextGenerator):
     def __init__(self, spec: ModelSpec, llm: Any) -> None:
         self.spec, self.llm = spec, llm
+        self.context_length = int(llm.n_ctx())
         self._lock = threading.Lock()
 
     def stream(self, request: GenerationRequest) -> Iterator[Delta]:
@@ -94,8 +95,13 @@ class LlamaCppGenerator(TextGenerator):
                     yield Delta(text)
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
-        except (RuntimeError, ValueError) as exc:
-            # llama.cpp raises ValueError when the prompt does not fit the context window.
+        except ValueError as exc:
+            if "context window" in str(exc):  # llama.cpp's message for a prompt longer than n_ctx
+                raise InputError(
+                    f"the input is longer than {self.spec.name}'s context window of {self.context_length} "
+                    "tokens; shorten it, or raise the context_length setting") from exc
+            raise BackendError(f"{self.spec.name}: {exc}") from exc
+        except RuntimeError as exc:
             raise BackendError(f"{self.spec.name}: {exc}") from exc
         finally:
             close = getattr(chunks, "close", None)

@@ -22,6 +22,25 @@ def _generator(model: str | TextGenerator | None, runtime: Runtime | None) -> Te
     return rt.model(model or rt.settings.chat_model, TextGenerator)
 
 
+def fit_history(messages: Sequence[Message], model: TextGenerator, reserve: int) -> list[Message]:
+    """Drop the oldest turns (never system messages or the last one) until the conversation plus
+    ``reserve`` tokens for the answer fits the model's context window."""
+    if model.context_length is None:
+        return list(messages)
+    budget = model.context_length - reserve - 16  # room for the chat template's own tokens
+    kept = list(messages)
+
+    def size(items: list[Message]) -> int:
+        return sum(model.count_tokens(m.content) + 4 for m in items)
+
+    while size(kept) > budget:
+        droppable = [i for i, m in enumerate(kept[:-1]) if m.role != "system"]
+        if not droppable:
+            break
+        del kept[droppable[0]]
+    return kept
+
+
 def generate_stream(prompt: str, *, model: str | TextGenerator | None = None,
                     options: GenerationOptions | None = None, runtime: Runtime | None = None,
                     request: GenerationRequest | None = None) -> Iterator[Delta]:
