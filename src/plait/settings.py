@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from plait.errors import ConfigError
 
@@ -48,6 +48,29 @@ class Settings(BaseModel):
     max_loaded_models: int = Field(3, ge=1, description="models kept loaded at once (least recently used unloaded)")
     idle_unload_seconds: float = Field(900.0, ge=0, description="unload a model unused this long (0: never)")
     embed_batch_size: int = Field(64, ge=1, description="texts per embedding batch")
+
+    # The server (`plait serve` / `plait up`).
+    host: str = Field("127.0.0.1", description="address the server listens on (127.0.0.1: this machine only)")
+    port: int = Field(8434, ge=1, le=65535, description="port the server listens on")
+    cors_origins: tuple[str, ...] = Field((), description="browser origins allowed to call the server, "
+                                          "comma-separated (none: CORS off)")
+    api_auth: bool = Field(True, description="require an API key on every server route except /health")
+    max_request_bytes: int = Field(8_000_000, ge=1024, description="largest request body the server accepts")
+    rate_limit_per_minute: int = Field(600, ge=0, description="requests per minute for a new API key (0: no limit)")
+    generation_queue: int = Field(16, ge=1, description="generation requests waiting per model before 429")
+    cache_entries: int = Field(4096, ge=0, description="responses kept in the server's cache (0: cache off)")
+    cache_ttl_seconds: float = Field(600.0, ge=0, description="how long a cached response stays valid")
+    batch_window_ms: float = Field(3.0, ge=0, description="how long the server gathers concurrent embedding "
+                                  "requests into one batch")
+    batch_max: int = Field(64, ge=1, description="most texts in one server batch (1: no micro-batching)")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        # From the environment or `plait config set` the list arrives as one comma-separated string.
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
 
     @property
     def database_path(self) -> Path:

@@ -12,6 +12,8 @@ import typer
 
 from plait import __version__
 from plait.cli import config, embed, generate, models
+from plait.cli import keys as keys_cli
+from plait.cli import serve as serve_cli
 from plait.cli.common import state
 from plait.errors import PlaitError
 
@@ -24,6 +26,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")
 generate.register(app)
 embed.register(app)
+app.add_typer(keys_cli.app, name="keys")
+serve_cli.register(app)
 
 
 def _version(value: bool) -> None:

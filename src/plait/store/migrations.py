@@ -49,3 +49,22 @@ def m001_models(conn: sqlite3.Connection) -> None:
             created_at TEXT NOT NULL DEFAULT (datetime('now'))
         )"""
     )
+
+
+@migration
+def m200_serve_api_keys(conn: sqlite3.Connection) -> None:
+    # Server API keys. Only a SHA-256 of each secret is kept: secrets are 256-bit random tokens, so a
+    # fast hash is enough (no password stretching needed) and a stolen database reveals no usable key.
+    conn.execute(
+        """CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,              -- short public id, shown by `plait keys list`
+            name TEXT NOT NULL,
+            secret_hash TEXT NOT NULL UNIQUE, -- hex SHA-256 of the secret
+            prefix TEXT NOT NULL,             -- first characters of the secret, to recognise it
+            scopes TEXT NOT NULL,             -- space-separated: chat tasks index admin
+            rate_limit INTEGER,               -- requests per minute; NULL or 0: no limit
+            created_at TEXT NOT NULL DEFAULT (datetime('now')),
+            last_used_at TEXT,
+            revoked_at TEXT
+        )"""
+    )

@@ -1,0 +1,100 @@
+"""`plait serve` and `plait up`: run the HTTP server."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plait.cli.common import state
+from plait.errors import ConfigError
+from plait.settings import Settings, load_settings
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+Host = Annotated[str | None, typer.Option(help="address to listen on (default: host setting, 127.0.0.1)")]
+Port = Annotated[int | None, typer.Option(help="port (default: port setting, 8434)")]
+AccessLogOpt = Annotated[str | None, typer.Option(
+    "--access-log", help="file for the access log, '-' for standard error (default: $PLAIT_HOME/logs/access.log)")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(up)
+
+
+def _check_bind(settings: Settings) -> None:
+    if settings.host not in LOOPBACK and not settings.api_auth:
+        raise ConfigError(f"refusing to listen on {settings.host} with api_auth off: anyone on the network could "
+                          "use it; turn api_auth on or listen on 127.0.0.1")
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}); is another "
+                              "server running there? choose another with --port") from exc
+
+
+def _access_log(target: str | None, settings: Settings) -> None:
+    logger = logging.getLogger("plait.access")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if target == "-":
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    else:
+        from logging.handlers import RotatingFileHandler
+
+        path = Path(target) if target else settings.logs_dir / "access.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(path, maxBytes=20_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logging.getLogger("plait.serve").addHandler(logging.StreamHandler(sys.stderr))
+
+
+def run_server(ctx: typer.Context, host: str | None, port: int | None, access_log: str | None,
+               preload: bool, what: str) -> None:
+    try:
+        import uvicorn
+    except ImportError as exc:
+        from plait.errors import MissingDependency
+
+        raise MissingDependency("the server", extra="serve", package="uvicorn") from exc
+    from plait.serve.app import create_app
+    from plait.serve.auth import KeyStore, ensure_local_key, local_key_path
+
+    s = state(ctx)
+    settings = load_settings(home=s.home, host=host, port=port)
+    _check_bind(settings)
+    _access_log(access_log, settings)
+    app = create_app(settings, preload=preload)
+    if settings.api_auth:
+        ensure_local_key(KeyStore(app.state.ctx.runtime.store), settings.home)
+        auth = f"API key: {local_key_path(settings.home)}"
+    else:
+        auth = "API keys: off (api_auth = false)"
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"plait {what} on http://{shown}:{settings.port}  ({auth}; models {settings.chat_model}, "
+          f"{settings.embed_model}; Ctrl-C stops)", file=sys.stderr)
+    # timeout_graceful_shutdown: on Ctrl-C, answers in flight get this long to finish; then streams are
+    # cancelled, which stops their generation cleanly.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=10, server_header=False)
+    print("plait: server stopped", file=sys.stderr)
+
+
+def serve(ctx: typer.Context, host: Host = None, port: Port = None, access_log: AccessLogOpt = None,
+          preload: Annotated[bool, typer.Option(help="load the default models at startup")] = True) -> None:
+    """Run the HTTP server: OpenAI- and Ollama-compatible APIs and task routes (default http://127.0.0.1:8434)."""
+    run_server(ctx, host, port, access_log, preload, "serving")
+
+
+def up(ctx: typer.Context, host: Host = None, port: Port = None, access_log: AccessLogOpt = None) -> None:
+    """Start plait on the defaults: the server with the default models loaded (http://127.0.0.1:8434)."""
+    run_server(ctx, host, port, access_log, True, "is up")

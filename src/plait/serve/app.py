@@ -1,0 +1,91 @@
+"""The HTTP app: ``create_app(settings)`` builds one FastAPI app with its own runtime and state.
+
+No globals: everything a route needs hangs off ``app.state.ctx`` (a :class:`ServerContext`), so tests and
+benchmarks can run several apps in one process. The app
+
+- includes the OpenAI-compatible, Ollama-compatible, task and operations routes;
+- wraps them in a body-size limit and a structured access log that records the Prometheus metrics;
+- enables CORS only for the origins configured in ``cors_origins``;
+- on shutdown stops the micro-batchers, cancels what is still generating and closes its runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from plait.errors import MissingDependency
+from plait.runtime import Runtime
+from plait.settings import Settings
+
+
+def _fastapi() -> Any:
+    try:
+        import fastapi
+        import prometheus_client  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependency("the server", extra="serve", package="fastapi, uvicorn and prometheus-client") \
+            from exc
+    return fastapi
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: bool = False) -> Any:
+    """A FastAPI app serving plait with ``settings``.
+
+    ``runtime`` lets a caller share an existing runtime (its models stay loaded); the app closes only a
+    runtime it created. ``preload`` loads the default chat and embedding models at startup, in the
+    background, so the first request does not wait for them.
+    """
+    fastapi = _fastapi()
+    from plait import __version__
+    from plait.serve import errors
+    from plait.serve.context import ServerContext
+    from plait.serve.middleware import AccessLog, BodyLimit
+    from plait.serve.routes import health, ollama, openai, tasks
+
+    own_runtime = runtime is None
+    rt = runtime or Runtime(settings)
+    ctx = ServerContext(settings, rt)
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        if preload:
+            for name in (settings.chat_model, settings.embed_model):
+                ctx.work_pool.submit(_preload, rt, name)
+        yield
+        await ctx.close()
+        if own_runtime:
+            rt.close()
+
+    app = fastapi.FastAPI(
+        title="plait", version=__version__, lifespan=lifespan,
+        description="Local models over HTTP: OpenAI- and Ollama-compatible APIs and plait's task routes. "
+                    "Send an API key as 'Authorization: Bearer <key>' (`plait keys create`).",
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(openai.router)
+    app.include_router(ollama.router)
+    task_router, app.state.task_routes = tasks.build_router()
+    app.include_router(task_router)
+
+    # Outermost first: the access log sees every response, including a 413 from the size limit.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
+                           allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(AccessLog, metrics=ctx.metrics)
+    return app
+
+
+def _preload(runtime: Runtime, name: str) -> None:
+    import logging
+
+    try:
+        runtime.pool.get(name)
+    except Exception as exc:  # noqa: BLE001 - a model that fails to load fails again, visibly, on request
+        logging.getLogger("plait.serve").warning("could not preload model %s: %s", name, exc)

@@ -1,0 +1,128 @@
+"""Dynamic micro-batching: concurrent small requests run as one model call.
+
+Each request hands its items (texts to embed, to classify…) to a :class:`MicroBatcher`. The batcher takes
+the first waiting request, everything else already waiting, and whatever arrives within a short window,
+up to ``max_batch`` items, then runs the whole batch in a worker thread and gives each request its own
+rows back. While a batch runs, new requests queue up and form the next one, so under load batches grow
+by themselves and with one client the window is the only added latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class _Pending(Generic[T, R]):
+    items: list[T]
+    future: asyncio.Future[list[R]] = field(repr=False)
+
+
+class MicroBatcher(Generic[T, R]):
+    """Batches calls of ``run(items) -> results`` (one result per item, in order)."""
+
+    def __init__(self, run: Callable[[list[T]], Sequence[R]], *, window: float, max_batch: int,
+                 executor: Executor | None = None, on_batch: Callable[[int], None] | None = None) -> None:
+        self.run, self.window, self.max_batch = run, window, max(1, max_batch)
+        self.executor, self.on_batch = executor, on_batch
+        self._queue: asyncio.Queue[_Pending[T, R]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    async def submit(self, items: Sequence[T]) -> list[R]:
+        if not items:
+            return []
+        if self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._loop(), name="plait-batcher")
+        assert self._queue is not None
+        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(list(items), future))
+        return await future
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None
+
+    async def _gather(self) -> list[_Pending[T, R]]:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        batch = [await self._queue.get()]
+        size = len(batch[0].items)
+        deadline = loop.time() + self.window
+        while size < self.max_batch:
+            if self._queue.empty():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    nxt = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            else:
+                nxt = self._queue.get_nowait()
+            batch.append(nxt)
+            size += len(nxt.items)
+        return batch
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            # A caller that gave up (client gone) no longer needs its rows.
+            live = [p for p in batch if not p.future.done()]
+            if not live:
+                continue
+            items: list[T] = [item for p in live for item in p.items]
+            if self.on_batch:
+                self.on_batch(len(items))
+            try:
+                results = await loop.run_in_executor(self.executor, self.run, items)
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting request, not swallowed
+                for p in live:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            start = 0
+            for p in live:
+                part = list(results[start:start + len(p.items)])
+                start += len(p.items)
+                if not p.future.done():
+                    p.future.set_result(part)
+
+
+class BatcherPool:
+    """One batcher per key (model and kind), created on first use."""
+
+    def __init__(self, *, window: float, max_batch: int, executor: Executor | None = None,
+                 on_batch: Callable[[Any, int], None] | None = None) -> None:
+        self.window, self.max_batch, self.executor, self.on_batch = window, max_batch, executor, on_batch
+        self._batchers: dict[Any, MicroBatcher[Any, Any]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_batch > 1
+
+    def get(self, key: Any, run: Callable[[list[Any]], Sequence[Any]]) -> MicroBatcher[Any, Any]:
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            hook = (lambda n: self.on_batch(key, n)) if self.on_batch else None  # type: ignore[misc]
+            batcher = self._batchers[key] = MicroBatcher(run, window=self.window, max_batch=self.max_batch,
+                                                         executor=self.executor, on_batch=hook)
+        return batcher
+
+    async def close(self) -> None:
+        for batcher in list(self._batchers.values()):
+            await batcher.close()
+        self._batchers.clear()

@@ -1,0 +1,67 @@
+"""FastAPI dependencies: the app's context and the API key a request carries."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from plait.serve.auth import SCOPES, ApiKey, Scope
+from plait.serve.context import ServerContext
+from plait.serve.errors import ApiError
+from plait.serve.ratelimit import retry_after_header
+
+_bearer = HTTPBearer(auto_error=False, description="an API key from `plait keys create` "
+                                                   "(or $PLAIT_HOME/local.key)")
+ANONYMOUS = ApiKey(id="-", name="anonymous", prefix="", scopes=SCOPES, rate_limit=None, created_at="",
+                   last_used_at=None, revoked_at=None)
+
+
+def get_context(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ServerContext, Depends(get_context)]
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
+    """A dependency admitting requests whose key has ``scope`` (or admin), within its rate limit."""
+
+    async def check(request: Request, ctx: Ctx,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
+        if not ctx.settings.api_auth:
+            key = ANONYMOUS
+        else:
+            secret = credentials.credentials if credentials else request.headers.get("x-api-key")
+            if not secret:
+                raise ApiError(401, "this server needs an API key: send 'Authorization: Bearer <key>' "
+                               "(create one with `plait keys create NAME`)", type="authentication_error",
+                               code="missing_api_key", headers={"WWW-Authenticate": "Bearer"})
+            found = ctx.keys.verify(secret)
+            if found is None:
+                raise ApiError(401, "the API key is not valid or was revoked; see `plait keys list`",
+                               type="authentication_error", code="invalid_api_key",
+                               headers={"WWW-Authenticate": "Bearer"})
+            key = found
+            if not key.allows(scope):
+                raise ApiError(403, f"the API key '{key.name}' lacks the '{scope}' scope; create a key with it "
+                               f"(`plait keys create NAME --scopes {scope}`)", type="permission_error",
+                               code="insufficient_scope")
+        request.state.api_key = key.name  # for the access log: the key's name, never its secret
+        wait = ctx.limiter.check(key.id, key.rate_limit)
+        if wait > 0:
+            raise ApiError(429, f"rate limit of {key.rate_limit} requests per minute reached for key "
+                           f"'{key.name}'; retry later", type="rate_limit_error", code="rate_limit_exceeded",
+                           headers={"Retry-After": retry_after_header(wait)})
+        return key
+
+    return check
+
+
+ChatKey = Annotated[ApiKey, Depends(require("chat"))]
+TasksKey = Annotated[ApiKey, Depends(require("tasks"))]
+IndexKey = Annotated[ApiKey, Depends(require("index"))]
+AdminKey = Annotated[ApiKey, Depends(require("admin"))]

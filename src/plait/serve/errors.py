@@ -1,0 +1,125 @@
+"""Errors as HTTP responses: OpenAI's error shape on /v1 routes, Ollama's on /api routes.
+
+Every plait error maps to one status code here and nowhere else; routes raise :class:`ApiError` or let
+:class:`~plait.errors.PlaitError` propagate. Unexpected exceptions become a 500 whose body names no
+internals (the traceback goes to the server log).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.errors import (
+    BackendError,
+    CapabilityError,
+    CatalogError,
+    ConfigError,
+    InputError,
+    MissingDependency,
+    ModelNotFound,
+    PlaitError,
+)
+
+log = logging.getLogger("plait.serve")
+
+
+@dataclass
+class ApiError(Exception):
+    status: int
+    message: str
+    type: str = "invalid_request_error"
+    code: str | None = None
+    param: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def from_plait_error(exc: PlaitError) -> ApiError:
+    if isinstance(exc, ModelNotFound):
+        return ApiError(404, str(exc), code="model_not_found", param="model")
+    if isinstance(exc, InputError | CapabilityError | CatalogError):
+        return ApiError(400, str(exc))
+    if isinstance(exc, BackendError) and isinstance(exc.__cause__, ValueError):
+        # llama.cpp raises ValueError when the prompt does not fit the model's context window.
+        return ApiError(400, str(exc), code="context_length_exceeded", param="messages")
+    if isinstance(exc, MissingDependency):
+        return ApiError(501, str(exc), type="not_implemented", code="missing_dependency")
+    if isinstance(exc, ConfigError):
+        return ApiError(500, str(exc), type="server_error", code="config_error")
+    return ApiError(500, str(exc), type="server_error")
+
+
+def status_type(status: int) -> str:
+    return {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
+            413: "invalid_request_error", 429: "rate_limit_error"}.get(
+        status, "invalid_request_error" if status < 500 else "server_error")
+
+
+def body_for(path: str, err: ApiError) -> dict[str, Any]:
+    if path.startswith("/api/"):
+        return {"error": err.message}
+    return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
+
+
+def install(app: Any) -> None:
+    """Register the exception handlers on a FastAPI app."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    def respond(request: Request, err: ApiError) -> JSONResponse:
+        return JSONResponse(body_for(request.url.path, err), status_code=err.status, headers=err.headers or None)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return respond(request, exc)
+
+    @app.exception_handler(PlaitError)
+    async def plait_error(request: Request, exc: PlaitError) -> JSONResponse:
+        err = from_plait_error(exc)
+        if err.status >= 500:
+            log.error("request %s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+        return respond(request, err)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return respond(request, validation_error(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route {request.url.path}; see /docs for the API"
+        err = ApiError(exc.status_code, message, type=status_type(exc.status_code),
+                       headers=dict(exc.headers or {}))
+        return respond(request, err)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("request %s %s failed unexpectedly", request.method, request.url.path, exc_info=exc)
+        return respond(request, ApiError(500, "internal server error; see the server log", type="server_error"))
+
+
+def validation_error(errors: Any) -> ApiError:
+    """One readable line from pydantic's errors, naming the field (OpenAI's ``param``)."""
+    errors = list(errors)
+    if not errors:
+        return ApiError(400, "invalid request")
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        return ApiError(400, "the request body is not valid JSON", code="invalid_json")
+    if not loc and first.get("type") == "missing":
+        return ApiError(400, "the request needs a JSON body", code="missing_body")
+    if not loc:
+        return ApiError(400, "the request body must be a JSON object, sent with Content-Type: application/json",
+                        code="invalid_body")
+    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return ApiError(400, message + more, param=param)

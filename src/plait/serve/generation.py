@@ -1,0 +1,171 @@
+"""Generation for the HTTP routes: queued, streamed from a worker thread, stopped when the client leaves.
+
+A :class:`LiveGeneration` takes a place in the model's queue (429 when full), waits for its turn, runs
+``TextGenerator.stream`` in a worker thread and hands each delta to the event loop. ``start`` returns once
+the first piece of output (or an error) exists, so a route can still answer with a proper status code
+when the prompt is too long or the model fails to load; after that the answer streams.
+
+While the request waits (in the queue, or for a non-streamed answer) the client's connection is watched:
+a client that disconnects sets ``GenerationRequest.cancel``, which stops llama.cpp at the next token, and
+gives its turn back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from plait.errors import InputError
+from plait.models.base import Completion, Delta, GenerationRequest, TextGenerator, Usage
+from plait.serve.context import ServerContext
+from plait.serve.errors import ApiError
+from plait.serve.queue import QueueFull, Ticket
+from plait.serve.ratelimit import retry_after_header
+
+T = TypeVar("T")
+_END = object()
+POLL_SECONDS = 0.1
+
+
+class ClientGone(Exception):
+    """The client closed the connection before the answer was complete."""
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class LiveGeneration:
+    def __init__(self, ctx: ServerContext, model: str, request: GenerationRequest, client: str) -> None:
+        self.ctx, self.model, self.request, self.client = ctx, model, request, client
+        self._items: asyncio.Queue[Any] = asyncio.Queue()
+        self._ticket: Ticket | None = None
+        self._first: Any = None
+        self._admitted = 0.0
+        self._launched = False
+        self.final: Delta | None = None
+
+    async def start(self, http: Request) -> None:
+        """Queue, wait for the turn and for the first output; raises 429/4xx/5xx errors or ClientGone."""
+        try:
+            self._ticket = self.ctx.queue.admit(self.model, self.client)
+        except QueueFull as exc:
+            self.ctx.metrics.rejected.labels(model=self.model).inc()
+            raise ApiError(429, str(exc), type="rate_limit_error", code="queue_full",
+                           headers={"Retry-After": retry_after_header(exc.retry_after)}) from exc
+        self._admitted = time.perf_counter()
+        try:
+            await self._guard(self._ticket.wait(), http)
+            self._launch()
+            self._first = await self._guard(self._items.get(), http)
+        except BaseException:
+            self.cancel()
+            raise
+        if isinstance(self._first, _Failure):
+            raise self._first.exc
+
+    def _launch(self) -> None:
+        self._launched = True
+        loop = asyncio.get_running_loop()
+        ctx, model, request, items = self.ctx, self.model, self.request, self._items
+        put = items.put_nowait
+
+        def work() -> None:
+            try:
+                generator = ctx.runtime.model(model, TextGenerator)
+                for delta in generator.stream(request):
+                    loop.call_soon_threadsafe(put, delta)
+            except ValueError as exc:
+                # Backends raise ValueError for requests they cannot run (a JSON schema llama.cpp cannot
+                # turn into a grammar, a prompt longer than the context): the client's problem, a 400.
+                loop.call_soon_threadsafe(put, _Failure(InputError(f"model '{model}' cannot run this request: {exc}")))
+            except BaseException as exc:  # noqa: BLE001 - handed over to the request's task
+                loop.call_soon_threadsafe(put, _Failure(exc))
+            finally:
+                loop.call_soon_threadsafe(put, _END)
+
+        future = loop.run_in_executor(ctx.generation_pool, work)
+        ticket = self._ticket
+        assert ticket is not None
+        # The turn ends when the thread does (not when the client leaves), so the next request never
+        # contends with a generation that is still stopping.
+        future.add_done_callback(lambda _: ctx.queue.release_threadsafe(ticket))
+
+    async def _guard(self, awaitable: Awaitable[T], http: Request) -> T:
+        task = asyncio.ensure_future(awaitable)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=POLL_SECONDS)
+                if done:
+                    return task.result()
+                if await http.is_disconnected():
+                    raise ClientGone
+        finally:
+            if not task.done():
+                task.cancel()
+
+    def cancel(self) -> None:
+        self.request.cancel.set()
+        if self._ticket is not None and not self._launched:
+            self._ticket.release()  # waiting, or granted but never started: give the turn back
+
+    async def deltas(self) -> AsyncIterator[Delta]:
+        """The output, piece by piece (the first was fetched by ``start``). Raises the model's errors."""
+        item = self._first
+        first = True
+        try:
+            while item is not _END:
+                if isinstance(item, _Failure):
+                    raise item.exc
+                delta: Delta = item
+                if first and delta.text:
+                    self.ctx.metrics.ttft.labels(model=self.model).observe(time.perf_counter() - self._admitted)
+                    first = False
+                if delta.finish_reason:
+                    self.final = delta
+                    self._count(delta.usage)
+                yield delta
+                item = await self._items.get()
+        finally:
+            self.cancel()  # a no-op when the generation finished
+
+    async def collect(self, http: Request) -> Completion:
+        """The whole answer, stopping early if the client disconnects."""
+        async def gather() -> Completion:
+            parts = [d.text async for d in self.deltas()]
+            final = self.final or Delta("", finish_reason="stop", usage=Usage(0, 0))
+            return Completion("".join(parts), final.finish_reason or "stop", final.usage or Usage(0, 0))
+
+        return await self._guard(gather(), http)
+
+    def _count(self, usage: Usage | None) -> None:
+        if usage:
+            self.ctx.metrics.tokens.labels(model=self.model, kind="prompt").inc(usage.prompt_tokens)
+            self.ctx.metrics.tokens.labels(model=self.model, kind="completion").inc(usage.completion_tokens)
+
+
+async def start_generation(ctx: ServerContext, http: Request, client: str, model: str,
+                           request: GenerationRequest) -> LiveGeneration:
+    live = LiveGeneration(ctx, model, request, client)
+    await live.start(http)
+    return live
+
+
+def stream_response(live: LiveGeneration, chunks: AsyncIterator[bytes], media_type: str) -> Any:
+    """A streamed answer that stops the generation however the response ends (done, error, disconnect)."""
+    from starlette.responses import StreamingResponse
+
+    class _Stream(StreamingResponse):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                live.cancel()
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return _Stream(chunks, media_type=media_type, headers=headers)

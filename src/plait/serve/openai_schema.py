@@ -1,0 +1,244 @@
+"""Request and response models of the OpenAI-compatible routes.
+
+Requests accept the parameters OpenAI documents for these endpoints. Unknown fields are refused (400)
+rather than silently ignored, and documented parameters plait cannot honour (several choices, tools,
+logprobs, penalties) are refused with a message saying so, instead of being dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from plait.errors import InputError
+from plait.models.base import FinishReason, GenerationOptions, Message
+
+SEED_MAX = 2**32 - 1  # llama.cpp seeds are unsigned 32-bit
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextPart(_Strict):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Strict):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+    def to_message(self) -> Message:
+        text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
+        return Message("system" if self.role == "developer" else self.role, text)
+
+
+class StreamOptions(_Strict):
+    include_usage: bool = False
+
+
+class JsonSchemaFormat(_Strict):
+    name: str = Field("response", max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Strict):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("response_format of type json_schema needs a json_schema object")
+        return self
+
+
+class _Sampling(_Strict):
+    model: str = Field(min_length=1, max_length=200, description="a model name from /v1/models")
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    stop: str | list[str] | None = Field(None, description="up to 4 texts that end the answer")
+    seed: int | None = Field(None, ge=0, le=SEED_MAX, description="makes sampling repeatable (and cacheable)")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(1, ge=1, le=1, description="only 1 is supported")
+    user: str | None = None
+    frequency_penalty: float | None = Field(None, ge=0, le=0, description="not supported: 0 or absent")
+    presence_penalty: float | None = Field(None, ge=0, le=0, description="not supported: 0 or absent")
+
+    def _stops(self) -> tuple[str, ...]:
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        if len(stops) > 4:
+            raise InputError("stop: at most 4 stop sequences")
+        return tuple(s for s in stops if s)
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = Field(None, description="not supported: false or absent")
+
+    @model_validator(mode="after")
+    def _supported(self) -> ChatCompletionRequest:
+        if self.logprobs:
+            raise ValueError("logprobs are not supported by this server")
+        return self
+
+    def options(self) -> GenerationOptions:
+        fmt = self.response_format
+        schema = fmt.json_schema.schema_ if fmt and fmt.type == "json_schema" and fmt.json_schema else None
+        return GenerationOptions(
+            max_tokens=self.max_completion_tokens or self.max_tokens, temperature=self.temperature,
+            top_p=self.top_p, stop=self._stops(), seed=self.seed,
+            json_schema=schema, json_object=bool(fmt and fmt.type == "json_object"),
+        )
+
+    def chat_messages(self) -> tuple[Message, ...]:
+        return tuple(m.to_message() for m in self.messages)
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str] = Field(description="one prompt (a list must hold exactly one)")
+    max_tokens: int | None = Field(16, ge=1, le=1_000_000)
+    echo: bool = False
+    logprobs: int | None = Field(None, ge=0, le=0, description="not supported: 0 or absent")
+    best_of: int | None = Field(None, ge=1, le=1)
+    suffix: str | None = Field(None, max_length=0, description="not supported")
+
+    def prompt_text(self) -> str:
+        if isinstance(self.prompt, str):
+            return self.prompt
+        if len(self.prompt) != 1:
+            raise InputError("prompt: give one prompt; several prompts in one request are not supported")
+        return self.prompt[0]
+
+    def options(self) -> GenerationOptions:
+        return GenerationOptions(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
+                                 stop=self._stops(), seed=self.seed)
+
+
+class EmbeddingRequest(_Strict):
+    model: str = Field(min_length=1, max_length=200)
+    input: str | list[str] | list[int] | list[list[int]] = Field(
+        description="a text or a list of texts (token arrays are not supported)")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+    def texts(self) -> list[str]:
+        if isinstance(self.input, str):
+            return [self.input]
+        if not self.input:
+            raise InputError("input: give at least one text")
+        if not all(isinstance(t, str) for t in self.input):
+            raise InputError("input: token arrays are not supported; send the texts")
+        if len(self.input) > 2048:
+            raise InputError("input: at most 2048 texts per request")
+        return list(self.input)  # type: ignore[arg-type]
+
+
+# Responses ---------------------------------------------------------------------------------------------
+
+OpenAIFinish = Literal["stop", "length"]
+
+
+def finish_reason(reason: FinishReason | str | None) -> OpenAIFinish:
+    return "length" if reason == "length" else "stop"
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int = 0
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: OpenAIFinish
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    system_fingerprint: str = Field(description="the model's catalog version")
+    choices: list[ChatChoice]
+    usage: UsageOut
+
+
+class CompletionChoice(BaseModel):
+    index: int = 0
+    text: str
+    finish_reason: OpenAIFinish
+    logprobs: None = None
+
+
+class TextCompletion(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[CompletionChoice]
+    usage: UsageOut
+
+
+class EmbeddingItem(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32")
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingItem]
+    model: str
+    usage: UsageOut
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    capabilities: list[str] = Field(default_factory=list, description="what plait can do with it")
+    description: str = ""
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text} for status, text in {
+        400: "invalid request", 401: "missing or invalid API key", 403: "the key lacks the scope",
+        404: "unknown model", 413: "request body too large", 429: "rate limit or queue full",
+    }.items()
+}

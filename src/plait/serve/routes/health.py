@@ -1,0 +1,31 @@
+"""/health (no key needed: says only whether the server is up) and Prometheus /metrics (admin scope)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from plait import __version__
+from plait.serve.deps import AdminKey, Ctx
+
+router = APIRouter(tags=["Operations"])
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    loaded_models: list[str]
+
+
+@router.get("/health", response_model=Health)
+async def health(ctx: Ctx) -> Health:
+    return Health(status="stopping" if ctx.closing else "ok", version=__version__,
+                  loaded_models=ctx.runtime.pool.loaded())
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+async def metrics(ctx: Ctx, key: AdminKey) -> Response:
+    body, content_type = ctx.metrics.render()
+    return Response(body, media_type=content_type)
