@@ -1,7 +1,8 @@
 """What every reader produces: a Document with its text, structure and metadata.
 
 Readers are registered by file suffix (one module per format); ``read_documents`` picks the reader and
-yields one Document per file, or one per message for mailboxes (mbox, Maildir).
+yields one Document per file, or one per message for mailboxes (mbox, Maildir). Folders that are one
+document store (a Maildir) have folder readers, recognised by their layout rather than a suffix.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Document:
 
 Reader = Callable[[Path], Iterator[Document]]
 READERS: dict[str, Reader] = {}
+# (name, "is this folder one of mine?", reader): checked in registration order.
+FOLDER_READERS: list[tuple[str, Callable[[Path], bool], Reader]] = []
 
 
 def register_reader(suffixes: tuple[str, ...], reader: Reader) -> None:
@@ -44,12 +47,39 @@ def register_reader(suffixes: tuple[str, ...], reader: Reader) -> None:
         READERS[suffix] = reader
 
 
+def register_folder_reader(name: str, recognises: Callable[[Path], bool], reader: Reader) -> None:
+    if any(existing == name for existing, _, _ in FOLDER_READERS):
+        raise ValueError(f"a folder reader '{name}' is registered twice")
+    FOLDER_READERS.append((name, recognises, reader))
+
+
+def _ensure_builtin_readers() -> None:
+    # The per-format modules register themselves on import; importing the package imports them all.
+    import plait.readers  # noqa: F401
+
+
 def reader_for(path: Path) -> Reader:
+    _ensure_builtin_readers()
+    if path.is_dir():
+        for _, recognises, reader in FOLDER_READERS:
+            if recognises(path):
+                return reader
+        kinds = ", ".join(name for name, _, _ in FOLDER_READERS) or "none"
+        raise InputError(f"{path} is a folder; give a file (folders plait reads as one store: {kinds})")
     suffix = path.suffix.lower()
     if suffix not in READERS:
         known = ", ".join(sorted(READERS))
         raise InputError(f"{path}: plait cannot read '{suffix or 'no suffix'}' files; it reads {known}")
     return READERS[suffix]
+
+
+def can_read(path: str | Path) -> bool:
+    """Whether some reader takes this path (by suffix, or a folder layout such as a Maildir)."""
+    try:
+        reader_for(Path(path))
+    except InputError:
+        return False
+    return True
 
 
 def read_documents(path: str | Path) -> Iterator[Document]:
@@ -64,3 +94,17 @@ def read_document(path: str | Path) -> Document:
     for doc in read_documents(path):
         return doc
     raise InputError(f"{path} has no readable content")
+
+
+def sections_text(sections: tuple[Section, ...] | list[Section]) -> str:
+    """The whole text of a document made of sections: headings on their own line, blank lines between."""
+    parts = []
+    for s in sections:
+        body = s.text.strip()
+        if s.heading and body:
+            parts.append(f"{s.heading}\n{body}")
+        elif s.heading:
+            parts.append(s.heading)
+        elif body:
+            parts.append(body)
+    return "\n\n".join(parts)

@@ -47,21 +47,28 @@ def _looks_binary(data: bytes) -> bool:
     return control / len(sample) > 0.05
 
 
-def read_text(path: str | Path) -> str:
+def read_bytes(path: str | Path, *, limit: int = MAX_TEXT_BYTES, what: str = "files") -> bytes:
+    """A file's bytes, with the errors a person can act on (missing, a folder, unreadable, too big)."""
     p = Path(path)
     try:
-        size = p.stat().st_size
         if p.is_dir():
             raise InputError(f"{p} is a folder; give a file")
-        if size > MAX_TEXT_BYTES:
-            raise InputError(f"{p} is {size / 1e6:.0f} MB; plait reads text files up to "
-                             f"{MAX_TEXT_BYTES / 1e6:.0f} MB")
-        data = p.read_bytes()
+        size = p.stat().st_size
+        if size > limit:
+            raise InputError(f"{p} is {size / 1e6:.0f} MB; plait reads {what} up to {limit / 1e6:.0f} MB")
+        return p.read_bytes()
     except FileNotFoundError as exc:
         raise InputError(f"{p} does not exist") from exc
     except PermissionError as exc:
         raise InputError(f"{p} cannot be read (permission denied)") from exc
-    return decode_bytes(data, name=str(p))
+    except IsADirectoryError as exc:
+        raise InputError(f"{p} is a folder; give a file") from exc
+    except OSError as exc:
+        raise InputError(f"{p} cannot be read ({exc.strerror or exc})") from exc
+
+
+def read_text(path: str | Path) -> str:
+    return decode_bytes(read_bytes(path, what="text files"), name=str(path))
 
 
 def _read_plain(path: Path) -> Iterator[Document]:
