@@ -68,3 +68,95 @@ def m200_serve_api_keys(conn: sqlite3.Connection) -> None:
             revoked_at TEXT
         )"""
     )
+
+
+@migration
+def m100_index_schema(conn: sqlite3.Connection) -> None:
+    # The personal index. These tables are the store of record; the FTS5 table is kept in step by
+    # triggers inside the same transactions, and the vector index (a file) is derived from index_vectors.
+    # (Not executescript: it commits first, which would break the migration's transaction.)
+    script = """
+        CREATE TABLE index_collections (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL DEFAULT (datetime('now'))
+        );
+        CREATE TABLE index_roots (           -- the paths `plait index add` was given, re-scanned by update
+            collection_id INTEGER NOT NULL REFERENCES index_collections(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            added_at TEXT NOT NULL DEFAULT (datetime('now')),
+            PRIMARY KEY (collection_id, path)
+        );
+        CREATE TABLE index_files (            -- one per file, or per folder read as one store (Maildir)
+            id INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES index_collections(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            hash TEXT,                        -- content hash once fully processed; NULL while pending
+            state TEXT NOT NULL,              -- pending | indexed | partial | skipped
+            skip_kind TEXT,                   -- unsupported | missing-dependency | too-large | unreadable
+            reason TEXT,
+            updated_at TEXT NOT NULL DEFAULT (datetime('now')),
+            UNIQUE (collection_id, path)
+        );
+        CREATE INDEX index_files_hash ON index_files(hash);
+        CREATE TABLE index_documents (        -- one per file, or per message of a mailbox
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES index_files(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            title TEXT,
+            date TEXT,                        -- ISO 8601 (UTC when the source had a zone), else file time
+            sender TEXT,
+            metadata TEXT NOT NULL,           -- JSON object of the reader's metadata
+            hash TEXT NOT NULL,               -- of the document's content: unchanged documents are kept
+            UNIQUE (file_id, source)
+        );
+        CREATE INDEX index_documents_date ON index_documents(date);
+        CREATE TABLE index_chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so the vector index can trust ids
+            document_id INTEGER NOT NULL REFERENCES index_documents(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,        -- order within the document
+            section INTEGER NOT NULL,         -- index of the document section the chunk starts in
+            heading TEXT,                     -- heading path, "Budget > 2024"
+            context TEXT NOT NULL,            -- title and heading: a keyword-index column
+            text TEXT NOT NULL,
+            embed_hash TEXT NOT NULL          -- of the embedded text: equal text reuses the embedding
+        );
+        CREATE INDEX index_chunks_document ON index_chunks(document_id);
+        CREATE INDEX index_chunks_embed_hash ON index_chunks(embed_hash);
+        CREATE TABLE index_vectors (          -- float32 little-endian, unit length
+            chunk_id INTEGER PRIMARY KEY REFERENCES index_chunks(id) ON DELETE CASCADE,
+            vector BLOB NOT NULL
+        );
+        CREATE VIRTUAL TABLE index_fts USING fts5(
+            context, text, content='index_chunks', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TABLE index_state (            -- one row; `changes` counts chunk inserts and deletes
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            changes INTEGER NOT NULL,
+            embed_model TEXT,
+            dimensions INTEGER
+        );
+        INSERT INTO index_state (id, changes) VALUES (1, 0);
+        CREATE TRIGGER index_chunks_ai AFTER INSERT ON index_chunks BEGIN
+            INSERT INTO index_fts (rowid, context, text) VALUES (new.id, new.context, new.text);
+            UPDATE index_state SET changes = changes + 1 WHERE id = 1;
+        END;
+        CREATE TRIGGER index_chunks_ad AFTER DELETE ON index_chunks BEGIN
+            INSERT INTO index_fts (index_fts, rowid, context, text) VALUES ('delete', old.id, old.context, old.text);
+            UPDATE index_state SET changes = changes + 1 WHERE id = 1;
+        END;
+        CREATE TRIGGER index_chunks_au AFTER UPDATE OF context, text ON index_chunks BEGIN
+            INSERT INTO index_fts (index_fts, rowid, context, text) VALUES ('delete', old.id, old.context, old.text);
+            INSERT INTO index_fts (rowid, context, text) VALUES (new.id, new.context, new.text);
+        END;
+        """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
