@@ -12,8 +12,11 @@ import typer
 
 from plait import __version__
 from plait.cli import config, embed, generate, models
+from plait.cli import hear as hear_cli
 from plait.cli import keys as keys_cli
+from plait.cli import see as see_cli
 from plait.cli import serve as serve_cli
+from plait.cli import speak as speak_cli
 from plait.cli.common import state
 from plait.errors import PlaitError
 
@@ -28,6 +31,9 @@ generate.register(app)
 embed.register(app)
 app.add_typer(keys_cli.app, name="keys")
 serve_cli.register(app)
+see_cli.register(app)
+hear_cli.register(app)
+speak_cli.register(app)
 
 
 def _version(value: bool) -> None:

