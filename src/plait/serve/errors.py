@@ -117,9 +117,10 @@ def validation_error(errors: Any) -> ApiError:
         return ApiError(400, "the request body is not valid JSON", code="invalid_json")
     if not loc and first.get("type") == "missing":
         return ApiError(400, "the request needs a JSON body", code="missing_body")
-    if not loc:
+    if not loc and first.get("type") in ("model_type", "model_attributes_type", "dict_type"):
         return ApiError(400, "the request body must be a JSON object, sent with Content-Type: application/json",
                         code="invalid_body")
-    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    message = f"{param}: {msg}" if param else msg
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return ApiError(400, message + more, param=param)

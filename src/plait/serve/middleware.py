@@ -53,25 +53,33 @@ class BodyLimit:
                     await _send_error(send, scope["path"], too_large)
                     return
         seen = 0
-        started = False
+        exceeded = started = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message: Message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # The app turned the aborted read into its own error (FastAPI: a 400 "error parsing
+                # the body"); answer the real reason instead, once.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_error(send, scope["path"], too_large)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, guarded_send)
         except _TooLarge:
             if not started:
                 await _send_error(send, scope["path"], too_large)
