@@ -7,7 +7,7 @@ from plait.readers import decode_bytes, read_document, read_text
 
 
 def test_decodes_common_encodings() -> None:
-    assert decode_bytes("café".encode("utf-8")) == "café"
+    assert decode_bytes("café".encode()) == "café"
     assert decode_bytes("\ufeffcafé".encode("utf-8")) == "café"
     assert decode_bytes("café".encode("utf-16")) == "café"
     assert "caf" in decode_bytes("café au lait, s'il vous plaît".encode("cp1252"))

