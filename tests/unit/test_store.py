@@ -7,7 +7,7 @@ from plait.store.migrations import MIGRATIONS, migrate
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
-    names = [row["name"] for row in store.query("SELECT name FROM _migrations")]
+    names = [row["name"] for row in store.query("SELECT name FROM _migrations ORDER BY rowid")]
     assert names == [name for name, _ in MIGRATIONS]
     assert migrate(store) == []  # a second run applies nothing
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
