@@ -50,13 +50,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        if ctx.closing:
+            ctx.open()
         if preload:
             for name in (settings.chat_model, settings.embed_model):
                 ctx.work_pool.submit(_preload, rt, name)
         yield
         await ctx.close()
         if own_runtime:
-            rt.close()
+            rt.pool.close()  # frees the models; the database reopens by itself if the app starts again
 
     app = fastapi.FastAPI(
         title="plait", version=__version__, lifespan=lifespan,

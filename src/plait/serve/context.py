@@ -34,13 +34,18 @@ class ServerContext:
         self.limiter = RateLimiter()
         self.metrics = Metrics()
         self.cache = ResponseCache(settings.cache_entries, settings.cache_ttl_seconds)
+        self.queue = GenerationQueue(settings.generation_queue, on_depth=self._depth)
+        self.open()
+
+    def open(self) -> None:
+        """Start the worker threads (again, after :meth:`close`: an app may be started more than once)."""
+        settings = self.settings
         # Generation threads mostly wait on llama.cpp (which releases the GIL); one per model in flight.
         self.generation_pool = ThreadPoolExecutor(8, thread_name_prefix="plait-generate")
         # Embedding, classification and other task work.
         self.work_pool = ThreadPoolExecutor(max(4, settings.threads * 2), thread_name_prefix="plait-work")
         self.batchers = BatcherPool(window=settings.batch_window_ms / 1000, max_batch=settings.batch_max,
                                     executor=self.work_pool, on_batch=self.metrics.observe_batch)
-        self.queue = GenerationQueue(settings.generation_queue, on_depth=self._depth)
         self.closing = False
 
     def _depth(self, model: str, depth: int) -> None:
@@ -95,6 +100,8 @@ class ServerContext:
         return model_version(spec)
 
     async def close(self) -> None:
+        if self.closing:
+            return
         self.closing = True
         await self.batchers.close()
         self.generation_pool.shutdown(wait=False, cancel_futures=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,25 +78,22 @@ class GenerateRequest(_Generation):
     raw: bool = False
     suffix: str | None = Field(None, max_length=0, description="not supported")
     template: str | None = Field(None, max_length=0, description="not supported")
-    context: list[int] | None = Field(None, max_length=0, description="not supported: send the conversation to /api/chat")
+    context: list[int] | None = Field(None, max_length=0,
+                                      description="not supported: send the conversation to /api/chat")
     images: list[str] | None = Field(None, max_length=0, description="not supported")
 
 
 class EmbedRequest(_Strict):
     model: str = Field(min_length=1, max_length=200)
-    input: str | list[str] = Field(description="a text or a list of texts")
+    input: str | Annotated[list[str], Field(min_length=1, max_length=2048)] = Field(
+        description="a text or a list of up to 2048 texts")
     truncate: bool = True
     options: OllamaOptions | None = None
     keep_alive: str | float | None = None
     dimensions: int | None = Field(None, ge=1)
 
     def texts(self) -> list[str]:
-        texts = [self.input] if isinstance(self.input, str) else list(self.input)
-        if not texts:
-            raise InputError("input: give at least one text")
-        if len(texts) > 2048:
-            raise InputError("input: at most 2048 texts per request")
-        return texts
+        return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
 class LegacyEmbeddingRequest(_Strict):

@@ -7,9 +7,9 @@ logprobs, penalties) are refused with a message saying so, instead of being drop
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from plait.errors import InputError
 from plait.models.base import FinishReason, GenerationOptions, Message
@@ -83,13 +83,14 @@ class ChatCompletionRequest(_Sampling):
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)
     max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
     response_format: ResponseFormat | None = None
-    logprobs: bool | None = Field(None, description="not supported: false or absent")
+    logprobs: Literal[False] | None = Field(None, description="not supported: false or absent")
 
-    @model_validator(mode="after")
-    def _supported(self) -> ChatCompletionRequest:
-        if self.logprobs:
+    @field_validator("logprobs", mode="before")
+    @classmethod
+    def _no_logprobs(cls, value: Any) -> Any:
+        if value is True:
             raise ValueError("logprobs are not supported by this server")
-        return self
+        return value
 
     def options(self) -> GenerationOptions:
         fmt = self.response_format
@@ -105,7 +106,8 @@ class ChatCompletionRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str] = Field(description="one prompt (a list must hold exactly one)")
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)] = Field(
+        description="one prompt (a list must hold exactly one)")
     max_tokens: int | None = Field(16, ge=1, le=1_000_000)
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=0, description="not supported: 0 or absent")
@@ -115,9 +117,14 @@ class CompletionRequest(_Sampling):
     def prompt_text(self) -> str:
         if isinstance(self.prompt, str):
             return self.prompt
-        if len(self.prompt) != 1:
-            raise InputError("prompt: give one prompt; several prompts in one request are not supported")
         return self.prompt[0]
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _one_prompt(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) > 1:
+            raise ValueError("give one prompt; several prompts in one request are not supported")
+        return value
 
     def options(self) -> GenerationOptions:
         return GenerationOptions(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
@@ -126,22 +133,23 @@ class CompletionRequest(_Sampling):
 
 class EmbeddingRequest(_Strict):
     model: str = Field(min_length=1, max_length=200)
-    input: str | list[str] | list[int] | list[list[int]] = Field(
-        description="a text or a list of texts (token arrays are not supported)")
+    input: str | Annotated[list[str], Field(min_length=1, max_length=2048)] = Field(
+        description="a text or a list of up to 2048 texts (token arrays are not supported)")
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None
 
+    @field_validator("input", mode="before")
+    @classmethod
+    def _texts_only(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and not isinstance(value[0], str):
+            raise ValueError("token arrays are not supported; send the texts")
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one text")
+        return value
+
     def texts(self) -> list[str]:
-        if isinstance(self.input, str):
-            return [self.input]
-        if not self.input:
-            raise InputError("input: give at least one text")
-        if not all(isinstance(t, str) for t in self.input):
-            raise InputError("input: token arrays are not supported; send the texts")
-        if len(self.input) > 2048:
-            raise InputError("input: at most 2048 texts per request")
-        return list(self.input)  # type: ignore[arg-type]
+        return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
 # Responses ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from plait import __version__
 from plait.serve.deps import AdminKey, Ctx
+from plait.serve.openai_schema import ERRORS
 
 router = APIRouter(tags=["Operations"])
 
@@ -24,8 +25,9 @@ async def health(ctx: Ctx) -> Health:
                   loaded_models=ctx.runtime.pool.loaded())
 
 
-@router.get("/metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+@router.get("/metrics", response_class=Response, responses={
+    200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+    **{k: v for k, v in ERRORS.items() if k in (401, 403, 429)}})
 async def metrics(ctx: Ctx, key: AdminKey) -> Response:
     body, content_type = ctx.metrics.render()
     return Response(body, media_type=content_type)
