@@ -14,6 +14,7 @@ from plait import __version__
 from plait.cli import config, embed, generate, models
 from plait.cli import hear as hear_cli
 from plait.cli import keys as keys_cli
+from plait.cli import recommend as recommend_cli
 from plait.cli import see as see_cli
 from plait.cli import serve as serve_cli
 from plait.cli import speak as speak_cli
@@ -31,6 +32,7 @@ generate.register(app)
 embed.register(app)
 app.add_typer(keys_cli.app, name="keys")
 serve_cli.register(app)
+app.add_typer(recommend_cli.app, name="recommend")
 see_cli.register(app)
 hear_cli.register(app)
 speak_cli.register(app)

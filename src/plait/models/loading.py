@@ -120,7 +120,8 @@ class ModelPool:
     def get_as(self, name: str, kind: type[M]) -> M:
         model = self.get(name)
         if not isinstance(model, kind):
-            what = {TextGenerator: "generate text", Embedder: "embed"}.get(kind, kind.__name__)
+            what = {TextGenerator: "generate text", Embedder: "embed"}.get(kind)
+            what = what or getattr(kind, "ability", kind.__name__)  # other interfaces name their ability
             raise CapabilityError(f"model '{name}' cannot {what}; choose one from `plait models list`")
         return model
 

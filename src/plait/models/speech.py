@@ -34,6 +34,8 @@ class Transcript:
 
 
 class SpeechRecognizer(Model):
+    ability = "transcribe speech"  # for "model X cannot …" errors
+
     sample_rate: int = 16000
 
     @abstractmethod

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 class ImageClassifier(Model):
     """Maps RGB images to probabilities over a fixed list of class names."""
 
+    ability = "classify images"  # for "model X cannot …" errors
+
     labels: tuple[str, ...]
     batch_size: int = 16
 
