@@ -13,6 +13,8 @@ import typer
 from plait import __version__
 from plait.cli import config, embed, generate, models
 from plait.cli import hear as hear_cli
+from plait.cli import index as index_cli
+from plait.cli import search as search_cli
 from plait.cli import keys as keys_cli
 from plait.cli import recommend as recommend_cli
 from plait.cli import see as see_cli
@@ -28,6 +30,8 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")
+app.add_typer(index_cli.app, name="index")
+search_cli.register(app)
 generate.register(app)
 embed.register(app)
 app.add_typer(keys_cli.app, name="keys")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import mailbox
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -22,6 +23,7 @@ from plait.readers.document import Document, Section, register_folder_reader, re
 from plait.readers.text import MAX_TEXT_BYTES, decode_bytes, read_bytes
 
 HEADER_FIELDS = ("From", "To", "Cc", "Date", "Subject")
+log = logging.getLogger(__name__)
 
 
 def parse_message(data: bytes, source: str) -> Document:
@@ -159,8 +161,11 @@ def _messages(box: mailbox.Mailbox[mailbox.Message], path: Path) -> Iterator[Doc
         tag = str(key) if isinstance(box, mailbox.Maildir) else str(number)
         try:
             yield parse_message(data, f"{path}#{tag}")
-        except InputError:
-            continue  # one broken message does not hide the rest of the mailbox
+        except InputError as exc:
+            # One broken message does not hide the rest of the mailbox; the warning says which one was
+            # left out (the index records it as the mailbox's reason for being partly read).
+            log.warning("message %s of %s skipped: %s", tag, path, exc)
+            continue
 
 
 register_reader((".eml",), _read_eml)

@@ -1,0 +1,139 @@
+"""Keyword search: SQLite FTS5 with BM25 ranking over chunk text and context (title and headings).
+
+A person's query is not FTS5 syntax (a stray quote or ``AND`` would be an error or an operator), so it
+is turned into one: each word becomes a quoted term, "phrases in quotes" stay phrases, and the terms are
+OR-ed so a chunk matching most of them ranks first rather than one matching all of them being required.
+
+Scoring is what costs: FTS5 computes BM25 for every chunk that matches any term, so a ten-word query
+on 100,000 chunks can score most of them (~100 ms here). Function words are dropped outright, and the
+remaining terms are taken rarest first (document frequencies from the index's vocabulary) until their
+postings reach a budget: the terms left out are the most frequent, whose IDF, and so whose share of
+BM25, is the smallest. The three rarest terms are always kept. On a small index nothing is left out.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+
+from plait.index.filters import JOINS, SearchFilters
+
+# Weights of the FTS columns (context, text) in BM25: a match in a title or heading counts double.
+CONTEXT_WEIGHT, TEXT_WEIGHT = 2.0, 1.0
+MAX_TERMS = 32
+POSTINGS_BUDGET = 20_000
+MIN_TERMS = 3
+# The tokenizer of index_fts (see the m100_index_schema migration): query words are stemmed the same way
+# to look up their document frequencies.
+TOKENIZE = "porter unicode61 remove_diacritics 2"
+
+# The most frequent English function words; content words are never dropped.
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between
+both but by can could did do does doing down during each few for from further had has have having he her
+here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
+now of off on once only or other our ours ourselves out over own same she should so some such than that the
+their theirs them themselves then there these they this those through to too under until up very was we
+were what when where which while who whom why will with would you your yours yourself yourselves
+""".split())
+
+_PHRASE = re.compile(r'"([^"]+)"')
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class KeywordHit:
+    chunk_id: int
+    bm25: float  # higher is better (FTS5 reports it negated)
+
+
+def query_terms(query: str) -> list[str]:
+    """The words of a query that count, lower-cased, in order, without repeats."""
+    terms: list[str] = []
+    for word in _WORD.findall(query.lower()):
+        if word not in STOPWORDS and word not in terms:
+            terms.append(word)
+    if not terms:  # a query of only common words ("to be or not to be") still searches for them
+        terms = list(dict.fromkeys(_WORD.findall(query.lower())))
+    return terms
+
+
+def fts_query(query: str, conn: sqlite3.Connection | None = None, budget: int | None = POSTINGS_BUDGET) -> str | None:
+    """The FTS5 MATCH expression for a person's query; None when it has no words at all.
+
+    Given the connection, terms beyond the postings ``budget`` are left out (see the module docstring).
+    """
+    parts: list[str] = []
+    for phrase in _PHRASE.findall(query):
+        words = _WORD.findall(phrase)
+        if len(words) > 1:
+            parts.append('"' + " ".join(words) + '"')
+    terms = query_terms(_PHRASE.sub(" ", query))[:MAX_TERMS]
+    if conn is not None and budget is not None and len(terms) > MIN_TERMS:
+        terms = _within_budget(conn, terms, budget)
+    parts.extend(f'"{t}"' for t in terms if t)
+    parts = list(dict.fromkeys(parts))[:MAX_TERMS]
+    return " OR ".join(parts) if parts else None
+
+
+def document_frequencies(conn: sqlite3.Connection, words: list[str]) -> list[int]:
+    """How many chunks contain each word (after the index's own stemming)."""
+    # SQLite's tokenizer stems the words: each word is a row of a scratch FTS5 table in the connection's
+    # temp schema, and that table's vocabulary maps row (word) to stem.
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.plait_query USING fts5(w, tokenize='{TOKENIZE}')")
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.plait_query_terms USING fts5vocab(temp, plait_query, "
+                 "'instance')")
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.plait_index_terms USING fts5vocab(main, index_fts, 'row')")
+    conn.execute("DELETE FROM temp.plait_query")
+    conn.executemany("INSERT INTO temp.plait_query (rowid, w) VALUES (?, ?)", list(enumerate(words)))
+    stems: dict[int, list[str]] = {}
+    for row, term in conn.execute("SELECT doc, term FROM temp.plait_query_terms"):
+        stems.setdefault(int(row), []).append(term)
+    df: dict[str, int] = {}
+    out = []
+    for i in range(len(words)):
+        counts = []
+        for term in stems.get(i, []):
+            if term not in df:
+                found = conn.execute("SELECT doc FROM temp.plait_index_terms WHERE term = ?", (term,)).fetchone()
+                df[term] = int(found[0]) if found else 0
+            counts.append(df[term])
+        out.append(min(counts) if counts else 0)
+    return out
+
+
+def _within_budget(conn: sqlite3.Connection, terms: list[str], budget: int) -> list[str]:
+    frequencies = document_frequencies(conn, terms)
+    keep: set[str] = set()
+    total = 0
+    for df, term in sorted(zip(frequencies, terms, strict=True)):
+        if len(keep) >= MIN_TERMS and total + df > budget:
+            break
+        keep.add(term)
+        total += df
+    return [t for t in terms if t in keep]
+
+
+def keyword_search(conn: sqlite3.Connection, query: str, k: int,
+                   filters: SearchFilters | None = None) -> list[KeywordHit]:
+    """The ``k`` best chunks by BM25, best first."""
+    match = fts_query(query, conn)
+    if match is None:
+        return []
+    score = f"bm25(index_fts, {CONTEXT_WEIGHT}, {TEXT_WEIGHT})"
+    if filters is None or filters.empty:
+        sql = f"SELECT rowid, {score} AS score FROM index_fts WHERE index_fts MATCH ? ORDER BY score LIMIT ?"
+        params: list[object] = [match, k]
+    else:
+        where, params = filters.sql()
+        sql = (f"SELECT c.id, {score} AS score FROM index_fts JOIN index_chunks c ON c.id = index_fts.rowid "
+               f"{JOINS} WHERE index_fts MATCH ? AND {where} ORDER BY score LIMIT ?")
+        params = [match, *params, k]
+    try:
+        rows = conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:  # a query FTS5 still cannot parse: search nothing, say why
+        from plait.errors import InputError
+
+        raise InputError(f"cannot search for {query!r} ({exc}); remove unusual punctuation") from exc
+    return [KeywordHit(int(r[0]), -float(r[1])) for r in rows]
