@@ -160,3 +160,40 @@ def m100_index_schema(conn: sqlite3.Connection) -> None:
         if sqlite3.complete_statement(statement):
             conn.execute(statement)
             statement = ""
+
+
+@migration
+def m400_adapt_runs(conn: sqlite3.Connection) -> None:
+    # Training runs of `plait tune`: one row per run (kept when it fails or is interrupted, so a person
+    # sees what was tried), and its metrics per epoch. TensorBoard event files and plots live in run_dir.
+    conn.execute(
+        """CREATE TABLE adapt_runs (
+            id TEXT PRIMARY KEY,             -- time-ordered, e.g. 20250101-120000-ab12
+            name TEXT NOT NULL,              -- the model name being tuned (triage)
+            task TEXT NOT NULL,              -- classify | multilabel | regress | instruct
+            method TEXT NOT NULL,            -- head | finetune | lora
+            status TEXT NOT NULL,            -- running | completed | failed | interrupted
+            data_hash TEXT NOT NULL,         -- SHA-256 of the examples
+            data_source TEXT,
+            params TEXT NOT NULL,            -- JSON: the training configuration
+            hardware TEXT NOT NULL,          -- JSON: CPU, cores, threads, memory, library versions
+            metrics TEXT,                    -- JSON: final metrics on the test split
+            model TEXT,                      -- the catalog entry it produced (triage@2), once registered
+            run_dir TEXT NOT NULL,
+            error TEXT,
+            started_at TEXT NOT NULL DEFAULT (datetime('now')),
+            finished_at TEXT,
+            duration_s REAL
+        )"""
+    )
+    conn.execute("CREATE INDEX adapt_runs_name ON adapt_runs(name, started_at)")
+    conn.execute(
+        """CREATE TABLE adapt_run_metrics (
+            run_id TEXT NOT NULL REFERENCES adapt_runs(id) ON DELETE CASCADE,
+            epoch INTEGER NOT NULL,
+            split TEXT NOT NULL,             -- train | validation | test
+            key TEXT NOT NULL,               -- loss, accuracy, macro_f1, recall/LABEL…
+            value REAL NOT NULL,
+            PRIMARY KEY (run_id, epoch, split, key)
+        )"""
+    )
