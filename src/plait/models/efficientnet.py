@@ -52,10 +52,11 @@ def imagenet_labels() -> tuple[str, ...]:
 class EfficientNetClassifier(ImageClassifier):
     def __init__(self, spec: ModelSpec, settings: Settings) -> None:
         try:
-            import torch
-            from efficientnet_lite_pytorch import EfficientNet
+            from efficientnet_lite_pytorch import EfficientNet  # imports torch itself
         except ImportError as exc:
             raise MissingDependency("image classification", extra=EXTRA, package="efficientnet-lite-pytorch") from exc
+        import torch
+
         self.spec = spec
         self.labels = imagenet_labels()
         self.size = int(spec.options.get("image_size", 224))

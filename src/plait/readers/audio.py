@@ -89,8 +89,8 @@ def _read_wav(data: bytes, label: str) -> tuple[int, np.ndarray]:
             # Streamed WAVs (e.g. from a pipe) carry a placeholder length; SciPy warns and reads what is there.
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
             rate, raw = wavfile.read(io.BytesIO(data))
-    except (ValueError, EOFError, OSError, IndexError) as exc:
-        raise InputError(f"{label} is not a readable WAV file ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - SciPy fails on malformed files in many ways, even UnboundLocalError
+        raise InputError(f"{label} is not a readable WAV file ({type(exc).__name__}: {exc})") from exc
     if raw.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
         samples = (raw.astype(np.float32) - 128.0) / 128.0
     elif raw.dtype.kind == "i":

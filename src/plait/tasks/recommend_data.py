@@ -146,7 +146,7 @@ def _rows(path: Path) -> list[list[str]]:
 
 def _split_header(first: list[str], rows: list[list[str]]) -> tuple[list[str] | None, list[list[str]], int]:
     # A header is a first row whose third column is not a number (no rating is called "rating" by chance).
-    if len(first) >= 3 and _number(first[2].strip()) is None:
+    if len(first) >= 3 and not _parses(first[2].strip()):
         return [c.strip().lower().split(":", 1)[0] for c in first], rows[1:], 2
     return None, rows, 1
 
@@ -167,6 +167,14 @@ def _rating_columns(header: list[str] | None, path: Path) -> tuple[int, int, int
         raise InputError(f"{path}: cannot tell the user, item and rating columns apart in the header "
                          f"{', '.join(header)}; name them user, item, rating")
     return cols
+
+
+def _parses(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _number(text: str) -> float | None:

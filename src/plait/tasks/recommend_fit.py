@@ -236,8 +236,10 @@ def _fit_als(u: np.ndarray, i: np.ndarray, shape: Shape, cfg: RecommendConfig) -
     interactions.data[:] = 1.0  # a repeated pair counts once
     # implicit runs its own threads; a multi-threaded BLAS underneath would only oversubscribe the cores.
     with threadpool_limits(1, "blas"):
+        # Starting implicit's thread pool costs ~0.2 s, more than a small table takes on one thread.
         als = AlternatingLeastSquares(factors=cfg.als_factors, regularization=cfg.als_regularization,
-                                      alpha=cfg.als_alpha, iterations=cfg.als_iterations, random_state=cfg.seed)
+                                      alpha=cfg.als_alpha, iterations=cfg.als_iterations, random_state=cfg.seed,
+                                      num_threads=1 if interactions.nnz < 50_000 else 0)
         als.fit(interactions, show_progress=False)
     return np.asarray(als.user_factors, dtype=np.float32), np.asarray(als.item_factors, dtype=np.float32)
 

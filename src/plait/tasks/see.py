@@ -62,8 +62,9 @@ def see_many(images: Sequence[str | Path | bytes | Image], *, k: int = 5,
     if not images:
         raise InputError("no images given")
     m = classifier(model, runtime)
-    if not 1 <= k <= len(m.labels):
-        raise InputError(f"k must be between 1 and {len(m.labels)} (the classes {m.spec.name} knows), not {k}")
+    if k < 1:
+        raise InputError(f"k must be at least 1, not {k}")
+    k = min(k, len(m.labels))  # asking for more classes than the model has means all of them
     results: list[SeeResult] = []
     for start in range(0, len(images), m.batch_size):
         chunk = images[start:start + m.batch_size]
