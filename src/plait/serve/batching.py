@@ -10,6 +10,7 @@ by themselves and with one client the window is the only added latency.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -17,6 +18,11 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+_STOP: Any = object()
+
+
+class _Retired(Exception):
+    pass
 
 
 @dataclass
@@ -38,13 +44,19 @@ class MicroBatcher(Generic[T, R]):
     async def submit(self, items: Sequence[T]) -> list[R]:
         if not items:
             return []
-        if self._worker is None or self._worker.done():
+        if self._queue is None:
             self._queue = asyncio.Queue()
+        if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._loop(), name="plait-batcher")
         assert self._queue is not None
         future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(list(items), future))
         return await future
+
+    def retire(self) -> None:
+        """Stop once the requests already queued are answered (the pool has dropped this batcher)."""
+        if self._queue is not None:
+            self._queue.put_nowait(_STOP)  # type: ignore[arg-type]
 
     async def close(self) -> None:
         if self._worker is not None:
@@ -54,12 +66,18 @@ class MicroBatcher(Generic[T, R]):
             except asyncio.CancelledError:
                 pass
             self._worker = None
+        self._queue = None  # bound to this event loop; a restarted app gets a new one
 
     async def _gather(self) -> list[_Pending[T, R]]:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
-        batch = [await self._queue.get()]
-        size = len(batch[0].items)
+        first = await self._queue.get()
+        while first is _STOP:
+            if self._queue.empty():
+                raise _Retired
+            first = self._queue.get_nowait()  # a request that came after the retirement is still answered
+        batch = [first]
+        size = len(first.items)
         deadline = loop.time() + self.window
         while size < self.max_batch:
             if self._queue.empty():
@@ -72,6 +90,9 @@ class MicroBatcher(Generic[T, R]):
                     break
             else:
                 nxt = self._queue.get_nowait()
+            if nxt is _STOP:
+                self._queue.put_nowait(nxt)  # stop after this batch
+                break
             batch.append(nxt)
             size += len(nxt.items)
         return batch
@@ -79,7 +100,10 @@ class MicroBatcher(Generic[T, R]):
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._gather()
+            try:
+                batch = await self._gather()
+            except _Retired:
+                return
             # A caller that gave up (client gone) no longer needs its rows.
             live = [p for p in batch if not p.future.done()]
             if not live:
@@ -103,23 +127,34 @@ class MicroBatcher(Generic[T, R]):
 
 
 class BatcherPool:
-    """One batcher per key (model and kind), created on first use."""
+    """One batcher per key (model and kind, or task and labels), created on first use.
+
+    Keys come from requests (a classification's label set), so the pool keeps at most ``max_batchers``
+    and retires the least recently used one past that.
+    """
 
     def __init__(self, *, window: float, max_batch: int, executor: Executor | None = None,
-                 on_batch: Callable[[Any, int], None] | None = None) -> None:
+                 on_batch: Callable[[Any, int], None] | None = None, max_batchers: int = 256) -> None:
         self.window, self.max_batch, self.executor, self.on_batch = window, max_batch, executor, on_batch
-        self._batchers: dict[Any, MicroBatcher[Any, Any]] = {}
+        self.max_batchers = max_batchers
+        self._batchers: OrderedDict[Any, MicroBatcher[Any, Any]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
         return self.max_batch > 1
 
-    def get(self, key: Any, run: Callable[[list[Any]], Sequence[Any]]) -> MicroBatcher[Any, Any]:
+    def get(self, key: Any, make_run: Callable[[], Callable[[list[Any]], Sequence[Any]]]) -> MicroBatcher[Any, Any]:
+        """The batcher for ``key``; ``make_run`` builds its batch function the first time."""
         batcher = self._batchers.get(key)
         if batcher is None:
             hook = (lambda n: self.on_batch(key, n)) if self.on_batch else None  # type: ignore[misc]
-            batcher = self._batchers[key] = MicroBatcher(run, window=self.window, max_batch=self.max_batch,
+            batcher = self._batchers[key] = MicroBatcher(make_run(), window=self.window, max_batch=self.max_batch,
                                                          executor=self.executor, on_batch=hook)
+            while len(self._batchers) > self.max_batchers:
+                _, old = self._batchers.popitem(last=False)
+                old.retire()
+        else:
+            self._batchers.move_to_end(key)
         return batcher
 
     async def close(self) -> None:

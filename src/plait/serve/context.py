@@ -75,7 +75,7 @@ class ServerContext:
         if not self.batchers.enabled:
             self.metrics.observe_batch((model,), len(texts))
             return list(await self.run(run, list(texts)))
-        return await self.batchers.get((model, kind), run).submit(list(texts))
+        return await self.batchers.get((model, kind), lambda: run).submit(list(texts))
 
     def count_tokens(self, model: str, texts: Sequence[str]) -> int:
         """Tokens an embedder read, from its own tokenizer when it has one (else a word count, an estimate)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -41,8 +41,11 @@ class _Failure:
 
 
 class LiveGeneration:
-    def __init__(self, ctx: ServerContext, model: str, request: GenerationRequest, client: str) -> None:
-        self.ctx, self.model, self.request, self.client = ctx, model, request, client
+    def __init__(self, ctx: ServerContext, model: str, request: GenerationRequest, client: str,
+                 produce: Callable[[], Iterator[Delta]] | None = None) -> None:
+        # ``produce`` replaces the plain model call for a task that generates (ask: retrieval, then the
+        # model's stream); it runs in the worker thread and must honour ``request.cancel``.
+        self.ctx, self.model, self.request, self.client, self.produce = ctx, model, request, client, produce
         self._items: asyncio.Queue[Any] = asyncio.Queue()
         self._ticket: Ticket | None = None
         self._first: Any = None
@@ -72,13 +75,13 @@ class LiveGeneration:
     def _launch(self) -> None:
         self._launched = True
         loop = asyncio.get_running_loop()
-        ctx, model, request, items = self.ctx, self.model, self.request, self._items
+        ctx, model, request, items, produce = self.ctx, self.model, self.request, self._items, self.produce
         put = items.put_nowait
 
         def work() -> None:
             try:
-                generator = ctx.runtime.model(model, TextGenerator)
-                for delta in generator.stream(request):
+                deltas = produce() if produce else ctx.runtime.model(model, TextGenerator).stream(request)
+                for delta in deltas:
                     loop.call_soon_threadsafe(put, delta)
             except ValueError as exc:
                 # Backends raise ValueError for requests they cannot run (a JSON schema llama.cpp cannot
@@ -150,8 +153,9 @@ class LiveGeneration:
 
 
 async def start_generation(ctx: ServerContext, http: Request, client: str, model: str,
-                           request: GenerationRequest) -> LiveGeneration:
-    live = LiveGeneration(ctx, model, request, client)
+                           request: GenerationRequest,
+                           produce: Callable[[], Iterator[Delta]] | None = None) -> LiveGeneration:
+    live = LiveGeneration(ctx, model, request, client, produce)
     await live.start(http)
     return live
 
