@@ -12,10 +12,12 @@ import typer
 
 from plait import __version__
 from plait.cli import config, embed, generate, models
+from plait.cli import classify as classify_cli
 from plait.cli import hear as hear_cli
 from plait.cli import index as index_cli
 from plait.cli import search as search_cli
 from plait.cli import keys as keys_cli
+from plait.cli import plan as plan_cli
 from plait.cli import recommend as recommend_cli
 from plait.cli import see as see_cli
 from plait.cli import serve as serve_cli
@@ -40,6 +42,8 @@ app.add_typer(recommend_cli.app, name="recommend")
 see_cli.register(app)
 hear_cli.register(app)
 speak_cli.register(app)
+classify_cli.register(app)
+plan_cli.register(app)
 
 
 def _version(value: bool) -> None:

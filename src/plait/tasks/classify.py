@@ -1,0 +1,226 @@
+"""classify: put texts into labels, zero-shot from label names or descriptions, few-shot from examples,
+or with a trained classifier from the catalog.
+
+Methods (``method=``):
+
+- ``similarity`` — cosine similarity between the text's embedding and each label's prototype (default
+  embedder). Zero-shot the prototype is the label's text: its description if given, else the name put
+  through ``template`` (default ``"{label}"``: the name itself); few-shot it is the centroid of the
+  label's examples with the label's text as one more example.
+- ``logistic`` — logistic regression on embeddings of the examples (needs examples for every label).
+- ``llm`` — a language model scores each label as the answer (see :mod:`plait.tasks.llm_labels`).
+- ``auto`` (default) — ``logistic`` when every label has at least ``LOGISTIC_MIN_EXAMPLES`` examples,
+  else ``similarity``.
+
+Probabilities are calibrated (temperature scaling, or Platt scaling per label for multi-label) on the
+examples when there are any, else they follow the method's documented prior. ``threshold`` makes the
+classifier abstain: a single-label result whose top probability is below it has ``label=None``; a
+multi-label result keeps the labels at or above it (0.5 by default) and abstains when none is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal, overload
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plait.errors import InputError
+from plait.models.base import Embedder, Model, TextGenerator
+from plait.runtime import Runtime, get_runtime
+from plait.tasks.classifiers import (
+    Classification,
+    Classifier,
+    Example,
+    LabelScore,
+    LogisticClassifier,
+    Progress,
+    PrototypeClassifier,
+)
+
+__all__ = ["Classification", "Classifier", "ClassifyConfig", "LabelScore", "build_classifier", "classify"]
+
+Method = Literal["auto", "similarity", "logistic", "llm"]
+# With fewer examples than this per label, nearest-centroid beat logistic regression on embeddings in
+# bench/tasks_classify.py (mini 20-Newsgroups, 8 examples per label: 0.97 against 0.95).
+LOGISTIC_MIN_EXAMPLES = 16
+
+Labels = Sequence[str] | Mapping[str, str | None]
+Examples = Mapping[str, Sequence[str]] | Sequence[tuple[str, str | Sequence[str]]]
+
+
+class ClassifyConfig(BaseModel):
+    """A classification set-up as a user writes it (a JSON/YAML file, an HTTP request, a workflow step)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[str] = Field(default_factory=list, description="label names, in order")
+    descriptions: dict[str, str] = Field(default_factory=dict,
+                                         description="label → text describing it, used instead of the name")
+    examples: dict[str, list[str]] = Field(default_factory=dict, description="label → example texts")
+    method: Method = "auto"
+    multi_label: bool = False
+    threshold: float | None = Field(None, ge=0.0, le=1.0, description="abstain below this probability")
+    template: str = Field("{label}", description="zero-shot label text, e.g. 'a post about {label}'")
+    model: str | None = Field(None, description="embedder (similarity, logistic) or chat model (llm)")
+    classifier: str | None = Field(None, description="a trained classifier from the catalog")
+
+    def build(self, runtime: Runtime | None = None) -> Classifier:
+        if self.classifier:
+            return load_classifier(self.classifier, runtime)
+        labels: dict[str, str | None] = {name: self.descriptions.get(name) for name in self.labels}
+        for name in self.descriptions:
+            if name not in labels:
+                raise InputError(f"a description is given for '{name}', which is not among the labels")
+        return build_classifier(labels or None, examples=self.examples or None, method=self.method,
+                                multi_label=self.multi_label, threshold=self.threshold,
+                                template=self.template, model=self.model, runtime=runtime)
+
+
+def _labels(labels: Labels | None) -> dict[str, str | None]:
+    if labels is None:
+        return {}
+    if isinstance(labels, str):
+        raise InputError("labels must be a list of names (or a mapping name → description), not one string")
+    items = list(labels.items()) if isinstance(labels, Mapping) else [(name, None) for name in labels]
+    out: dict[str, str | None] = {}
+    for name, description in items:
+        if not isinstance(name, str) or not name.strip():
+            raise InputError("a label name is empty; every label needs a name")
+        name = name.strip()
+        if name in out:
+            raise InputError(f"label '{name}' is given twice")
+        out[name] = description.strip() if isinstance(description, str) and description.strip() else None
+    return out
+
+
+def _examples(examples: Examples | None) -> list[Example]:
+    if examples is None:
+        return []
+    out: list[Example] = []
+    if isinstance(examples, Mapping):
+        for label, texts in examples.items():
+            if isinstance(texts, str):
+                raise InputError(f"examples of '{label}' must be a list of texts, not one string")
+            out.extend((text, (label,)) for text in texts)
+    else:
+        for item in examples:
+            text, tags = item
+            out.append((text, (tags,) if isinstance(tags, str) else tuple(tags)))
+    for text, tags in out:
+        if not isinstance(text, str) or not text.strip():
+            raise InputError("an example text is empty; remove it or give its text")
+        if not tags:
+            raise InputError(f"example {text[:40]!r} has no label")
+    return out
+
+
+def build_classifier(labels: Labels | None = None, *, examples: Examples | None = None,
+                     method: Method = "auto", multi_label: bool = False, threshold: float | None = None,
+                     template: str = "{label}", model: str | Model | None = None,
+                     runtime: Runtime | None = None) -> Classifier:
+    """A classifier from label names (or name → description) and/or examples; see the module docstring.
+
+    Labels default to those of the examples, in order of first appearance. ``model`` is a catalog name
+    or a loaded model: an embedder for ``similarity``/``logistic``, a text generator for ``llm``.
+    """
+
+    named = _labels(labels)
+    shots = _examples(examples)
+    if not named:
+        for _, tags in shots:
+            for tag in tags:
+                named.setdefault(tag, None)
+    names = list(named)
+    if not names:
+        raise InputError("no labels to classify into: give two or more labels, or examples with labels")
+    if len(names) == 1 and not multi_label:
+        raise InputError(f"only one label ('{names[0]}'): there is nothing to choose between; give two or more "
+                         "labels, or use multi-label classification to ask whether each text is about it")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InputError(f"threshold {threshold} is not a probability between 0 and 1")
+    counts = dict.fromkeys(names, 0)
+    for text, tags in shots:
+        for tag in tags:
+            if tag not in counts:
+                raise InputError(f"example {text[:40]!r} has label '{tag}', which is not among the labels "
+                                 f"({', '.join(names)})")
+            counts[tag] += 1
+    if shots and (missing := [name for name, n in counts.items() if n == 0]):
+        raise InputError(f"no examples for {', '.join(repr(m) for m in missing)}: give at least one example "
+                         "per label, or none at all for zero-shot classification")
+    if "{label}" not in template:
+        raise InputError("the label template must contain {label}, e.g. 'a post about {label}'")
+
+    rt = runtime or get_runtime()
+    if method == "auto":
+        method = "logistic" if shots and min(counts.values()) >= LOGISTIC_MIN_EXAMPLES else "similarity"
+    if method == "llm":
+        if shots:
+            raise InputError("the llm method is zero-shot: drop the examples, or use the similarity or "
+                             "logistic method to learn from them")
+        generator = model if isinstance(model, TextGenerator) else \
+            rt.model(_name(model) or rt.settings.chat_model, TextGenerator)
+        from plait.tasks.llm_labels import LlmClassifier
+
+        return LlmClassifier(generator, names, [named[n] for n in names], multi_label=multi_label,
+                             threshold=threshold)
+    embedder = model if isinstance(model, Embedder) else rt.model(_name(model) or rt.settings.embed_model, Embedder)
+    label_texts = [named[n] or template.format(label=n) for n in names]
+    if method == "logistic":
+        if not shots:
+            raise InputError("the logistic method learns from examples: give some for every label")
+        return LogisticClassifier.fit(embedder, names, shots, multi_label=multi_label, threshold=threshold)
+    if method != "similarity":
+        raise InputError(f"unknown classification method '{method}'; use auto, similarity, logistic or llm")
+    if shots:
+        return PrototypeClassifier.few_shot(embedder, names, label_texts, shots, multi_label=multi_label,
+                                            threshold=threshold)
+    return PrototypeClassifier.zero_shot(embedder, names, label_texts, multi_label=multi_label,
+                                         threshold=threshold)
+
+
+def _name(model: str | Model | None) -> str | None:
+    if model is None or isinstance(model, str):
+        return model
+    raise InputError(f"model {model.spec.name} cannot do what this classification method needs; "
+                     "similarity and logistic need an embedding model, llm a text generator")
+
+
+def load_classifier(name: str, runtime: Runtime | None = None) -> Classifier:
+    """A trained classifier from the catalog (an entry whose backend loads a :class:`Classifier`)."""
+    rt = runtime or get_runtime()
+    return rt.model(name, Classifier)  # type: ignore[type-abstract]
+
+
+@overload
+def classify(texts: str, labels: Labels | None = ..., *, examples: Examples | None = ...,
+             method: Method = ..., multi_label: bool = ..., threshold: float | None = ...,
+             template: str = ..., model: str | Model | None = ..., classifier: str | Classifier | None = ...,
+             runtime: Runtime | None = ..., progress: Progress | None = ...) -> Classification: ...
+@overload
+def classify(texts: Sequence[str], labels: Labels | None = ..., *, examples: Examples | None = ...,
+             method: Method = ..., multi_label: bool = ..., threshold: float | None = ...,
+             template: str = ..., model: str | Model | None = ..., classifier: str | Classifier | None = ...,
+             runtime: Runtime | None = ..., progress: Progress | None = ...) -> list[Classification]: ...
+def classify(texts: str | Sequence[str], labels: Labels | None = None, *, examples: Examples | None = None,
+             method: Method = "auto", multi_label: bool = False, threshold: float | None = None,
+             template: str = "{label}", model: str | Model | None = None, classifier: str | Classifier | None = None,
+             runtime: Runtime | None = None, progress: Progress | None = None
+             ) -> Classification | list[Classification]:
+    """Classify one text (→ one :class:`Classification`) or many (→ a list, in order).
+
+    Give ``labels`` (names, or a mapping name → description) and/or ``examples`` (label → texts, or
+    (text, label-or-labels) pairs), or a trained ``classifier`` (a catalog name or object).
+    """
+    if classifier is not None:
+        if labels is not None or examples is not None:
+            raise InputError("a trained classifier brings its own labels: give either a classifier or "
+                             "labels/examples, not both")
+        clf = classifier if isinstance(classifier, Classifier) else load_classifier(classifier, runtime)
+    else:
+        clf = build_classifier(labels, examples=examples, method=method, multi_label=multi_label,
+                               threshold=threshold, template=template, model=model, runtime=runtime)
+    if isinstance(texts, str):
+        return clf.classify([texts], threshold=threshold, progress=progress)[0]
+    return clf.classify(list(texts), threshold=threshold, progress=progress)
