@@ -197,3 +197,108 @@ def m400_adapt_runs(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (run_id, epoch, split, key)
         )"""
     )
+
+
+@migration
+def m300_workflows_state(conn: sqlite3.Connection) -> None:
+    # Workflows: every item a trigger produced, each step's state and output per item, the sinks' ledger of
+    # effects (so each happens once), trigger cursors, one lock per workflow, and what digest/.ics sinks
+    # gather before rendering. Times are Unix seconds from the engine's clock (tests control it).
+    script = """
+        CREATE TABLE workflow_runs (
+            id INTEGER PRIMARY KEY,
+            workflow TEXT NOT NULL,
+            kind TEXT NOT NULL,               -- run | watch | retry | backfill | up
+            status TEXT NOT NULL,             -- running | finished | failed | interrupted | stopped
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            finished_at REAL,
+            items_added INTEGER NOT NULL DEFAULT 0,
+            items_done INTEGER NOT NULL DEFAULT 0,
+            items_failed INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE INDEX workflow_runs_workflow ON workflow_runs(workflow, id);
+        CREATE TABLE workflow_items (
+            id INTEGER PRIMARY KEY,
+            workflow TEXT NOT NULL,
+            key TEXT NOT NULL,                -- stable id from the trigger: a message, file version, fire time
+            data TEXT NOT NULL,               -- JSON object the trigger produced
+            at REAL,                          -- the item's own time (mail date, file mtime), for --since
+            state TEXT NOT NULL,              -- pending | running | done | failed | skipped
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            next_attempt_at REAL,             -- pending items wait until then (retry backoff)
+            run_id INTEGER,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (workflow, key)
+        );
+        CREATE INDEX workflow_items_state ON workflow_items(workflow, state, next_attempt_at);
+        CREATE TABLE workflow_steps (
+            item_id INTEGER NOT NULL REFERENCES workflow_items(id) ON DELETE CASCADE,
+            step TEXT NOT NULL,               -- step path: "label", "people[2].note"
+            state TEXT NOT NULL,              -- running | done | skipped | failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            output TEXT,                      -- JSON
+            error TEXT,
+            spec_hash TEXT NOT NULL,          -- of the step's definition: an edited step runs again
+            started_at REAL,
+            finished_at REAL,
+            PRIMARY KEY (item_id, step)
+        );
+        CREATE TABLE workflow_effects (       -- the sinks' ledger: one row per effect, written once
+            workflow TEXT NOT NULL,
+            item_key TEXT NOT NULL,
+            step TEXT NOT NULL,
+            sink TEXT NOT NULL,
+            detail TEXT,                      -- JSON: what was written, moved, sent
+            run_id INTEGER,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (workflow, item_key, step)
+        );
+        CREATE TABLE workflow_cursors (
+            workflow TEXT PRIMARY KEY,
+            trigger TEXT NOT NULL,
+            cursor TEXT NOT NULL,             -- JSON: where the trigger stopped (UIDs, offsets, fire times)
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE workflow_locks (         -- one process runs a workflow at a time
+            workflow TEXT PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            heartbeat_at REAL NOT NULL
+        );
+        CREATE TABLE workflow_entries (       -- gathered by digest and .ics sinks, rendered into files
+            workflow TEXT NOT NULL,
+            sink TEXT NOT NULL,               -- the sink step's path
+            target TEXT NOT NULL,             -- the file (or period) the entry belongs to
+            item_key TEXT NOT NULL,
+            at REAL NOT NULL,
+            data TEXT NOT NULL,               -- JSON
+            PRIMARY KEY (workflow, sink, item_key)
+        );
+        CREATE INDEX workflow_entries_target ON workflow_entries(workflow, sink, target);
+        CREATE TABLE workflow_renders (       -- when each gathered file was last written
+            workflow TEXT NOT NULL,
+            sink TEXT NOT NULL,
+            target TEXT NOT NULL,
+            rendered_at REAL NOT NULL,
+            PRIMARY KEY (workflow, sink, target)
+        );
+        CREATE TABLE workflow_webhook_keys (  -- a key per workflow for its webhook route; SHA-256 only
+            workflow TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""

@@ -1,0 +1,123 @@
+"""Sinks: what a workflow does with an item. One module per kind, registered by name.
+
+A sink implements one method, :meth:`Sink.apply`, which must be *idempotent for an item*: applied twice
+for the same item it leaves the world as applied once (same file path, same table key, same Message-ID,
+an ``Idempotency-Key`` header). The engine records each application in a ledger keyed by (workflow,
+item, step) in the same transaction as the step's result, and skips sinks already in the ledger; so if
+the process dies between the effect and the ledger write, the effect is repeated once, harmlessly.
+
+Sinks that gather many items into one file (digest, ics) store entries in SQLite in ``apply`` and write
+their files in :meth:`Sink.flush`, which the engine calls after each batch.
+
+A new sink plugs in with one line: ``register_sink("name", "package.module:Class")``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from plait.store import Store
+    from plait.workflows.clock import Clock
+    from plait.workflows.context import StepContext
+    from plait.workflows.spec import SinkStep
+    from plait.workflows.templates import Templates
+
+
+@dataclass
+class SinkEnv:
+    workflow: str
+    step: str  # the sink step's id: gathered entries and the ledger are keyed by it
+    output_dir: Path
+    base_dir: Path
+    store: Store
+    clock: Clock
+    templates: Templates
+    dry_run: bool = False
+
+
+class SinkOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Sink(ABC):
+    Options: ClassVar[type[SinkOptions]] = SinkOptions
+
+    def __init__(self, options: Any, env: SinkEnv) -> None:
+        self.options = options
+        self.env = env
+
+    @abstractmethod
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        """Act for one item, idempotently; return what was done (stored in the ledger)."""
+
+    def describe(self, ctx: StepContext) -> dict[str, Any]:
+        """What :meth:`apply` would do, without doing it (dry runs)."""
+        return {"would": type(self).__name__}
+
+    def flush(self, *, force: bool = False) -> None:  # noqa: B027 - only gathering sinks write later
+        """Write files gathered from many items (those changed since last written, or all with ``force``)."""
+
+
+SINKS: dict[str, str] = {}
+
+
+def register_sink(name: str, target: str) -> None:
+    if name in SINKS:
+        raise ValueError(f"a workflow sink '{name}' is registered twice")
+    SINKS[name] = target
+
+
+register_sink("file", "plait.workflows.sinks.files:FileSink")
+register_sink("move", "plait.workflows.sinks.files:MoveSink")
+register_sink("copy", "plait.workflows.sinks.files:CopySink")
+register_sink("tag", "plait.workflows.sinks.files:TagSink")
+register_sink("digest", "plait.workflows.sinks.digest:DigestSink")
+register_sink("ics", "plait.workflows.sinks.ics:IcsSink")
+register_sink("table", "plait.workflows.sinks.table:TableSink")
+register_sink("webhook", "plait.workflows.sinks.webhook:WebhookSink")
+register_sink("mail", "plait.workflows.sinks.mail:MailSink")
+register_sink("index", "plait.workflows.sinks.index:IndexSink")
+
+
+def sink_class(name: str) -> type[Sink]:
+    from plait.workflows.errors import StepError
+
+    target = SINKS.get(name)
+    if target is None:
+        raise StepError(f"unknown sink '{name}'; known sinks: {', '.join(sorted(SINKS))}")
+    module, _, attr = target.partition(":")
+    cls: type[Sink] = getattr(importlib.import_module(module), attr)
+    return cls
+
+
+def make_sink(step: SinkStep, env: SinkEnv) -> Sink:
+    cls = sink_class(step.sink)
+    return cls(cls.Options.model_validate(step.with_), env)
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a whole file or nothing: a crash never leaves half a file (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

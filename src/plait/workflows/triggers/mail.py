@@ -1,0 +1,150 @@
+"""Mail on disk: a Maildir folder or an mbox file, one item per message.
+
+Messages are parsed by plait's mail reader (:func:`plait.readers.mail.parse_message`). Each item holds the
+message's fields (``subject``, ``sender``, ``date``, ``body``, ``text``…) so the workflow can finish even if
+the message is later moved or deleted, and ``path`` (Maildir) for sinks that move or tag it.
+
+- Maildir: the key is the message's unique Maildir name (the part before ``:2,``), which stays the same
+  when a mail client moves it from ``new/`` to ``cur/`` or changes its flags.
+- mbox: the key is a hash of the message's bytes (mbox has no stable ids; positions shift on expunge).
+
+Keys already recorded are skipped before the message is read, so a rescan of a large mailbox is cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mailbox
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from plait.errors import InputError
+from plait.workflows.errors import TriggerError
+from plait.workflows.triggers import Trigger, TriggerItem, TriggerOptions
+
+
+def mail_item(raw: bytes, source: str, *, path: str | None = None) -> tuple[dict[str, Any], float | None]:
+    """An item's data from one raw RFC 5322 message, and its date as Unix seconds."""
+    from plait.readers.mail import parse_message
+
+    try:
+        doc = parse_message(raw, source)
+        meta = dict(doc.metadata)
+        body = doc.sections[1].text if len(doc.sections) > 1 else doc.text
+        data: dict[str, Any] = {
+            "source": source, "subject": meta.get("subject", ""), "sender": meta.get("sender", ""),
+            "recipients": meta.get("recipients", ""), "date": meta.get("date", ""),
+            "message_id": meta.get("message_id", ""), "attachments": meta.get("attachments", ""),
+            "body": body, "text": doc.text,
+        }
+    except InputError as exc:
+        # A broken message is still an item: the workflow decides (its steps fail with this error).
+        text = raw.decode("utf-8", "replace")
+        data = {"source": source, "subject": "", "sender": "", "recipients": "", "date": "", "message_id": "",
+                "attachments": "", "body": text, "text": text, "parse_error": str(exc)}
+    if path:
+        data["path"] = path
+    at = None
+    if data["date"]:
+        try:
+            at = datetime.fromisoformat(data["date"]).timestamp()
+        except ValueError:
+            at = None
+    return data, at
+
+
+class MaildirOptions(TriggerOptions):
+    path: str
+    folders: tuple[str, ...] = ("new", "cur")
+
+
+class MaildirTrigger(Trigger):
+    Options = MaildirOptions
+    options: MaildirOptions
+
+    def _root(self) -> Path:
+        from plait.workflows.context import resolve_path
+
+        root = resolve_path(self.options.path, self.env.base_dir)
+        if not root.is_dir():
+            raise TriggerError(f"Maildir {root} does not exist (moved, deleted or unmounted?); items already "
+                               "read are kept; fix the trigger's path")
+        if not any((root / sub).is_dir() for sub in ("new", "cur")):
+            raise TriggerError(f"{root} is not a Maildir (no new/ or cur/ inside); point the trigger at a "
+                               "Maildir folder")
+        return root
+
+    def scan(self, cursor: dict[str, Any]) -> Iterator[TriggerItem]:
+        root = self._root()
+        found: dict[str, Path] = {}
+        for sub in self.options.folders:
+            try:
+                names = os.listdir(root / sub)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise TriggerError(f"cannot list {root / sub} ({exc.strerror})") from exc
+            for name in names:
+                if name.startswith("."):
+                    continue
+                found.setdefault(name.split(":", 1)[0], root / sub / name)
+        # Maildir names start with the delivery time, so sorting keeps arrival order.
+        keys = sorted(found)
+        known = self.env.known([f"maildir:{k}" for k in keys])
+        for name in keys:
+            key = f"maildir:{name}"
+            if key in known:
+                continue
+            path = found[name]
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                # Moved (new/ → cur/, or by another client) between listing and reading: seen next scan.
+                continue
+            except OSError as exc:
+                raise TriggerError(f"cannot read {path} ({exc.strerror})") from exc
+            data, at = mail_item(raw, f"{root}#{name}", path=str(path))
+            data["maildir_key"] = name
+            yield TriggerItem(key, data, at)
+
+
+class MboxOptions(TriggerOptions):
+    path: str
+
+
+class MboxTrigger(Trigger):
+    Options = MboxOptions
+    options: MboxOptions
+
+    def scan(self, cursor: dict[str, Any]) -> Iterator[TriggerItem]:
+        from plait.workflows.context import resolve_path
+
+        path = resolve_path(self.options.path, self.env.base_dir)
+        if not path.is_file():
+            raise TriggerError(f"mbox file {path} does not exist (moved or deleted?); items already read are "
+                               "kept; fix the trigger's path")
+        stat = path.stat()
+        if cursor.get("size") == stat.st_size and cursor.get("mtime_ns") == stat.st_mtime_ns:
+            return  # unchanged since the last scan
+        box = mailbox.mbox(str(path), create=False)
+        try:
+            messages = []
+            for number, key in enumerate(box.iterkeys()):
+                raw = box.get_bytes(key)
+                messages.append((number, "mbox:" + hashlib.sha256(raw).hexdigest()[:32], raw))
+        except (OSError, mailbox.Error) as exc:
+            raise TriggerError(f"cannot read mbox {path} ({exc})") from exc
+        finally:
+            box.close()
+        known = self.env.known([k for _, k, _ in messages])
+        fresh = [(n, k, raw) for n, k, raw in messages if k not in known]
+        for i, (number, key, raw) in enumerate(fresh):
+            if i == len(fresh) - 1:
+                cursor.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+            data, at = mail_item(raw, f"{path}#{number}")
+            yield TriggerItem(key, data, at)
+        if not fresh:
+            cursor.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
