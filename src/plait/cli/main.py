@@ -11,14 +11,14 @@ import click
 import typer
 
 from plait import __version__
-from plait.cli import config, embed, generate, models
 from plait.cli import classify as classify_cli
+from plait.cli import config, embed, generate, models, text_tasks
 from plait.cli import hear as hear_cli
 from plait.cli import index as index_cli
-from plait.cli import search as search_cli
 from plait.cli import keys as keys_cli
 from plait.cli import plan as plan_cli
 from plait.cli import recommend as recommend_cli
+from plait.cli import search as search_cli
 from plait.cli import see as see_cli
 from plait.cli import serve as serve_cli
 from plait.cli import speak as speak_cli
@@ -44,6 +44,7 @@ hear_cli.register(app)
 speak_cli.register(app)
 classify_cli.register(app)
 plan_cli.register(app)
+text_tasks.register(app)
 
 
 def _version(value: bool) -> None:
@@ -75,9 +76,13 @@ def run(argv: list[str] | None = None) -> None:
         command.main(args=args, prog_name="plait", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except (click.ClickException, typer.TyperException) as exc:
+        # typer >= 0.2x vendors click: its usage errors are not click.ClickException.
+        if hasattr(exc, "show"):
+            exc.show()
+        else:
+            print(f"plait: error: {exc}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
     except (click.exceptions.Abort, KeyboardInterrupt):
         print("plait: interrupted", file=sys.stderr)
         sys.exit(130)
