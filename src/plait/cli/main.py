@@ -22,6 +22,7 @@ from plait.cli import search as search_cli
 from plait.cli import see as see_cli
 from plait.cli import serve as serve_cli
 from plait.cli import speak as speak_cli
+from plait.cli import workflows as workflows_cli
 from plait.cli.common import state
 from plait.errors import PlaitError
 
@@ -45,6 +46,8 @@ speak_cli.register(app)
 classify_cli.register(app)
 plan_cli.register(app)
 text_tasks.register(app)
+workflows_cli.register(app)
+app.add_typer(workflows_cli.app, name="workflows")
 
 
 def _version(value: bool) -> None:

@@ -154,11 +154,10 @@ class Engine:
         self.signal.set()
 
     def submit(self, data: dict[str, Any], key: str | None = None, at: float | None = None) -> str:
-        """Record one item given by hand (manual runs, webhooks); returns its key. Idempotent by key."""
-        import hashlib
-        import json
+        """Record one item given by hand (manual runs); returns its key. A key given twice is one item."""
+        import uuid
 
-        key = key or "manual:" + hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:20]
+        key = key or f"manual:{uuid.uuid4().hex}"
         self.state.add_items([(key, to_jsonable(data), at)], cursor=None, trigger=self.workflow.trigger.type)
         self.wake()
         return key

@@ -22,6 +22,7 @@ import importlib.util
 import inspect
 import json
 import math
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -91,7 +92,6 @@ register_task("explain", "plait.tasks.explain:explain", "which words drove a cla
 register_task("redact", "plait.security.redact:redact", "remove personal data from a text")
 register_task("read", "plait.workflows.functions:read", "read a file into text with plait's readers")
 register_task("relevance", "plait.workflows.functions:relevance", "how close a text is to some interests (0-1)")
-register_task("free_slot", "plait.workflows.functions:free_slot", "the first free slot in a calendar")
 
 
 @cache
@@ -175,7 +175,41 @@ def run_task(step: TaskStep, ctx: StepContext) -> Any:
     entry = TASKS[step.task]
     if entry.prepare:
         args = entry.prepare(args)
-    return to_jsonable(fn(**args))
+    return to_jsonable(fn(**_coerce(step.task, args)))
+
+
+@cache
+def _hints(name: str) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(task_function(name))
+    except Exception:  # noqa: BLE001 - names only imported for type checking: no coercion for those
+        return {}
+
+
+def _coerce(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """YAML gives dicts and strings; a task may want a pydantic config or a datetime: convert those."""
+    from pydantic import BaseModel
+
+    hints = _hints(name)
+    out = dict(args)
+    for arg, value in args.items():
+        hint = hints.get(arg)
+        if hint is None:
+            continue
+        options = typing.get_args(hint) or (hint,)
+        if isinstance(value, dict):
+            model = next((t for t in options if isinstance(t, type) and issubclass(t, BaseModel)), None)
+            if model is not None:
+                try:
+                    out[arg] = model.model_validate(value)
+                except ValueError as exc:
+                    raise StepError(f"task '{name}': argument '{arg}' is invalid: {exc}") from exc
+        elif isinstance(value, str) and datetime in options:
+            try:
+                out[arg] = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise StepError(f"task '{name}': argument '{arg}' is not an ISO 8601 time: '{value}'") from exc
+    return out
 
 
 def run_template(step: TemplateStep, ctx: StepContext) -> str:

@@ -72,7 +72,8 @@ class Templates:
         jinja2 = _jinja()
         self._jinja = jinja2
         self.env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+            trim_blocks=True, lstrip_blocks=True)
         self.env.filters.update(
             date=_date, datetime=to_datetime, words=_words, slug=slug,
             fromjson=json.loads, tojson=lambda v, indent=None: json.dumps(v, indent=indent, ensure_ascii=False,

@@ -1,4 +1,5 @@
-"""Calendar output: each item adds an event to an .ics file (icalendar), e.g. proposed meeting times.
+"""Calendar output: each item adds an event to an .ics file, e.g. proposed meeting times (written with
+:func:`plait.calendar.write_calendar`).
 
 The event's UID is derived from the workflow, item and step, so the same item always gives the same
 event; the file is rewritten from all gathered events after each batch, and calendar apps that import it
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from plait.errors import InputError, MissingDependency
+from plait.errors import InputError
 from plait.workflows.context import StepContext
 from plait.workflows.errors import StepError
 from plait.workflows.sinks import SinkOptions, write_atomic
@@ -29,9 +30,7 @@ class IcsOptions(SinkOptions):
     end: str | None = Field(None, description="template giving the end (default: start + duration_minutes)")
     duration_minutes: int = Field(30, ge=1, le=60 * 24 * 14)
     description: str | None = None
-    location: str | None = None
-    attendees: str | list[str] | None = Field(None, description="e-mail addresses (a list or template)")
-    status: str = Field("TENTATIVE", pattern=r"^(TENTATIVE|CONFIRMED|CANCELLED)$")
+    busy: bool = Field(False, description="whether the event blocks time (proposals usually do not)")
     name: str = Field("plait", description="the calendar's name")
 
 
@@ -49,45 +48,21 @@ class IcsSink(GatherSink):
             end = to_datetime(ctx.render(o.end)) if o.end else start + timedelta(minutes=o.duration_minutes)
         except ValueError as exc:
             raise InputError(f"step '{ctx.step_path}': {exc}") from exc
-        if start.tzinfo is None:
-            start = start.astimezone()
-        if end.tzinfo is None:
-            end = end.astimezone()
-        attendees = ctx.render(o.attendees) if o.attendees is not None else []
-        if isinstance(attendees, str):
-            attendees = [a.strip() for a in attendees.split(",") if a.strip()]
+        start = start if start.tzinfo else start.astimezone()
+        end = end if end.tzinfo else end.astimezone()
+        if end <= start:
+            raise InputError(f"step '{ctx.step_path}': the event ends ({end.isoformat()}) before it starts")
         uid = hashlib.sha256(f"{self.env.workflow}|{ctx.item_key}|{ctx.step_path}".encode()).hexdigest()[:32]
         data = {"uid": f"{uid}@plait", "summary": ctx.render_text(o.summary), "start": start.isoformat(),
-                "end": end.isoformat(), "description": ctx.render_text(o.description) if o.description else "",
-                "location": ctx.render_text(o.location) if o.location else "", "attendees": list(attendees)}
-        target = str(ctx.output_path(o.path))
-        return target, start.timestamp(), data
+                "end": end.isoformat(), "description": ctx.render_text(o.description) if o.description else ""}
+        return str(ctx.output_path(o.path)), start.timestamp(), data
 
     def render(self, target: str, entries: list[Entry]) -> list[str]:
-        try:
-            import icalendar
-        except ImportError as exc:
-            raise MissingDependency(".ics output", extra="workflows", package="icalendar") from exc
-        cal = icalendar.Calendar()
-        cal.add("prodid", "-//plait//workflows//EN")
-        cal.add("version", "2.0")
-        cal.add("x-wr-calname", self.options.name)
+        from plait.calendar import Event, write_calendar
+
+        events = [Event(start=datetime.fromisoformat(e.data["start"]), end=datetime.fromisoformat(e.data["end"]),
+                        summary=e.data["summary"], uid=e.data["uid"], description=e.data.get("description", ""),
+                        busy=self.options.busy) for e in entries]
         stamp = datetime.fromtimestamp(self.env.clock.now(), UTC)
-        for e in entries:
-            d = e.data
-            event = icalendar.Event()
-            event.add("uid", d["uid"])
-            event.add("dtstamp", stamp)
-            event.add("summary", d["summary"])
-            event.add("dtstart", datetime.fromisoformat(d["start"]))
-            event.add("dtend", datetime.fromisoformat(d["end"]))
-            event.add("status", self.options.status)
-            if d.get("description"):
-                event.add("description", d["description"])
-            if d.get("location"):
-                event.add("location", d["location"])
-            for person in d.get("attendees", []):
-                event.add("attendee", f"mailto:{person}")
-            cal.add_component(event)
-        write_atomic(Path(target), cal.to_ical())
+        write_atomic(Path(target), write_calendar(events, name=self.options.name, now=stamp))
         return [target]

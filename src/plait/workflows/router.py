@@ -1,0 +1,190 @@
+"""HTTP routes for workflows, as a FastAPI router the server mounts::
+
+    from plait.workflows.router import workflow_router
+    app.include_router(workflow_router(
+        runtime=lambda request: request.app.state.ctx.runtime,       # the app's Runtime
+        runner=lambda request: request.app.state.workflows,          # the Runner `plait up` started, or None
+        admin=[Depends(require("admin"))],                           # who may see and start workflows
+    ))
+
+Routes:
+
+- ``GET  /v1/workflows``                 every known workflow: item counts, progress, live run, problems
+- ``GET  /v1/workflows/{name}``           one workflow: counts, progress, last runs, failed items, sink effects
+- ``POST /v1/workflows/{name}/run``       ``{"items": [{...}, …]}`` adds manual items; no body: look at the
+  trigger now. 202 with the items' keys.
+- ``POST /v1/workflows/{name}/retry``     failed items (``{"keys": [...]}`` or all) go back to pending
+- ``POST /v1/workflows/{name}/webhook``   a webhook delivery: authenticated by the workflow's own key
+  (``X-Plait-Webhook-Key`` header or ``?key=``; ``plait workflows webhook-key NAME``), not by API keys.
+  The body (JSON, or text) becomes one item, recorded before the 202 answer. ``Idempotency-Key`` (or
+  ``X-Request-Id``) names the delivery: a retried delivery is recorded once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plait.errors import MissingDependency
+
+if TYPE_CHECKING:
+    from plait.runtime import Runtime
+    from plait.workflows.runner import Runner
+
+WEBHOOK_HEADER = "x-plait-webhook-key"
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(default_factory=list, description="manual items to add")
+    keys: list[str | None] | None = Field(None, description="a key per item (a key given twice is one item)")
+
+
+class RetryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keys: list[str] | None = Field(None, description="the failed items to retry (default: all)")
+
+
+def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
+                    runner: Callable[[Any], Runner | None] | None = None, admin: Sequence[Any] = (),
+                    folder: Callable[[Any], Any] | None = None) -> Any:
+    """A FastAPI ``APIRouter`` with the workflow routes (see the module's docstring)."""
+    try:
+        from fastapi import APIRouter, HTTPException, Request
+        from fastapi.responses import JSONResponse
+    except ImportError as exc:
+        raise MissingDependency("workflow routes", extra="serve", package="fastapi") from exc
+    from plait.workflows.enabled import discover, workflows_folder
+    from plait.workflows.state import WorkflowState, workflow_names
+    from plait.workflows.status import workflow_status
+    from plait.workflows.steps import to_jsonable
+    from plait.workflows.webhook_keys import verify_webhook_key
+
+    def get_runtime(request: Request) -> Runtime:
+        if runtime is not None:
+            return runtime(request)
+        return request.app.state.ctx.runtime  # type: ignore[no-any-return]
+
+    def get_runner(request: Request) -> Runner | None:
+        if runner is not None:
+            return runner(request)
+        return getattr(request.app.state, "workflows", None)
+
+    def definitions(request: Request) -> dict[str, Any]:
+        """Workflow name → (file, workflow or None, problem), from the runner or the enabled folder."""
+        rn = get_runner(request)
+        if rn is not None:
+            out = {name: (str(slot.path) if slot.path else None, slot.workflow, slot.error)
+                   for name, slot in rn.slots.items()}
+            out.update({f: (f, None, p) for f, p in rn.problems.items()})
+            return out
+        base = folder(request) if folder else workflows_folder(get_runtime(request).settings.home)
+        return {f.name: (str(f.path), f.workflow, str(f.error) if f.error else None) for f in discover(base)}
+
+    def known(request: Request, name: str) -> Any:
+        defs = definitions(request)
+        if name not in defs or defs[name][1] is None:
+            raise HTTPException(404, f"no workflow '{name}'; enabled ones: "
+                                     f"{', '.join(sorted(n for n, d in defs.items() if d[1])) or '(none)'}")
+        return defs[name][1]
+
+    router = APIRouter(tags=["workflows"])
+
+    @router.get("/v1/workflows", dependencies=list(admin))
+    def list_workflows(request: Request) -> list[dict[str, Any]]:
+        rt = get_runtime(request)
+        defs = definitions(request)
+        out = []
+        for name in sorted(set(defs) | set(workflow_names(rt.store))):
+            st = workflow_status(rt.store, name, failed_limit=5, runs=1)
+            file, wf, problem = defs.get(name, (None, None, None))
+            st.file, st.problem = file, problem
+            st.enabled = wf.enabled if wf is not None else None
+            out.append(st.as_dict())
+        return out
+
+    @router.get("/v1/workflows/{name}", dependencies=list(admin))
+    def get_workflow(request: Request, name: str) -> dict[str, Any]:
+        rt = get_runtime(request)
+        defs = definitions(request)
+        if name not in defs and name not in workflow_names(rt.store):
+            raise HTTPException(404, f"no workflow '{name}'")
+        st = workflow_status(rt.store, name, runs=10)
+        file, wf, problem = defs.get(name, (None, None, None))
+        st.file, st.problem = file, problem
+        st.enabled = wf.enabled if wf is not None else None
+        if wf is not None:
+            st.extra["trigger"] = wf.trigger.type
+            st.extra["description"] = wf.description
+        return st.as_dict()
+
+    @router.post("/v1/workflows/{name}/run", dependencies=list(admin), status_code=202)
+    def run_workflow(request: Request, name: str, body: RunRequest | None = None) -> dict[str, Any]:
+        wf = known(request, name)
+        items = body.items if body else []
+        given = body.keys if body and body.keys is not None else [None] * len(items)
+        if len(given) != len(items):
+            raise HTTPException(422, "`keys`, when given, must be a list as long as `items`")
+        rn = get_runner(request)
+        keys = []
+        if rn is not None and name in rn.slots:
+            keys = [rn.submit(name, item, key) for item, key in zip(items, given, strict=True)]
+            rn.wake(name)
+        else:
+            state = WorkflowState(get_runtime(request).store, name)
+            for item, key in zip(items, given, strict=True):
+                key = key or f"manual:{uuid.uuid4().hex}"
+                state.add_items([(key, to_jsonable(item), None)], cursor=None, trigger=wf.trigger.type)
+                keys.append(key)
+        return {"workflow": name, "accepted": keys, "running": rn is not None and name in (rn.slots if rn else {})}
+
+    @router.post("/v1/workflows/{name}/retry", dependencies=list(admin))
+    def retry_workflow(request: Request, name: str, body: RetryRequest | None = None) -> dict[str, Any]:
+        keys = body.keys if body else None
+        count = WorkflowState(get_runtime(request).store, name).retry(keys)
+        rn = get_runner(request)
+        if rn is not None and name in rn.slots:
+            rn.wake(name)
+        return {"workflow": name, "retried": count}
+
+    @router.post("/v1/workflows/{name}/webhook", status_code=202)
+    async def webhook(request: Request, name: str) -> Any:
+        rt = get_runtime(request)
+        secret = request.headers.get(WEBHOOK_HEADER) or request.query_params.get("key")
+        if not verify_webhook_key(rt.store, name, secret):
+            return JSONResponse({"error": {"message": "missing or wrong webhook key: send the workflow's key as "
+                                                      "X-Plait-Webhook-Key (`plait workflows webhook-key NAME`)",
+                                           "type": "authentication_error"}}, status_code=401)
+        wf = known(request, name)
+        if wf.trigger.type != "webhook":
+            raise HTTPException(409, f"workflow '{name}' is triggered by {wf.trigger.type}, not webhooks")
+        limit = int(wf.trigger.options.get("max_bytes", 1_000_000))
+        raw = await request.body()
+        if len(raw) > limit:
+            raise HTTPException(413, f"the body is {len(raw)} bytes; this webhook takes at most {limit}")
+        text = raw.decode("utf-8", "replace")
+        try:
+            payload: Any = json.loads(text) if raw.strip() else None
+        except json.JSONDecodeError:
+            payload = None
+        data = {"body": payload, "text": text if payload is None else json.dumps(payload, ensure_ascii=False),
+                "content_type": request.headers.get("content-type", ""),
+                "received_from": request.client.host if request.client else ""}
+        if isinstance(payload, dict):
+            data.update({k: v for k, v in payload.items() if k not in data})
+        delivery = request.headers.get("idempotency-key") or request.headers.get("x-request-id") or uuid.uuid4().hex
+        key = f"webhook:{delivery}"
+        added = WorkflowState(rt.store, name).add_items([(key, to_jsonable(data), None)], cursor=None,
+                                                        trigger="webhook")
+        rn = get_runner(request)
+        if rn is not None and name in rn.slots:
+            rn.wake(name)
+        return {"workflow": name, "key": key, "duplicate": not added}
+
+    return router
