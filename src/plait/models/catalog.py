@@ -108,9 +108,18 @@ class Catalog:
         if name in BUILTINS:
             return BUILTINS[name]
         rows = self.store.query("SELECT spec FROM models WHERE name = ?", (name,))
+        if not rows and "@" not in name and (versions := self.versions(name)):
+            # A versioned entry by its bare name is its latest version: `triage` is `triage@3`.
+            rows = self.store.query("SELECT spec FROM models WHERE name = ?", (f"{name}@{versions[-1]}",))
         if not rows:
             raise ModelNotFound(name, self.names())
         return ModelSpec.model_validate(json.loads(rows[0]["spec"]))
+
+    def versions(self, name: str) -> list[int]:
+        """The versions of ``name`` registered as ``name@1``, ``name@2``…, ascending."""
+        prefix = name + "@"
+        rows = self.store.query("SELECT name FROM models WHERE substr(name, 1, ?) = ?", (len(prefix), prefix))
+        return sorted(int(v) for row in rows if (v := row["name"][len(prefix):]).isdigit())
 
     def add(self, spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
         if spec.name in BUILTINS:

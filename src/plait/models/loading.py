@@ -49,6 +49,9 @@ register_backend("openai", _lazy("remote"))
 register_backend("efficientnet", _lazy("efficientnet"))
 register_backend("pocketsphinx", _lazy("pocketsphinx"))
 register_backend("recommender", _lazy("recommender"))
+register_backend("encoder", _lazy("encoder"))  # PyTorch encoders written by plait (compress)
+register_backend("onnx-classifier", _lazy("onnx_classifier"))
+register_backend("adapted", _lazy("adapted"))  # models made by `plait tune` (plait.adapt.serving)
 
 
 def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = None) -> Model:

