@@ -275,7 +275,8 @@ def _place(task: TaskRequest, free: list[Interval], config: PlanConfig, window_s
 
     A task that fits in one block goes into the earliest free slot that holds it whole; a longer one
     into full blocks of ``max_block_minutes`` with a break between them. Only when that does not fit
-    before the deadline is it cut into smaller pieces, none shorter than ``min_block_minutes``.
+    before the deadline is it cut into smaller pieces, none shorter than ``min_block_minutes``, back
+    to back where need be.
     """
     step = dt.timedelta(minutes=config.granularity_minutes)
     zero = dt.timedelta(0)
@@ -289,8 +290,8 @@ def _place(task: TaskRequest, free: list[Interval], config: PlanConfig, window_s
         s = _round_up(max(a, cursor), config.granularity_minutes)
         return s, (b if latest is None else min(b, latest))
 
-    def fill(block_min: dt.timedelta) -> tuple[list[Interval], dt.timedelta]:
-        """Blocks of at least ``block_min`` (the last may be shorter, never below ``least``)."""
+    def fill(block_min: dt.timedelta, pause: dt.timedelta) -> tuple[list[Interval], dt.timedelta]:
+        """Blocks of at least ``block_min`` (the last may be shorter, never below ``least``), ``pause`` apart."""
         blocks: list[Interval] = []
         left, cursor = total, earliest
         for a, b in free:
@@ -305,15 +306,16 @@ def _place(task: TaskRequest, free: list[Interval], config: PlanConfig, window_s
                         break
                 blocks.append((s, s + length))
                 left -= length
-                cursor = s + length + step  # a short break before the next block of the same task
+                cursor = s + length + pause
                 s = _round_up(cursor, config.granularity_minutes)
             if left <= zero:
                 break
         return blocks, left
 
-    # Whole blocks first (the whole task when it fits in one); small pieces only when nothing else fits.
-    for block_min in dict.fromkeys((min(total, most), least)):
-        blocks, left = fill(block_min)
+    # Whole blocks with a short break between them first (the whole task when it fits in one); pieces
+    # back to back only when nothing else fits before the deadline.
+    for block_min, pause in ((min(total, most), step), (least, zero)):
+        blocks, left = fill(block_min, pause)
         if left <= zero:
             break
     if left > zero:
