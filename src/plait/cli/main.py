@@ -13,15 +13,18 @@ import typer
 from plait import __version__
 from plait.cli import classify as classify_cli
 from plait.cli import config, embed, generate, models, text_tasks
+from plait.cli import explain as explain_cli
 from plait.cli import hear as hear_cli
 from plait.cli import index as index_cli
 from plait.cli import keys as keys_cli
 from plait.cli import plan as plan_cli
 from plait.cli import recommend as recommend_cli
+from plait.cli import runs as runs_cli
 from plait.cli import search as search_cli
 from plait.cli import see as see_cli
 from plait.cli import serve as serve_cli
 from plait.cli import speak as speak_cli
+from plait.cli import tune as tune_cli
 from plait.cli import workflows as workflows_cli
 from plait.cli.common import state
 from plait.errors import PlaitError
@@ -48,6 +51,9 @@ plan_cli.register(app)
 text_tasks.register(app)
 workflows_cli.register(app)
 app.add_typer(workflows_cli.app, name="workflows")
+tune_cli.register(app)
+app.add_typer(runs_cli.app, name="runs")
+explain_cli.register(app)
 
 
 def _version(value: bool) -> None:
