@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, T
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 # Names the template context already uses: a step id must not hide them.
-RESERVED_IDS = frozenset({"item", "vars", "now", "workflow", "steps", "key", "key_slug", "env", "loop", "element"})
+RESERVED_IDS = frozenset({"item", "vars", "now", "received", "workflow", "steps", "key", "key_slug", "env", "loop",
+                          "element", "index"})
 STEP_KINDS = ("task", "template", "set", "route", "map", "http", "sink")
 
 
