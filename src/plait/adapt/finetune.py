@@ -227,9 +227,15 @@ def train_head(split: Split, config: TuneConfig, runtime: Runtime, folder: Path,
             out = head(x_val).numpy()
         return epoch_metrics(config.task, labels, out, split.validation, val_targets)
 
-    epochs_run, best_epoch = fit(head, batch_loss=lambda idx: targets.loss(head(x_train[idx]), targets.values[idx]),
-                                 n_train=len(x_train), validate=validate, config=config, tracker=tracker, say=say,
-                                 trainable_only=False)
+    # A (k × d) layer is too small to share between threads: more threads only add waiting.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        epochs_run, best_epoch = fit(head, batch_loss=lambda idx: targets.loss(head(x_train[idx]), targets.values[idx]),
+                                     n_train=len(x_train), validate=validate, config=config, tracker=tracker,
+                                     say=say, trainable_only=False)
+    finally:
+        torch.set_num_threads(threads)
     save_file({"weight": head.weight.detach().numpy().copy(), "bias": head.bias.detach().numpy().copy()},
               str(folder / "head.safetensors"))
     with torch.no_grad():

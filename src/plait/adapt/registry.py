@@ -60,10 +60,12 @@ def publish(catalog: Catalog, models_dir: Path, name: str, staging: Path,
             registered = True
             return spec
         except CatalogError:
-            if final.exists() and not staging.exists():
-                os.replace(final, staging)
-            continue
+            continue  # the name was taken meanwhile: the files go back to staging (below); try the next version
         finally:
             if not registered and final.exists():
-                shutil.rmtree(final, ignore_errors=True)
+                # Hand the files back to the caller's staging folder (it removes or retries them).
+                if not staging.exists():
+                    os.replace(final, staging)
+                else:
+                    shutil.rmtree(final, ignore_errors=True)
     raise CatalogError(f"could not find a free version for '{name}'; remove old versions with `plait models remove`")

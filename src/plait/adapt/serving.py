@@ -95,7 +95,8 @@ class TunedClassifier(Classifier):
     def predict_proba(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
         from plait.tasks.calibration import sigmoid, softmax
 
-        logits = self.scorer(texts, progress)
+        # float64: a confident model's probabilities stay distinguishable from 1.0 (explanations compare them).
+        logits = self.scorer(texts, progress).astype("float64")
         return sigmoid(logits) if self.multi_label else softmax(logits)
 
     def decide(self, row: np.ndarray, threshold: float | None) -> Classification:
