@@ -2,7 +2,7 @@
 
 Raw scores (cosine similarities, sequence log-probabilities) rank labels well but are not probabilities:
 cosine similarities of sentence embeddings sit in a narrow band, so a plain softmax over them says 0.5
-for everything. Two standard fixes, each fitted by maximum likelihood on labelled examples:
+for everything. Two standard fixes, each fitted on labelled examples:
 
 - :class:`TemperatureScaling` (single-label): ``softmax(scores / T)``; one parameter, keeps the ranking
   (Guo et al., 2017, "On Calibration of Modern Neural Networks").
@@ -57,13 +57,14 @@ class TemperatureScaling:
         return softmax(scores / self.temperature)
 
     @classmethod
-    def fit(cls, scores: np.ndarray, targets: np.ndarray, *, bounds: tuple[float, float] = (1e-3, 1e3)
-            ) -> TemperatureScaling:
-        """The temperature minimising the cross-entropy against ``targets`` (label indices).
+    def fit(cls, scores: np.ndarray, targets: np.ndarray, *, prior: float = 1.0, prior_width: float = 1.0,
+            bounds: tuple[float, float] = (1e-3, 1e3)) -> TemperatureScaling:
+        """The most probable temperature given labelled scores (``targets``: label indices).
 
-        Targets are smoothed as Platt proposed: an example of a label seen n times counts as right with
-        probability (n + 1) / (n + 2), the rest shared by the other labels. Without it, a handful of
-        perfectly separated examples would drive the temperature to zero and every probability to 1.
+        Maximum a posteriori with a log-normal prior around ``prior`` (the classifier's default
+        temperature; ``prior_width`` is the standard deviation of log T). With many examples the data
+        decide; with a handful that a classifier separates perfectly, maximum likelihood alone would
+        drive the temperature to zero and every probability to 1, and the prior stops that.
         """
         import numpy as np
 
@@ -74,20 +75,18 @@ class TemperatureScaling:
         targets = np.asarray(targets, dtype=np.int64)
         if scores.ndim != 2 or len(scores) != len(targets) or len(scores) == 0:
             raise InputError("temperature scaling needs one row of scores per labelled example")
-        n, k = scores.shape
-        counts = np.bincount(targets, minlength=k).astype(np.float64)
-        right = (counts[targets] + 1) / (counts[targets] + 2)
-        soft = np.repeat(((1 - right) / max(k - 1, 1))[:, None], k, axis=1)
-        soft[np.arange(n), targets] = right
+        rows = np.arange(len(targets))
+        log_prior = float(np.log(prior))
 
-        def cross_entropy(log_t: float) -> float:
+        def negative_log_posterior(log_t: float) -> float:
             z = scores / np.exp(log_t)
             z = z - z.max(axis=1, keepdims=True)
-            log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-            return float(-(soft * log_p).sum(axis=1).mean())
+            log_p = z[rows, targets] - np.log(np.exp(z).sum(axis=1))
+            return float(-log_p.sum() + 0.5 * ((log_t - log_prior) / prior_width) ** 2)
 
         # Searching log T keeps the optimiser on a scale where 0.01 and 100 are equally far from 1.
-        best = minimize_scalar(cross_entropy, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded")
+        best = minimize_scalar(negative_log_posterior, bounds=(np.log(bounds[0]), np.log(bounds[1])),
+                               method="bounded")
         return cls(float(np.exp(best.x)))
 
 
@@ -95,7 +94,8 @@ class TemperatureScaling:
 class PlattScaling:
     """Per label ``sigmoid(slope * score + offset)``: independent probabilities for multi-label use.
 
-    Fitted with Platt's smoothed targets for the same reason as :class:`TemperatureScaling`.
+    Fitted with Platt's smoothed targets, (N+ + 1)/(N+ + 2) and 1/(N- + 2), so a few perfectly
+    separated examples do not give an infinite slope.
     """
 
     slope: tuple[float, ...] = field(default=())

@@ -160,7 +160,8 @@ class ScoreClassifier(Classifier):
         single = targets.sum(axis=1) == 1
         if not single.any():
             raise InputError("single-label calibration needs texts with exactly one label each")
-        self.calibrator = TemperatureScaling.fit(scores[single], np.argmax(targets[single], axis=1))
+        prior = self.calibrator.temperature if isinstance(self.calibrator, TemperatureScaling) else 1.0
+        self.calibrator = TemperatureScaling.fit(scores[single], np.argmax(targets[single], axis=1), prior=prior)
 
 
 def label_matrix(gold: Sequence[str | Sequence[str]], labels: Sequence[str]) -> np.ndarray:
