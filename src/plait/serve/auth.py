@@ -14,6 +14,7 @@ written to ``$PLAIT_HOME/local.key`` readable by its owner only (mode 0600).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import secrets
@@ -68,7 +69,7 @@ def parse_scopes(scopes: str | list[str] | tuple[str, ...]) -> tuple[Scope, ...]
         raise InputError(f"unknown scope(s) {', '.join(unknown)}; choose from {', '.join(SCOPES)}")
     if not items:
         raise InputError(f"a key needs at least one scope; choose from {', '.join(SCOPES)}")
-    return tuple(s for s in SCOPES if s in items)  # type: ignore[misc]
+    return tuple(s for s in SCOPES if s in items)
 
 
 def _row_to_key(row: object) -> ApiKey:
@@ -110,11 +111,11 @@ class KeyStore:
             raise InputError(f"no API key with id '{key_id}'; see `plait keys list`")
         return _row_to_key(rows[0])
 
-    def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
+    def list(self, *, include_revoked: bool = False) -> builtins.list[ApiKey]:
         sql = "SELECT * FROM api_keys" + ("" if include_revoked else " WHERE revoked_at IS NULL")
         return [_row_to_key(r) for r in self.store.query(sql + " ORDER BY created_at, id")]
 
-    def revoke(self, id_or_name: str) -> list[ApiKey]:
+    def revoke(self, id_or_name: str) -> builtins.list[ApiKey]:
         """Revoke the key with this id, or every active key with this name. Returns the revoked keys."""
         with self.store.transaction() as conn:
             rows = conn.execute(

@@ -56,7 +56,7 @@ class MicroBatcher(Generic[T, R]):
     def retire(self) -> None:
         """Stop once the requests already queued are answered (the pool has dropped this batcher)."""
         if self._queue is not None:
-            self._queue.put_nowait(_STOP)  # type: ignore[arg-type]
+            self._queue.put_nowait(_STOP)
 
     async def close(self) -> None:
         if self._worker is not None:

@@ -53,7 +53,7 @@ class _Generation(_Strict):
     think: bool | None = None
 
     def generation_options(self, context_length: int) -> GenerationOptions:
-        o = self.options or OllamaOptions()
+        o = self.options or OllamaOptions.model_validate({})
         max_tokens = o.num_predict
         if max_tokens is not None and max_tokens < 0:
             max_tokens = context_length  # "no cap": the context window is the cap

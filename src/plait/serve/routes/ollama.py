@@ -43,7 +43,7 @@ from plait.serve.ollama_schema import (
 )
 
 router = APIRouter(tags=["Ollama-compatible"], responses=ERRORS)
-NDJSON = {200: {"content": {"application/x-ndjson": {}},
+NDJSON: dict[int | str, dict[str, Any]] = {200: {"content": {"application/x-ndjson": {}},
                 "description": "one JSON object, or NDJSON lines while streaming"}}
 CAPABILITY_NAMES = {"chat": "completion", "complete": "completion", "embed": "embedding"}
 

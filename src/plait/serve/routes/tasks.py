@@ -121,7 +121,7 @@ def _endpoint(name: str, spec: TaskSpec) -> Callable[..., Any]:
 
     async def endpoint(http: Request, body: Any, ctx: ServerContext, key: Any) -> Response:
         if spec.handler is not None:
-            return await spec.handler(http, body, ctx, key)  # type: ignore[no-any-return]
+            return await spec.handler(http, body, ctx, key)
         versions = [ctx.version(ctx.runtime.catalog.get(m)) for m in spec.models(body, ctx.settings) if m]
         cache_key = None
         if spec.cacheable(body):
