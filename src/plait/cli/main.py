@@ -12,6 +12,7 @@ import typer
 
 from plait import __version__
 from plait.cli import classify as classify_cli
+from plait.cli import compress as compress_cli
 from plait.cli import config, embed, generate, models, text_tasks
 from plait.cli import explain as explain_cli
 from plait.cli import hear as hear_cli
@@ -54,6 +55,7 @@ app.add_typer(workflows_cli.app, name="workflows")
 tune_cli.register(app)
 app.add_typer(runs_cli.app, name="runs")
 explain_cli.register(app)
+compress_cli.register(app)
 
 
 def _version(value: bool) -> None:
