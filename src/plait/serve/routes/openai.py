@@ -33,7 +33,8 @@ from plait.serve.openai_schema import (
 )
 
 router = APIRouter(tags=["OpenAI-compatible"], responses=ERRORS)
-SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}, "description": "JSON, or server-sent events when stream is true"}}
+SSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "JSON, or server-sent events when stream is true"}}
 
 
 def _card(spec: ModelSpec) -> ModelCard:
