@@ -187,7 +187,7 @@ def test_sinks_act_once_per_item_even_when_the_item_comes_again(tmp_path: Path, 
 
     rows = sqlite3.connect(fake_models.settings.home / "workflows" / "tables.db").execute(
         "SELECT _key, text FROM seen ORDER BY _key").fetchall()
-    assert rows == [("k0", "a"), ("k1", "b")]
+    assert rows == [("t/k0/table", "a"), ("t/k1/table", "b")]
     assert h.state(fake_models, "t").effect_counts() == {"table": 2}
 
 

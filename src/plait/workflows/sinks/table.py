@@ -1,9 +1,10 @@
 """SQLite tables: one row per item, in a database file of the user's (default
 ``$PLAIT_HOME/workflows/tables.db``), for spreadsheets, dashboards or later queries.
 
-Rows are keyed by the item (``_key`` is the primary key) and written with ``INSERT OR REPLACE``, so an item
-is one row however often it is applied. The table is created on first use with the configured columns
-(plus ``_key`` and ``_at``); columns added to the workflow later are added to the table.
+Rows are keyed by workflow, item and step (``_key``, the primary key: ``inbox-triage/maildir:…/log``) and
+written with ``INSERT OR REPLACE``, so an item is one row however often it is applied. The table is
+created on first use with the configured columns (plus ``_key`` and ``_at``); columns added to the
+workflow later are added to the table.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class TableSink(Sink):
             names = ["_key", "_at", *row]
             marks = ", ".join("?" * len(names))
             conn.execute(f'INSERT OR REPLACE INTO "{table}" ({", ".join(f"{chr(34)}{n}{chr(34)}" for n in names)}) '
-                         f"VALUES ({marks})", (ctx.item_key, time.time(), *row.values()))
+                         f"VALUES ({marks})", (self._key(ctx), time.time(), *row.values()))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -94,7 +95,10 @@ class TableSink(Sink):
             raise StepError(f"cannot write to table {table} in {path} ({exc})") from exc
         finally:
             conn.close()
-        return {"database": str(path), "table": table, "key": ctx.item_key}
+        return {"database": str(path), "table": table, "key": self._key(ctx)}
+
+    def _key(self, ctx: StepContext) -> str:
+        return f"{self.env.workflow}/{ctx.item_key}/{ctx.step_path}"
 
     def describe(self, ctx: StepContext) -> dict[str, Any]:
         return {"would_write_row": self._row(ctx), "table": self.options.table, "database": str(self._path(ctx))}
