@@ -2,7 +2,8 @@
 # Debian packages some features use. Optional: plait installs and runs without them, and each feature
 # that needs one says so. Installed only where this machine allows it (root, or passwordless sudo).
 set -uo pipefail
-packages=(espeak-ng)   # speak: text to speech
+packages=(espeak-ng     # speak: text to speech
+          dovecot-imapd) # workflows: the IMAP server the IMAP-trigger tests and benchmark start locally
 
 missing=()
 for p in "${packages[@]}"; do
