@@ -10,8 +10,10 @@ the cache, and a 60-second mixed load from a second process. Everything on 127.0
    with greedy decoding and the same prompts, at 1 and at 4 concurrent clients, in rounds that
    alternate which server goes first (the machine is shared: its load changes during a run):
    generated tokens/s and time to first token p50/p95, measured by the client.
-2. Embeddings (minilm-q8): 32 concurrent clients, each sending single-text requests with texts never
-   sent before (so no cache hit), against plait with micro-batching on (batch_max 64) and off (1).
+2. Embeddings: 32 concurrent clients, each sending single-text requests with texts never sent before
+   (so no cache hit), against plait with micro-batching on (batch_max 64) and off (1); with the default
+   minilm-q8 (int8 ONNX) and with minilm (PyTorch fp32, where a batch costs much less than its texts
+   one by one).
 3. Cache: the same task request (/v1/sentiment, /v1/summarize) repeated: latency of the cached answers.
 4. Mixed load: a second process sends chat, embeddings, classify and search requests for 60 s while
    this one samples the server's resident memory; counts responses by status.
@@ -247,13 +249,13 @@ def bench_generation(home: Path, quick: bool, threads: int, n_ctx: int) -> dict[
 
 # 2. Embedding micro-batching ----------------------------------------------------------------------------
 
-async def _embedding_run(server: Server, texts: list[str], clients: int) -> dict[str, Any]:
+async def _embedding_run(server: Server, texts: list[str], clients: int, model: str) -> dict[str, Any]:
     queue = list(reversed(texts))
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        warm = {"model": "minilm-q8", "input": "warm up"}
+        warm = {"model": model, "input": "warm up"}
         await client.post(server.url + "/v1/embeddings", json=warm, headers=server.headers)
 
         async def worker() -> None:
@@ -261,7 +263,7 @@ async def _embedding_run(server: Server, texts: list[str], clients: int) -> dict
                 text = queue.pop()
                 t = time.perf_counter()
                 r = await client.post(server.url + "/v1/embeddings", headers=server.headers,
-                                      json={"model": "minilm-q8", "input": text})
+                                      json={"model": model, "input": text})
                 latencies.append(time.perf_counter() - t)
                 statuses[r.status_code] += 1
 
@@ -287,15 +289,32 @@ def bench_embeddings(home: Path, quick: bool) -> dict[str, Any]:
     from plait.corpora import lee_sentences
 
     sentences = list(dict.fromkeys(lee_sentences()))
-    n = 320 if quick else 1280
-    out: dict[str, Any] = {"model": "minilm-q8", "clients": 32, "texts": "Lee news sentences, each sent once"}
-    for label, batch_max, texts in (("batching_on", 64, sentences[:n]), ("batching_off", 1, sentences[n:2 * n])):
-        with plait_server(home, batch_max=batch_max, batch_window_ms=3) as server:
-            out[label] = asyncio.run(_embedding_run(server, texts, 32))
-            out[label].update(_batch_sizes(server))
-        print(f"embeddings, {label}: {json.dumps(out[label])}", file=sys.stderr)
-    out["throughput_on_over_off"] = round(out["batching_on"]["requests_per_second"]
-                                          / out["batching_off"]["requests_per_second"], 2)
+    n = 320 if quick else 1000
+    out: dict[str, Any] = {"clients": 32, "texts": "Lee news sentences, each sent once (no cache hits)"}
+    for model in ("minilm-q8", "minilm"):
+        result: dict[str, Any] = {}
+        # On and off alternate in halves, so a change in the machine's load hits both alike.
+        halves = [sentences[i * n // 2:(i + 1) * n // 2] for i in range(4)]
+        runs = (("batching_on", 64, halves[0]), ("batching_off", 1, halves[1]),
+                ("batching_off", 1, halves[2]), ("batching_on", 64, halves[3]))
+        for label, batch_max, texts in runs:
+            with plait_server(home, batch_max=batch_max, batch_window_ms=3, embed_model=model) as server:
+                run = asyncio.run(_embedding_run(server, texts, 32, model))
+                run.update(_batch_sizes(server))
+            result.setdefault(label, []).append(run)
+            print(f"embeddings {model}, {label}: {json.dumps(run)}", file=sys.stderr)
+        for label in ("batching_on", "batching_off"):
+            parts = result[label]
+            seconds = sum(p["seconds"] for p in parts)
+            requests = sum(p["requests"] for p in parts)
+            result[label] = {"requests": requests, "seconds": round(seconds, 2),
+                             "requests_per_second": round(requests / seconds, 1),
+                             "latency_p50_ms": [p["latency_p50_ms"] for p in parts],
+                             "mean_batch_size": [p["mean_batch_size"] for p in parts],
+                             "statuses": [p["statuses"] for p in parts]}
+        result["throughput_on_over_off"] = round(result["batching_on"]["requests_per_second"]
+                                                 / result["batching_off"]["requests_per_second"], 2)
+        out[model] = result
     return out
 
 
