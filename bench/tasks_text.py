@@ -1,0 +1,285 @@
+"""bench/tasks_text: extract, summarize and sentiment on real text (Lee news articles, mini 20-Newsgroups).
+
+    python bench/tasks_text.py [--extract-docs 50] [--baseline-docs 6] [--summaries 30] [--chars 1000]
+
+extract    SmolLM2 fills a JSON schema (topic, people, organizations, places, author_email, tone) for
+           Lee articles and newsgroup posts (half each, clipped to --chars characters). plait decodes
+           under the bounded schema's grammar; the baseline is the same prompt and model without a
+           grammar (what "ask for JSON" gets). Reported: the share of outputs that parse and that
+           validate against the schema, tries, seconds per document, and two checks of content: the
+           share of extracted names found verbatim in the text, and author_email against the post's
+           From header (null expected for the articles).
+summarize  On Lee articles of at least 6 sentences: lead-3 (the first three sentences, the usual news
+           baseline) against plait's extractive summaries (3 sentences; 60 words; one line) and its
+           abstractive summary with SmolLM2 (3 sentences). Every summary is checked against the length
+           asked. Mean cosine similarity summary-to-article is measured with the default embedder
+           (minilm-q8, which the extractive method also uses to choose sentences, so it favours it) and
+           with an independent one (multilingual e5-small).
+sentiment  VADER against the embedding scorer on every Lee sentence: agreement, correlation and speed.
+
+Results: bench/results/tasks_text.json (with the machine's load average at start and end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mb, write_results  # noqa: E402
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "topic": {"type": "string", "maxLength": 100, "description": "what the text is about, in a few words"},
+        "people": {"type": "array", "items": {"type": "string", "maxLength": 60}, "maxItems": 6,
+                   "description": "full names of the people named in the text"},
+        "organizations": {"type": "array", "items": {"type": "string", "maxLength": 60}, "maxItems": 6,
+                          "description": "organizations named in the text"},
+        "places": {"type": "array", "items": {"type": "string", "maxLength": 60}, "maxItems": 6,
+                   "description": "countries, cities and places named in the text"},
+        "author_email": {"type": ["string", "null"], "maxLength": 80,
+                         "description": "the author's e-mail address if the text gives one, else null"},
+        "tone": {"enum": ["positive", "negative", "neutral"]},
+    },
+    "required": ["topic", "people", "organizations", "places", "author_email", "tone"],
+}
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def clip(text: str, chars: int) -> str:
+    if len(text) <= chars:
+        return text
+    cut = text.rfind(" ", 0, chars)
+    return text[: cut if cut > 0 else chars]
+
+
+# --- extract ----------------------------------------------------------------------------------------
+
+def bench_extract(rt: Any, n_docs: int, n_baseline: int, chars: int) -> dict[str, Any]:
+    import jsonschema
+
+    from plait.corpora import lee_articles, newsgroups
+    from plait.errors import BackendError
+    from plait.models.base import GenerationOptions, Message, TextGenerator
+    from plait.tasks.extract import SYSTEM, describe_schema, extract_json
+
+    gen = rt.model("smollm2", TextGenerator)
+    half = n_docs // 2
+    docs: list[tuple[str, str, str | None]] = []  # (kind, text, expected author e-mail)
+    for article in lee_articles()[:n_docs - half]:
+        docs.append(("lee", clip(article, chars), None))
+    for post in newsgroups()[:half]:
+        sender = EMAIL.search(post.sender)
+        docs.append(("newsgroup", clip(post.text, chars), sender.group().lower() if sender else None))
+
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    rows = []
+    for kind, text, expected in docs:
+        start = time.perf_counter()
+        try:
+            result = extract_json(text, SCHEMA, model=gen, runtime=rt)
+            data, attempts, ok = result.data, result.attempts, True
+        except BackendError as exc:
+            data, attempts, ok = None, 2, False
+            print(f"extract failed: {exc}", file=sys.stderr)
+        rows.append({"kind": kind, "ok": ok, "attempts": attempts, "seconds": time.perf_counter() - start,
+                     "data": data, "text": text, "expected_email": expected})
+        print(f"extract {len(rows)}/{len(docs)} ok={ok} {rows[-1]['seconds']:.1f}s", file=sys.stderr)
+
+    # Baseline: the same prompt and model, asked for JSON with no grammar.
+    fields = describe_schema(SCHEMA)
+    window = gen.context_length or 2048
+    answer_tokens = min(1024, max(128, window // 3))
+    base_rows = []
+    for kind, text, _ in docs[:n_baseline // 2] + docs[half:half + n_baseline - n_baseline // 2]:
+        messages = [Message("system", SYSTEM),
+                    Message("user", f"Text:\n{text}\n\nFrom the text above, fill in these fields as JSON:\n{fields}")]
+        start = time.perf_counter()
+        raw = gen.chat(messages, GenerationOptions(max_tokens=answer_tokens, temperature=0.0, seed=1)).text
+        seconds = time.perf_counter() - start
+        strict = lenient = valid = False
+        try:
+            value = json.loads(raw)
+            strict = lenient = True
+        except json.JSONDecodeError:
+            block = re.search(r"\{.*\}", raw, re.DOTALL)  # the JSON inside code fences or prose
+            try:
+                value = json.loads(block.group()) if block else None
+                lenient = block is not None
+            except json.JSONDecodeError:
+                value = None
+        if lenient:
+            valid = not list(validator.iter_errors(value))
+        base_rows.append({"kind": kind, "strict": strict, "lenient": lenient, "valid": valid, "seconds": seconds})
+        print(f"baseline {len(base_rows)} strict={strict} lenient={lenient} valid={valid} {seconds:.1f}s",
+              file=sys.stderr)
+
+    ok_rows = [r for r in rows if r["ok"]]
+    names_total = names_grounded = 0
+    for r in ok_rows:
+        lowered = r["text"].lower()
+        for key in ("people", "organizations", "places"):
+            for name in r["data"][key]:
+                if name.strip():
+                    names_total += 1
+                    names_grounded += name.strip().lower() in lowered
+    email_rows = [r for r in ok_rows if r["kind"] == "newsgroup"]
+    email_hits = sum((r["data"]["author_email"] or "").strip().lower() == r["expected_email"] for r in email_rows)
+    null_rows = [r for r in ok_rows if r["kind"] == "lee"]
+    null_hits = sum(not (r["data"]["author_email"] or "").strip() for r in null_rows)
+    secs = [r["seconds"] for r in rows]
+    return {
+        "documents": len(rows), "lee_articles": len(rows) - half, "newsgroup_posts": half, "chars_per_doc": chars,
+        "plait_grammar": {
+            "parsed_and_valid": len(ok_rows), "rate": len(ok_rows) / len(rows),
+            "first_try": sum(r["attempts"] == 1 for r in ok_rows), "mean_seconds": statistics.mean(secs),
+            "names_found_verbatim_in_text": names_grounded / names_total if names_total else None,
+            "names_extracted": names_total,
+            "author_email_exact": email_hits / len(email_rows) if email_rows else None,
+            "author_email_null_when_absent": null_hits / len(null_rows) if null_rows else None,
+        },
+        "baseline_prompt_only": {
+            "documents": len(base_rows),
+            "parse_strict_rate": sum(r["strict"] for r in base_rows) / len(base_rows) if base_rows else None,
+            "parse_lenient_rate": sum(r["lenient"] for r in base_rows) / len(base_rows) if base_rows else None,
+            "valid_rate": sum(r["valid"] for r in base_rows) / len(base_rows) if base_rows else None,
+            "mean_seconds": statistics.mean(r["seconds"] for r in base_rows) if base_rows else None,
+        },
+        "examples": [{"kind": r["kind"], "data": r["data"]} for r in (rows[:1] + rows[-1:])],
+    }
+
+
+# --- summarize --------------------------------------------------------------------------------------
+
+def bench_summarize(rt: Any, n: int, abstractive: bool) -> dict[str, Any]:
+    import numpy as np
+
+    from plait.corpora import lee_articles
+    from plait.models.base import Embedder
+    from plait.readers.sentences import sentences
+    from plait.tasks.summarize import summarize
+
+    articles = [a for a in lee_articles() if len(sentences(a)) >= 6][:n]
+    configs: dict[str, dict[str, Any]] = {
+        "extractive_3_sentences": {"method": "extractive", "sentences": 3},
+        "extractive_60_words": {"method": "extractive", "words": 60},
+        "extractive_one_line": {"method": "extractive", "style": "one-line"},
+    }
+    if abstractive:
+        configs["abstractive_3_sentences"] = {"method": "abstractive", "sentences": 3}
+    outputs: dict[str, list[str]] = {"lead_3": [" ".join(sentences(a)[:3]) for a in articles]}
+    within: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    words: dict[str, float] = {}
+    for name, kw in configs.items():
+        outputs[name], within[name] = [], 0
+        start = time.perf_counter()
+        for i, article in enumerate(articles):
+            s = summarize(article, runtime=rt, **kw)
+            outputs[name].append(s.text)
+            # Checked independently of the summariser's own trimming: count again.
+            max_s = 1 if kw.get("style") == "one-line" else kw.get("sentences")
+            max_w = kw.get("words") or (30 if kw.get("style") == "one-line" else None)
+            n_s, n_w = len(sentences(s.text)), len(s.text.split())
+            within[name] += (max_s is None or n_s <= max_s) and (max_w is None or n_w <= max_w) and n_w > 0
+            if kw["method"] == "abstractive":
+                print(f"{name} {i + 1}/{len(articles)}", file=sys.stderr)
+        seconds[name] = (time.perf_counter() - start) / len(articles)
+        words[name] = statistics.mean(len(t.split()) for t in outputs[name])
+    words["lead_3"] = statistics.mean(len(t.split()) for t in outputs["lead_3"])
+
+    similarity: dict[str, dict[str, float]] = {}
+    for embed_name in ("minilm-q8", "e5-small"):
+        emb = rt.model(embed_name, Embedder)
+        article_vecs = emb.embed_many(articles, kind="document")
+        similarity[embed_name] = {}
+        for name, texts in outputs.items():
+            vecs = emb.embed_many(texts, kind="document")
+            similarity[embed_name][name] = float(np.mean(np.sum(vecs * article_vecs, axis=1)))
+    ratios = {e: {k: v / sims["lead_3"] for k, v in sims.items() if k != "lead_3"} for e, sims in similarity.items()}
+    return {
+        "articles": len(articles), "within_length": {k: f"{v}/{len(articles)}" for k, v in within.items()},
+        "all_within_length": all(v == len(articles) for v in within.values()),
+        "mean_words": words, "seconds_per_article": seconds,
+        "mean_similarity_to_article": similarity, "ratio_to_lead_3": ratios,
+        "example": {k: v[0] for k, v in outputs.items()},
+    }
+
+
+# --- sentiment --------------------------------------------------------------------------------------
+
+def bench_sentiment(rt: Any) -> dict[str, Any]:
+    import numpy as np
+
+    from plait.corpora import lee_sentences
+    from plait.models.base import Embedder
+    from plait.tasks.sentiment import embedding_scores, label_for, vader_scores
+
+    texts = list(lee_sentences())
+    vader_scores(texts[:1])  # load the lexicon outside the timing
+    emb = rt.model(rt.settings.embed_model, Embedder)
+    embedding_scores(texts[:1], emb)
+    start = time.perf_counter()
+    v = vader_scores(texts)
+    t_vader = time.perf_counter() - start
+    start = time.perf_counter()
+    e, e_labels = embedding_scores(texts, emb)
+    t_emb = time.perf_counter() - start
+    v_labels = [label_for(x) for x in v]
+    polar = [i for i, x in enumerate(v) if abs(x) >= 0.5]
+    return {
+        "sentences": len(texts),
+        "vader_sentences_per_s": len(texts) / t_vader, "embedding_sentences_per_s": len(texts) / t_emb,
+        "embedder": emb.spec.name,
+        "label_agreement_3way": float(np.mean([a == b for a, b in zip(v_labels, e_labels, strict=True)])),
+        "pearson_r": float(np.corrcoef(v, e)[0, 1]),
+        "sign_agreement_where_vader_is_clear": float(np.mean([np.sign(v[i]) == np.sign(e[i]) for i in polar])),
+        "vader_clear_sentences": len(polar),
+        "vader_label_counts": {k: v_labels.count(k) for k in ("positive", "neutral", "negative")},
+        "embedding_label_counts": {k: e_labels.count(k) for k in ("positive", "neutral", "negative")},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--extract-docs", type=int, default=50)
+    parser.add_argument("--baseline-docs", type=int, default=6)
+    parser.add_argument("--summaries", type=int, default=30)
+    parser.add_argument("--chars", type=int, default=1000, help="clip each extraction document to this")
+    parser.add_argument("--no-abstractive", action="store_true", help="skip SmolLM2 summaries")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from plait.runtime import Runtime
+    from plait.settings import load_settings
+
+    load_start = os.getloadavg()[0]
+    rt = Runtime(load_settings())
+    started = time.perf_counter()
+    results: dict[str, Any] = {"load_1min_at_start": load_start}
+    t = time.perf_counter()
+    results["sentiment"] = bench_sentiment(rt)
+    results["sentiment"]["seconds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    results["summarize"] = bench_summarize(rt, args.summaries, not args.no_abstractive)
+    results["summarize"]["seconds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    results["extract"] = bench_extract(rt, args.extract_docs, args.baseline_docs, args.chars)
+    results["extract"]["seconds"] = time.perf_counter() - t
+    results["total_seconds"] = time.perf_counter() - started
+    results["peak_rss_mb"] = peak_rss_mb()
+    results["load_1min_at_end"] = os.getloadavg()[0]
+    write_results("tasks_text", results)
+    rt.close()
+
+
+if __name__ == "__main__":
+    main()
