@@ -203,6 +203,8 @@ class Engine:
 
     def close(self) -> None:
         self.trigger.close()
+        for sink in self.sinks.values():
+            sink.close()
         if self._http is not None:
             self._http.close()
             self._http = None

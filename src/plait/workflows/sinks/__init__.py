@@ -66,6 +66,9 @@ class Sink(ABC):
     def flush(self, *, force: bool = False) -> None:  # noqa: B027 - only gathering sinks write later
         """Write files gathered from many items (those changed since last written, or all with ``force``)."""
 
+    def close(self) -> None:  # noqa: B027 - most sinks hold nothing open
+        """Release connections (the engine calls this when its run ends)."""
+
 
 SINKS: dict[str, str] = {}
 

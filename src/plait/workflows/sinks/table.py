@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,11 @@ class TableSink(Sink):
     Options = TableOptions
     options: TableOptions
 
+    def __init__(self, options: Any, env: Any) -> None:
+        super().__init__(options, env)
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+
     def _path(self, ctx: StepContext) -> Path:
         if self.options.database:
             return ctx.input_path(self.options.database)
@@ -67,17 +73,37 @@ class TableSink(Sink):
             row[name] = value
         return row
 
+    def _connection(self, path: Path) -> sqlite3.Connection:
+        # One connection per thread and file, kept for the run: opening and closing SQLite per row is slow.
+        local = self.__dict__.setdefault("_local", threading.local())
+        conns: dict[Path, sqlite3.Connection] = local.__dict__.setdefault("conns", {})
+        conn = conns.get(path)
+        if conn is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as exc:
+                raise StepError(f"cannot open the table database {path} ({exc})") from exc
+            conns[path] = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self.__dict__.pop("_local", None)
+
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         path = self._path(ctx)
         row = self._row(ctx)
-        path.parent.mkdir(parents=True, exist_ok=True)
         table = self.options.table
+        conn = self._connection(path)
         try:
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StepError(f"cannot open the table database {path} ({exc})") from exc
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (_key TEXT PRIMARY KEY, _at REAL)')
             have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}
@@ -93,8 +119,6 @@ class TableSink(Sink):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise StepError(f"cannot write to table {table} in {path} ({exc})") from exc
-        finally:
-            conn.close()
         return {"database": str(path), "table": table, "key": self._key(ctx)}
 
     def _key(self, ctx: StepContext) -> str:
