@@ -74,3 +74,23 @@ def test_cli_speak_and_hear_round_trip(runtime: Runtime, tmp_path: Path, capsys:
     code, out, err = plait(capsys, "--home", home, "hear", str(out_wav))
     assert code == 0 and out.strip(), err
     assert len({"reading", "book", "history", "country"} & set(out.split())) >= 2, out
+
+
+def test_a_transformers_image_classifier_plugs_into_see(runtime: Runtime, tmp_path: Path) -> None:
+    """A hub-style model folder (here a tiny ViT saved with save_pretrained) works through the catalog."""
+    transformers = pytest.importorskip("transformers")
+    from plait.models.catalog import spec_from_source
+    from plait.tasks.see import see
+
+    labels = {0: "red thing", 1: "green thing", 2: "blue thing"}
+    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1,
+                                    num_attention_heads=2, intermediate_size=32, num_labels=3, id2label=labels,
+                                    label2id={v: k for k, v in labels.items()})
+    folder = tmp_path / "tiny-vit"
+    transformers.ViTForImageClassification(config).save_pretrained(folder)
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    runtime.catalog.add(spec_from_source("tiny-vit", str(folder), backend="transformers-image",
+                                         capabilities=("see",)))
+    result = see(_photo("coffee"), k=3, model="tiny-vit")
+    assert sorted(x.label for x in result.labels) == sorted(labels.values())
+    assert sum(x.score for x in result.labels) == pytest.approx(1.0, abs=1e-4)
