@@ -264,6 +264,8 @@ def test_predict_rating_and_its_errors(trained: Runtime) -> None:
         recommend("u1", model="films", ratings={"i0": 11})
     with pytest.raises(InputError, match="unknown item"):
         recommend("u1", model="films", ratings={"zzz": 4})
+    with pytest.raises(InputError, match="not a number"):
+        recommend("u1", model="films", ratings={"i0": "great"})  # type: ignore[dict-item]
     with pytest.raises(InputError, match="unknown strategy"):
         recommend("u1", model="films", strategy="magic")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="name a recommender"):

@@ -139,7 +139,7 @@ def recommend(user: str | None = None, *, model: str | Recommender | None = None
     if k < 1:
         raise InputError(f"k must be at least 1, not {k}")
     user = None if user is None else str(user)
-    state = m.user_state(user, {str(i): float(r) for i, r in (ratings or {}).items()})
+    state = m.user_state(user, _given(ratings))
     scored = m.score(state, strategy)
     score = scored.score.astype(np.float64, copy=True)
     if not include_rated and len(state.rated):
@@ -165,11 +165,21 @@ def predict_rating(user: str | None, item: str, *, model: str | Recommender | No
     if item not in m.item_index:
         raise InputError(f"the recommender {m.spec.name} does not know item '{item}' ({len(m.items):,} items); "
                          "retrain with the item in --items to predict it from its text")
-    state = m.user_state(None if user is None else str(user), {str(i): float(r) for i, r in (ratings or {}).items()})
+    state = m.user_state(None if user is None else str(user), _given(ratings))
     idx = m.item_index[item]
     rating = float(m.predict(state, np.array([idx]))[0])
     return RatingPrediction(user, item, m.titles[idx], round(rating, 3), round(float(m.p_like(np.array(rating))), 4),
                             state.known, idx >= m.n_warm)
+
+
+def _given(ratings: Mapping[str, float] | None) -> dict[str, float]:
+    out = {}
+    for item, value in (ratings or {}).items():
+        try:
+            out[str(item)] = float(value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"the rating given for item {item} is {value!r}, not a number") from exc
+    return out
 
 
 def _check_name(name: str, rt: Runtime, replace: bool) -> None:
