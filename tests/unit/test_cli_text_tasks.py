@@ -75,7 +75,7 @@ def test_bad_input_is_one_clear_line(case: str, fake_models: Runtime, capsys: py
         path.write_text("hello")
     elif case == "huge":
         path.write_text("All work and no play makes a dull day. " * 260_000)  # ~10 MB
-    for command in (["summarize", "-m", "fake-embed"], ["sentiment"]):
+    for command in (["summarize", "-m", "fake-embed"], ["sentiment"], ["extract"]):
         code, out, err = plait(capsys, *command, str(path))
         assert code == 4, (command, err)
         assert out == "" and err.count("\n") == 1 and "Traceback" not in err

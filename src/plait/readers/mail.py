@@ -13,7 +13,7 @@ import email.policy
 import logging
 import mailbox
 from collections.abc import Iterator
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import getaddresses
 from pathlib import Path
 
@@ -98,11 +98,11 @@ def _body(msg: EmailMessage, source: str) -> tuple[str, list[str]]:
         filename = part.get_filename()
         if filename and (part.get_content_disposition() == "attachment" or part.get_content_maintype() != "text"):
             attachments.append(filename)
-    part = msg.get_body(preferencelist=("plain", "html"))
-    if part is None:
+    body = msg.get_body(preferencelist=("plain", "html"))
+    if body is None:
         return "", attachments
-    text = _part_text(part)
-    if part.get_content_subtype() == "html":
+    text = _part_text(body)
+    if body.get_content_subtype() == "html":
         from plait.readers.document import sections_text
         from plait.readers.html import parse_html
 
@@ -110,7 +110,7 @@ def _body(msg: EmailMessage, source: str) -> tuple[str, list[str]]:
     return text.strip(), attachments
 
 
-def _part_text(part: EmailMessage) -> str:
+def _part_text(part: MIMEPart) -> str:
     try:
         content = part.get_content()
     except (LookupError, ValueError, AssertionError):

@@ -176,8 +176,8 @@ def contacts(parsed: Parsed, *, region: str = "US") -> list[Contact]:
         before = [p for p in people if line_start <= p.start and p.end <= start]
         name = before[-1].text if before else None
         if name is None:
-            m = _DISPLAY_NAME.search(text[line_start:start])
-            name = m.group(1).strip() if m else None
+            display = _DISPLAY_NAME.search(text[line_start:start])
+            name = display.group(1).strip() if display else None
         key = (name or value).lower()
         rec = record(key)
         rec["name"] = rec["name"] or name
@@ -195,7 +195,7 @@ def contacts(parsed: Parsed, *, region: str = "US") -> list[Contact]:
         name = person.text.strip()
         if name.lower() not in records and not any(name.lower() in k for k in records):
             record(name.lower())["name"] = name
-    return [Contact(**records[k]) for k in order]  # type: ignore[arg-type]
+    return [Contact(**records[k]) for k in order]
 
 
 # --- amounts ----------------------------------------------------------------------------------------
