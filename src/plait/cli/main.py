@@ -84,7 +84,9 @@ def run(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="plait", standalone_mode=False)
+        code = command.main(args=args, prog_name="plait", standalone_mode=False)
+        if isinstance(code, int) and code:  # without standalone mode, click returns typer.Exit's code
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except (click.ClickException, typer.TyperException) as exc:

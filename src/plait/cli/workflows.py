@@ -70,8 +70,8 @@ def run(
 
     Items already done are never repeated; a run that was killed resumes where it stopped.
     """
-    from plait.workflows.engine import Engine
     from plait.workflows.enabled import resolve
+    from plait.workflows.engine import Engine
     from plait.workflows.loader import load_workflow
 
     rt = state(ctx).runtime()
@@ -309,8 +309,8 @@ def retry(ctx: typer.Context, name: Annotated[str, typer.Argument(help="the work
                                                 "file enabled, or --file)")] = True,
           file: Annotated[Path | None, typer.Option(help="the workflow file, if it is not enabled")] = None) -> None:
     """Put failed items back to pending (fresh attempts), and run them."""
-    from plait.workflows.engine import Engine
     from plait.workflows.enabled import resolve
+    from plait.workflows.engine import Engine
     from plait.workflows.loader import load_workflow
     from plait.workflows.state import WorkflowState
 

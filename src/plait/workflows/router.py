@@ -31,6 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plait.errors import MissingDependency
 
+# FastAPI resolves the routes' annotations (Request…) from this module's globals: import at the top.
+_fastapi_missing: ImportError | None = None
+try:
+    from fastapi import APIRouter, HTTPException, Request
+    from fastapi.responses import JSONResponse
+except ImportError as _exc:  # the `serve` extra is not installed
+    _fastapi_missing = _exc
+
 if TYPE_CHECKING:
     from plait.runtime import Runtime
     from plait.workflows.runner import Runner
@@ -55,11 +63,8 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
                     runner: Callable[[Any], Runner | None] | None = None, admin: Sequence[Any] = (),
                     folder: Callable[[Any], Any] | None = None) -> Any:
     """A FastAPI ``APIRouter`` with the workflow routes (see the module's docstring)."""
-    try:
-        from fastapi import APIRouter, HTTPException, Request
-        from fastapi.responses import JSONResponse
-    except ImportError as exc:
-        raise MissingDependency("workflow routes", extra="serve", package="fastapi") from exc
+    if _fastapi_missing is not None:
+        raise MissingDependency("workflow routes", extra="serve", package="fastapi") from _fastapi_missing
     from plait.workflows.enabled import discover, workflows_folder
     from plait.workflows.state import WorkflowState, workflow_names
     from plait.workflows.status import workflow_status
