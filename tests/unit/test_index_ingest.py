@@ -244,18 +244,24 @@ def test_remove_paths_and_collections(fake_models: Runtime, docs: Path, tmp_path
         index.remove(collection="nope")
 
 
-def test_update_rescans_roots_and_keeps_missing_roots(fake_models: Runtime, docs: Path, tmp_path: Path) -> None:
+def test_update_rescans_roots_deleted_and_unmounted(fake_models: Runtime, docs: Path, tmp_path: Path) -> None:
     index = open_index(fake_models)
     index.add([docs])
-    usb = tmp_path / "usb"
+    usb = tmp_path / "media" / "usb"
     write(usb / "a.txt", "On the stick.")
     index.add([usb], collection="usb")
+    single = write(tmp_path / "single.txt", "A single file about canoes")
+    index.add([single], collection="single")
     write(docs / "new.txt", "A file added later about kayaks.")
-    shutil.rmtree(usb)
+    shutil.rmtree(tmp_path / "media")  # the drive is gone: its files may come back
+    single.unlink()  # the file is gone, its folder is here: it was deleted
     reports = {r.collection: r for r in index.update()}
     assert reports["default"].new == 1
     assert reports["usb"].missing_roots == [str(usb)] and reports["usb"].deleted == 0
+    assert reports["single"].deleted == 1 and not reports["single"].missing_roots
     assert search("kayaks", mode="keyword", runtime=fake_models).hits
+    assert not search("canoes", mode="keyword", runtime=fake_models).hits
+    assert search("stick", mode="keyword", runtime=fake_models).hits
 
 
 def test_missing_path_changes_nothing(fake_models: Runtime, tmp_path: Path) -> None:

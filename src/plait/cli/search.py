@@ -117,7 +117,14 @@ def ask(
     write("\n")
     if answer.sources:
         write("\nSources:\n")
+        supported = answer.supported_by
         for s in answer.sources:
-            mark = "*" if s.number in answer.citations else " "
+            notes = [n for n, on in (("cited", s.number in answer.citations),
+                                     ("the answer matches it", s.number in supported)) if on]
             about = ", ".join(x for x in (s.title, s.sender, (s.date or "")[:10]) if x)
-            write(f"{mark}[{s.number}] {s.source}" + (f" ({about})" if about else "") + "\n")
+            write(f"[{s.number}] {s.source}" + (f" ({about})" if about else "")
+                  + (f"  <- {', '.join(notes)}" if notes else "") + "\n")
+        unsupported = sum(a.source is None for a in answer.attributions)
+        if unsupported:
+            write(f"note: {unsupported} of {len(answer.attributions)} sentence(s) of the answer match no source "
+                  "closely; check them\n")

@@ -44,6 +44,7 @@ class _Piece:
     section: int
     heading: str | None
     starts_section: bool
+    continues: bool = False  # the same paragraph as the piece before it (joined by a space)
 
 
 def _words(text: str) -> int:
@@ -54,25 +55,30 @@ def split_sentences(paragraph: str) -> list[str]:
     return [s.strip() for s in sentences(paragraph) if s.strip()]
 
 
-def _pieces_of(text: str, max_words: int) -> list[str]:
-    """A section's text as pieces of at most ``max_words``: paragraphs, else sentences, else word runs."""
-    out: list[str] = []
+def _pieces_of(text: str, max_words: int) -> list[tuple[str, bool]]:
+    """A section's text as pieces of at most ``max_words``: paragraphs, else sentences, else word runs.
+
+    Each piece comes with whether it continues the paragraph of the piece before it.
+    """
+    out: list[tuple[str, bool]] = []
     for paragraph in _PARAGRAPH.split(text):
         paragraph = paragraph.strip()
         if not paragraph:
             continue
         if _words(paragraph) <= max_words:
-            out.append(paragraph)
+            out.append((paragraph, False))
             continue
         # Line-structured text (tables, lists, code) has no sentence ends: cut between lines first.
         lines = paragraph.splitlines()
         parts = split_sentences(paragraph) if len(lines) < 3 else lines
+        first = True
         for part in parts:
             words = part.split()
-            if len(words) <= max_words:
-                out.append(part.strip())
-            else:
-                out.extend(" ".join(words[i:i + max_words]) for i in range(0, len(words), max_words))
+            runs = [" ".join(words[i:i + max_words]) for i in range(0, len(words), max_words)] or [""]
+            for run in runs:
+                if run:
+                    out.append((run, not first))
+                    first = False
     return out
 
 
@@ -95,9 +101,8 @@ def chunk_document(doc: Document, *, max_words: int = MAX_WORDS, overlap_words: 
     paths = _heading_paths(sections)
     pieces: list[_Piece] = []
     for number, (section, path) in enumerate(zip(sections, paths, strict=True)):
-        texts = _pieces_of(section.text, max_words)
-        for i, text in enumerate(texts):
-            pieces.append(_Piece(text, _words(text), number, path, i == 0))
+        for i, (text, continues) in enumerate(_pieces_of(section.text, max_words)):
+            pieces.append(_Piece(text, _words(text), number, path, i == 0, continues))
 
     chunks: list[Chunk] = []
     current: list[_Piece] = []
@@ -108,13 +113,15 @@ def chunk_document(doc: Document, *, max_words: int = MAX_WORDS, overlap_words: 
         if not current:
             return
         first = current[0]
-        parts: list[str] = []
+        text = ""
         for piece in current:
             # A merged-in section keeps its heading as a line, so no words are lost from the chunk.
             if piece.starts_section and piece is not first and piece.heading and piece.heading != first.heading:
-                parts.append(piece.heading.rsplit(" > ", 1)[-1])
-            parts.append(piece.text)
-        chunks.append(Chunk("\n\n".join(parts), len(chunks), first.section, first.heading))
+                text += "\n\n" + piece.heading.rsplit(" > ", 1)[-1]
+            if text:
+                text += " " if piece.continues else "\n\n"
+            text += piece.text
+        chunks.append(Chunk(text, len(chunks), first.section, first.heading))
         current, count = [], 0
 
     for piece in pieces:
@@ -131,7 +138,7 @@ def chunk_document(doc: Document, *, max_words: int = MAX_WORDS, overlap_words: 
                     n = _words(sentence)
                     if words + n > overlap_words or words + n + piece.words > max_words:
                         break
-                    tail.insert(0, _Piece(sentence, n, piece.section, piece.heading, False))
+                    tail.insert(0, _Piece(sentence, n, piece.section, piece.heading, False, True))
                     words += n
                 current, count = tail, words
         current.append(piece)

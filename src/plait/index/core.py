@@ -151,16 +151,22 @@ class Index:
                progress: Callable[[IngestProgress], None] | None = None) -> list[IngestReport]:
         """Re-scan every root added before (of one collection, or all): follow changes and deletions.
 
-        A root that no longer exists (an unmounted drive) is left as it is, not emptied; it is listed
-        in the report's ``missing_roots``. Remove it with ``remove`` if it is gone for good.
+        A root that was deleted (its parent folder is still there) is removed with its files. A root
+        whose parent is missing too (an unmounted drive) is left as it is, not emptied; it is listed in
+        the report's ``missing_roots``. Remove it with ``remove`` if it is gone for good.
         """
         reports = []
         with self._lock:
             for name, roots in self._roots(collection).items():
                 present = [r for r in roots if os.path.exists(r)]
+                deleted = [r for r in roots if r not in present and os.path.isdir(os.path.dirname(r))]
                 ingester = Ingester(self, name, max_file_mb=max_file_mb, progress=progress)
                 report = ingester.run(present, record_roots=False) if present else IngestReport(name)
-                report.missing_roots = [r for r in roots if r not in present]
+                for root in deleted:
+                    removed = self.remove([root], collection=name)
+                    report.deleted += removed.files
+                    report.chunks_removed += removed.chunks
+                report.missing_roots = [r for r in roots if r not in present and r not in deleted]
                 reports.append(report)
         return reports
 

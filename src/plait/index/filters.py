@@ -18,12 +18,12 @@ from plait.errors import InputError
 class SearchFilters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    collections: tuple[str, ...] = Field((), description="only these collections")
-    path: str | None = Field(None, description="glob on the file path, e.g. '*/notes/*' or '*.pdf'")
-    kinds: tuple[str, ...] = Field((), description="only these document kinds: txt, md, pdf, email…")
-    after: date | None = Field(None, description="documents dated on or after this day")
-    before: date | None = Field(None, description="documents dated on or before this day")
-    sender: str | None = Field(None, description="part of the sender's (or author's) name or address")
+    collections: tuple[str, ...] = Field(default=(), description="only these collections")
+    path: str | None = Field(default=None, description="glob on the file path, e.g. '*/notes/*' or '*.pdf'")
+    kinds: tuple[str, ...] = Field(default=(), description="only these document kinds: txt, md, pdf, email…")
+    after: date | None = Field(default=None, description="documents dated on or after this day")
+    before: date | None = Field(default=None, description="documents dated on or before this day")
+    sender: str | None = Field(default=None, description="part of the sender's (or author's) name or address")
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> SearchFilters:

@@ -7,7 +7,7 @@ by both lists beats one ranked first by only one. ``k = 60`` is the value of the
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
 RRF_K = 60
@@ -25,7 +25,7 @@ def rrf(rankings: Sequence[Sequence[T]], *, k: int = RRF_K,
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
-def first_per_group(ranking: Sequence[T], group: dict[T, Hashable]) -> list[T]:
+def first_per_group(ranking: Sequence[T], group: Mapping[T, Hashable]) -> list[T]:
     """The ranking with only the best-ranked item of each group (a document's best chunk)."""
     seen: set[Hashable] = set()
     out: list[T] = []

@@ -107,7 +107,6 @@ class _PendingDoc:
     hash: str
     chunks: list[Chunk]
     texts: list[str]  # what is embedded, per chunk
-    replaces: int | None  # id of the stored version of this document
 
 
 @dataclass
@@ -151,7 +150,7 @@ class Ingester:
                  progress: Callable[[IngestProgress], None] | None = None) -> None:
         self.index, self.store = index, index.store
         self.collection = records.check_collection_name(collection)
-        self.max_file_bytes = int(max_file_mb * 1024 * 1024)
+        self.max_file_bytes = int(max_file_mb * 1_000_000)
         self._progress_cb = progress
         self.progress = IngestProgress("scanning")
         self.report = IngestReport(self.collection)
@@ -426,7 +425,7 @@ class Ingester:
         # The file name says nothing the text does not; a real title (a subject, a heading) does.
         title = doc.title if doc.title and doc.title != Path(doc.source.split("#", 1)[0]).stem else None
         texts = [c.embed_text(title) for c in chunks]
-        self._pending.append(_PendingDoc(file_id, doc, digest, chunks, texts, stored[0] if stored else None))
+        self._pending.append(_PendingDoc(file_id, doc, digest, chunks, texts))
         self._pending_chunks += len(chunks)
         if self._pending_chunks >= FLUSH_CHUNKS:
             self._flush()
@@ -479,9 +478,13 @@ class Ingester:
         blobs: list[bytes] = []
         with self.store.transaction() as conn:
             before = records.changes(conn)
-            removed = records.chunk_ids_of_documents(conn, [p.replaces]) if p.replaces else []
-            if p.replaces:
-                conn.execute("DELETE FROM index_documents WHERE id = ?", (p.replaces,))
+            # The stored version, looked up again inside the transaction: another process indexing the
+            # same file at the same time may have replaced it since this one read the file.
+            old = conn.execute("SELECT id FROM index_documents WHERE file_id = ? AND source = ?",
+                               (p.file_id, doc.source)).fetchone()
+            removed = records.chunk_ids_of_documents(conn, [old[0]]) if old else []
+            if old:
+                conn.execute("DELETE FROM index_documents WHERE id = ?", (old[0],))
             doc_id = conn.execute(
                 "INSERT INTO index_documents (file_id, source, kind, title, date, sender, metadata, hash) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -8,7 +8,8 @@ Scoring is what costs: FTS5 computes BM25 for every chunk that matches any term,
 on 100,000 chunks can score most of them (~100 ms here). Function words are dropped outright, and the
 remaining terms are taken rarest first (document frequencies from the index's vocabulary) until their
 postings reach a budget: the terms left out are the most frequent, whose IDF, and so whose share of
-BM25, is the smallest. The three rarest terms are always kept. On a small index nothing is left out.
+BM25, is the smallest. The three rarest terms are always kept. On a small index nothing is left out; on 100,000 chunks
+the top 10 keep ~93% of the top 10 of BM25 over every term, in a third of the time (bench/index.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from plait.index.filters import JOINS, SearchFilters
 # Weights of the FTS columns (context, text) in BM25: a match in a title or heading counts double.
 CONTEXT_WEIGHT, TEXT_WEIGHT = 2.0, 1.0
 MAX_TERMS = 32
-POSTINGS_BUDGET = 20_000
+POSTINGS_BUDGET = 10_000
 MIN_TERMS = 3
 # The tokenizer of index_fts (see the m100_index_schema migration): query words are stemmed the same way
 # to look up their document frequencies.
@@ -90,17 +91,35 @@ def document_frequencies(conn: sqlite3.Connection, words: list[str]) -> list[int
     stems: dict[int, list[str]] = {}
     for row, term in conn.execute("SELECT doc, term FROM temp.plait_query_terms"):
         stems.setdefault(int(row), []).append(term)
-    df: dict[str, int] = {}
+    df = _cache_for(conn)
     out = []
     for i in range(len(words)):
         counts = []
         for term in stems.get(i, []):
             if term not in df:
+                # fts5vocab counts a term's documents by reading its whole posting list: worth caching.
                 found = conn.execute("SELECT doc FROM temp.plait_index_terms WHERE term = ?", (term,)).fetchone()
                 df[term] = int(found[0]) if found else 0
             counts.append(df[term])
         out.append(min(counts) if counts else 0)
     return out
+
+
+_DF_CACHE_SIZE = 50_000
+_DF_STALE_CHANGES = 1_000  # chunks added or removed before cached frequencies are read again
+_df_caches: dict[str, tuple[int, dict[str, int]]] = {}
+
+
+def _cache_for(conn: sqlite3.Connection) -> dict[str, int]:
+    """Document frequencies seen so far for this database. They only choose which frequent terms a query
+    leaves out, so slightly old values do no harm; they are dropped after enough changes."""
+    path = str(conn.execute("PRAGMA database_list").fetchone()[2])
+    changes = int(conn.execute("SELECT changes FROM index_state WHERE id = 1").fetchone()[0])
+    since, cache = _df_caches.get(path, (changes, {}))
+    if abs(changes - since) > _DF_STALE_CHANGES or len(cache) > _DF_CACHE_SIZE:
+        since, cache = changes, {}
+    _df_caches[path] = (since, cache)
+    return cache
 
 
 def _within_budget(conn: sqlite3.Connection, terms: list[str], budget: int) -> list[str]:

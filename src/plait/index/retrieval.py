@@ -169,7 +169,7 @@ def _hydrate(index: Index, query: str, ranked: list[tuple[int, float]], kw_ids: 
     marked = snippets(index.store.connection, fts_query(query), texts)
     kw_rank = {c: i for i, c in enumerate(kw_ids, start=1)}
     vec_rank = {c: i for i, c in enumerate(vec_ids, start=1)}
-    hits = []
+    hits: list[Hit] = []
     for c, score in ranked:
         r = by_id.get(c)
         if r is None:

@@ -1,8 +1,9 @@
 """Snippets: the part of a passage that matches a query, with the matching words marked.
 
 FTS5 chooses the fragment and marks the terms (it knows the stemmed forms: "budgets" matches
-"budget"), so highlighting agrees with what keyword search matched. A passage found only by meaning
-(vector search) shares no term with the query; its snippet is its opening words.
+"budget"), with the index's own tokenizer, so highlighting agrees with what keyword search matched. A
+passage found only by meaning (vector search) shares no term with the query; its snippet is its opening
+words.
 """
 
 from __future__ import annotations
@@ -53,16 +54,20 @@ def opening(text: str, words: int = SNIPPET_TOKENS) -> Snippet:
 def snippets(conn: sqlite3.Connection, match: str | None, chunks: dict[int, str],
              tokens: int = SNIPPET_TOKENS) -> dict[int, Snippet]:
     """A snippet for each chunk id of ``chunks`` (id → text)."""
+    from plait.index.keyword import TOKENIZE
+
     out: dict[int, Snippet] = {}
     if match and chunks:
-        ids = list(chunks)
+        # FTS5 over just these few passages, in the connection's temp schema: matching the query against
+        # the whole index again (even restricted to these rows) costs as much as the search itself.
+        conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.plait_snippets USING fts5(text, tokenize='{TOKENIZE}')")
+        conn.execute("DELETE FROM temp.plait_snippets")
+        conn.executemany("INSERT INTO temp.plait_snippets (rowid, text) VALUES (?, ?)", list(chunks.items()))
         rows = conn.execute(
-            f"SELECT rowid, snippet(index_fts, 1, '{OPEN}', '{CLOSE}', ' … ', {min(tokens, 64)}) FROM index_fts "
-            f"WHERE index_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))})", (match, *ids)).fetchall()
+            f"SELECT rowid, snippet(plait_snippets, 0, '{OPEN}', '{CLOSE}', ' … ', {min(tokens, 64)}) "
+            "FROM temp.plait_snippets WHERE plait_snippets MATCH ?", (match,)).fetchall()
         for rowid, marked in rows:
-            snippet = parse_marked(marked)
-            if snippet.highlights:  # the match may be in the title column only
-                out[int(rowid)] = snippet
+            out[int(rowid)] = parse_marked(marked)
     for chunk_id, text in chunks.items():
         out.setdefault(chunk_id, opening(text, tokens))
     return out

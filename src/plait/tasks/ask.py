@@ -5,6 +5,11 @@ The question is searched (hybrid, varied by MMR); passages whose meaning is clos
 is asked to answer from them only, citing them as [1], [2]. When no passage is close enough the answer
 says so without asking the model: a small model given unrelated text would answer anyway.
 
+Small models often leave out the citations or add claims of their own, so plait also checks the answer:
+each of its sentences is matched (by embedding similarity) with the closest source passage
+(``Answer.attributions``), which shows which sources the answer really rests on and which sentences
+rest on none.
+
 The prompt is kept short for small models (SmolLM2 has a 2,048-token window and loses the thread in
 long contexts): a few sources, each cut to the part around the words that matched.
 """
@@ -16,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from plait.errors import InputError
-from plait.index.core import open_index
+from plait.index.core import Index, open_index
 from plait.index.filters import SearchFilters
 from plait.index.retrieval import Hit, retrieve
 from plait.models.base import Delta, GenerationOptions, GenerationRequest, Message, TextGenerator, Usage
@@ -24,8 +29,12 @@ from plait.runtime import Runtime, get_runtime
 
 PASSAGES = 4
 PASSAGE_WORDS = 110
+# Cosine similarity between an answer sentence and a source passage above which the sentence is taken
+# to come from that passage.
+ATTRIBUTION_SIMILARITY = 0.5
 # Cosine similarity (all-MiniLM) below which a passage is not about the question. Measured on the Lee
-# news articles: questions about them have a best passage at 0.45–0.8, unrelated questions at 0.05–0.25.
+# news articles (bench/index.py): questions about them have a best passage at 0.37–0.63, unrelated
+# questions 0.12–0.24.
 MIN_SIMILARITY = 0.3
 DEFAULT_OPTIONS = GenerationOptions(max_tokens=256, temperature=0.2)
 NOT_FOUND = "I don't know: nothing in your index is relevant enough to this question."
@@ -52,6 +61,15 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Attribution:
+    """One sentence of the answer and the source passage closest to it in meaning (if close enough)."""
+
+    sentence: str
+    source: int | None  # source number, None when no source is close enough
+    similarity: float
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     text: str
@@ -59,6 +77,13 @@ class Answer:
     citations: list[int]  # source numbers the answer cites, in order of first citation
     found: bool  # False: no relevant passage, the model was not asked
     usage: Usage | None = None
+    # Checked by plait, not the model: small models often leave out citations or add claims of their own.
+    attributions: list[Attribution] = field(default_factory=list)
+
+    @property
+    def supported_by(self) -> list[int]:
+        """Source numbers that some sentence of the answer is close to, in order."""
+        return list(dict.fromkeys(a.source for a in self.attributions if a.source is not None))
 
 
 def citations(text: str, count: int) -> list[int]:
@@ -84,6 +109,23 @@ def excerpt(hit: Hit, words: int = PASSAGE_WORDS) -> str:
     return ("… " if start else "") + " ".join(parts[start:start + words]) + (" …" if start + words < len(parts) else "")
 
 
+def attribute(text: str, sources: list[Source], index: Index) -> list[Attribution]:
+    """Each sentence of ``text`` with the source whose passage is closest in meaning to it."""
+    from plait.readers.sentences import sentences
+
+    parts = [p for p in (_CITATION.sub("", s).strip() for s in sentences(text)) if len(p.split()) >= 3]
+    if not parts or not sources:
+        return []
+    stored = index.vectors().vectors_of([s.chunk_id for s in sources])
+    numbered = [(s.number, stored[s.chunk_id]) for s in sources if s.chunk_id in stored]
+    out = []
+    for sentence, vector in zip(parts, index.embedder().embed_many(parts, kind="document"), strict=True):
+        scored = [(float(vector @ v), n) for n, v in numbered]
+        best, number = max(scored) if scored else (0.0, 0)
+        out.append(Attribution(sentence, number if best >= ATTRIBUTION_SIMILARITY else None, round(best, 3)))
+    return out
+
+
 def prompt(question: str, sources: list[Source]) -> list[Message]:
     lines = []
     for s in sources:
@@ -103,9 +145,11 @@ class AnswerStream:
     found: bool
     request: GenerationRequest | None
     _deltas: Iterator[Delta] | None
+    _index: Index | None = None
     _parts: list[str] = field(default_factory=list)
     _usage: Usage | None = None
     _done: bool = False
+    _answer: Answer | None = None
 
     def __iter__(self) -> Iterator[Delta]:
         if self._deltas is None:
@@ -126,9 +170,12 @@ class AnswerStream:
         if not self._done:
             for _ in self:
                 pass
-        text = "".join(self._parts).strip()
-        cited = citations(text, len(self.sources)) if self.found else []
-        return Answer(self.question, text, self.sources, cited, self.found, self._usage)
+        if self._answer is None:
+            text = "".join(self._parts).strip()
+            cited = citations(text, len(self.sources)) if self.found else []
+            checked = attribute(text, self.sources, self._index) if self.found and self._index else []
+            self._answer = Answer(self.question, text, self.sources, cited, self.found, self._usage, checked)
+        return self._answer
 
 
 def ask_stream(question: str, *, k: int = PASSAGES, filters: SearchFilters | None = None,
@@ -148,7 +195,7 @@ def ask_stream(question: str, *, k: int = PASSAGES, filters: SearchFilters | Non
         return AnswerStream(question, [], False, None, None)
     generator = model if isinstance(model, TextGenerator) else rt.model(model or rt.settings.chat_model, TextGenerator)
     request = GenerationRequest(messages=tuple(prompt(question, sources)), options=options or DEFAULT_OPTIONS)
-    return AnswerStream(question, sources, True, request, generator.stream(request))
+    return AnswerStream(question, sources, True, request, generator.stream(request), index)
 
 
 def ask(question: str, *, k: int = PASSAGES, filters: SearchFilters | None = None,

@@ -1,0 +1,153 @@
+"""Search over a small real-format collection with fake models: modes, filters, MMR, snippets, ask."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from plait.errors import InputError
+from plait.index import make_filters, open_index
+from plait.runtime import Runtime
+from plait.tasks.ask import ask, ask_stream, citations
+from plait.tasks.search import search
+from tests.docfiles import make_mailboxes, make_pdf
+
+
+@pytest.fixture
+def library(fake_models: Runtime, tmp_path: Path) -> Path:
+    root = tmp_path / "library"
+    (root / "notes").mkdir(parents=True)
+    (root / "notes" / "garden.md").write_text("# Garden\n\ntomatoes grow in the sunny corner of the garden\n")
+    (root / "notes" / "bikes.txt").write_text("the bike needs new brakes and a chain before the trip\n")
+    (root / "report.pdf").write_bytes(make_pdf(["revenue of the bakery grew this year"], title="Annual report"))
+    (root / "mail").mkdir()
+    make_mailboxes(root / "mail")
+    open_index(fake_models).add([root / "notes", root / "report.pdf"], collection="files")
+    open_index(fake_models).add([root / "mail"], collection="mail")
+    return root
+
+
+def paths(results: object) -> list[str]:
+    return [Path(h.path).name for h in results.hits]  # type: ignore[attr-defined]
+
+
+def test_modes_find_the_right_document(library: Path, fake_models: Runtime) -> None:
+    for mode in ("keyword", "vector", "hybrid"):
+        res = search("tomatoes garden", mode=mode, runtime=fake_models)  # type: ignore[arg-type]
+        assert paths(res)[0] == "garden.md", mode
+    hit = search("bike brakes", runtime=fake_models).hits[0]
+    assert hit.keyword_rank == 1 and hit.vector_rank == 1 and hit.similarity and hit.similarity > 0.3
+    assert hit.snippet.marked() .count("**") == 4  # "bike" and "brakes" highlighted
+
+
+def test_filters(library: Path, fake_models: Runtime) -> None:
+    def found(query: str, **filters: object) -> set[str]:
+        res = search(query, k=20, filters=make_filters(**filters), runtime=fake_models)
+        return {Path(h.source).name for h in res.hits}
+
+    everything = found("lunch report budget bakery bike")
+    assert {"bikes.txt", "report.pdf"} <= everything and any(s.startswith("inbox.mbox#") for s in everything)
+    assert all(s.startswith(("inbox.mbox#", "Maildir#")) for s in found("lunch report", collections=["mail"]))
+    assert found("bakery revenue bike", kinds=["pdf"]) == {"report.pdf"}
+    assert found("bike garden bakery", path="*/notes/*") == {"bikes.txt", "garden.md"}
+    eve = found("lunch report", sender="eve@example")
+    assert eve and all("#" in s for s in eve)
+    march6 = search("lunch report", k=20, filters=make_filters(after="2024-03-06", before="2024-03-06"),
+                    runtime=fake_models).hits
+    assert march6 and all(h.date and h.date.startswith("2024-03-06") for h in march6)
+    assert not search("lunch", filters=make_filters(collections=["nope"]), runtime=fake_models).hits
+
+
+def test_passages_and_mmr(library: Path, fake_models: Runtime) -> None:
+    res = search("lunch thursday noon", k=4, per_document=False, runtime=fake_models)
+    # the same message in the mbox and in the Maildir: both passages rank, MMR still returns k results
+    assert len(res.hits) >= 2
+    varied = search("lunch thursday noon", k=3, mmr=0.3, runtime=fake_models)
+    assert len({h.chunk_id for h in varied.hits}) == len(varied.hits)
+
+
+def test_bad_queries_are_input_errors(library: Path, fake_models: Runtime) -> None:
+    for bad, message in (("   ", "empty"), ("x" * 5000, "characters")):
+        with pytest.raises(InputError, match=message):
+            search(bad, runtime=fake_models)
+    with pytest.raises(InputError, match="mode"):
+        search("bike", mode="fuzzy", runtime=fake_models)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="MMR"):
+        search("bike", mmr=3, runtime=fake_models)
+
+
+def test_empty_index_searches_return_nothing(fake_models: Runtime) -> None:
+    assert search("anything", runtime=fake_models).hits == []
+    assert not ask("anything at all?", runtime=fake_models).found
+
+
+def test_ask_cites_numbered_sources(library: Path, fake_models: Runtime) -> None:
+    stream = ask_stream("the bike needs brakes", runtime=fake_models)
+    assert stream.found and stream.sources[0].path.endswith("bikes.txt") and stream.sources[0].number == 1
+    pieces = [d.text for d in stream]
+    answer = stream.answer
+    assert "".join(pieces).strip() == answer.text
+    # The fake model echoes the prompt's last message: the numbered sources and the question.
+    assert "[1]" in answer.text and "Question: the bike needs brakes" in answer.text
+    assert 1 in answer.citations
+    # plait's own check: the echoed passage is found again in source 1
+    assert answer.attributions and 1 in answer.supported_by
+
+
+def test_ask_says_it_does_not_know(library: Path, fake_models: Runtime) -> None:
+    # The fake embedder hashes words into 64 buckets, so unrelated texts still collide a little.
+    answer = ask("quantum chromodynamics lattice", min_similarity=0.5, runtime=fake_models)
+    assert not answer.found and answer.sources == [] and "don't know" in answer.text
+
+
+def test_citation_parsing() -> None:
+    assert citations("A [2] and B [1, 3]; also [9] and [2].", 3) == [2, 1, 3]
+
+
+def test_without_hnswlib_vectors_are_searched_exactly(library: Path, fake_models: Runtime,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait.index.core import Index
+
+    monkeypatch.setitem(sys.modules, "hnswlib", None)
+    index = Index(fake_models)
+    assert index.vectors().last_open.kind == "exact"  # type: ignore[union-attr]
+    from plait.index.retrieval import retrieve
+
+    assert Path(retrieve(index, "tomatoes garden", mode="vector").hits[0].path).name == "garden.md"
+
+
+def test_cli_index_search_ask(library: Path, fake_models: Runtime, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.unit.test_cli import plait
+
+    monkeypatch.setenv("PLAIT_EMBED_MODEL", "fake-embed")
+    monkeypatch.setenv("PLAIT_CHAT_MODEL", "fake-chat")
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "kayak.txt").write_text("the kayak trip starts at dawn")
+    (tmp_path / "more" / "junk.bin").write_bytes(b"\x00" * 10)
+    code, out, _ = plait(capsys, "index", "add", str(tmp_path / "more"), "-c", "trips", "--json")
+    assert code == 0 and json.loads(out)["new"] == 1
+    code, out, _ = plait(capsys, "index", "status")
+    assert code == 0 and "trips" in out and "consistent" in out and ".bin 1" in out
+    code, out, _ = plait(capsys, "index", "status", "--all")
+    assert "junk.bin" in out and "cannot read '.bin'" in out
+    code, out, _ = plait(capsys, "index", "list")
+    assert code == 0 and "trips: 1 files" in out and "mail: 2 files" in out
+    code, out, _ = plait(capsys, "search", "kayak dawn", "--json")
+    hits = json.loads(out)["hits"]
+    assert code == 0 and hits[0]["path"].endswith("kayak.txt") and "**kayak**" in hits[0]["snippet"]
+    code, out, _ = plait(capsys, "search", "kayak", "-c", "trips", "--type", "txt", "--after", "2000-01-01")
+    assert code == 0 and "kayak.txt" in out
+    code, out, _ = plait(capsys, "ask", "when does the kayak trip start")
+    assert code == 0 and "Sources:" in out and "kayak.txt" in out
+    code, _, err = plait(capsys, "search", "kayak", "--after", "soon")
+    assert code != 0 and "--after" in err
+    code, _, err = plait(capsys, "index", "add", str(tmp_path / "missing"))
+    assert code == 4 and "does not exist" in err and "Traceback" not in err
+    code, out, _ = plait(capsys, "index", "remove", "-c", "trips")
+    assert code == 0
+    code, out, _ = plait(capsys, "search", "kayak", "--json")
+    assert not any(h["path"].endswith("kayak.txt") for h in json.loads(out)["hits"])
