@@ -29,12 +29,13 @@ class RunningServer:
 
 
 @contextmanager
-def serve_in_thread(app: Any, key: str | None = None, *, startup_timeout: float = 60.0) -> Iterator[RunningServer]:
+def serve_in_thread(app: Any, key: str | None = None, *, startup_timeout: float = 60.0,
+                    graceful_seconds: float = 5.0) -> Iterator[RunningServer]:
     import uvicorn
 
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=graceful_seconds)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
     thread.start()
@@ -48,3 +49,5 @@ def serve_in_thread(app: Any, key: str | None = None, *, startup_timeout: float 
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        if thread.is_alive():
+            raise RuntimeError("the test server did not stop")

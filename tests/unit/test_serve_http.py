@@ -119,3 +119,31 @@ def test_full_queue_answers_429_with_retry_after(server: tuple[RunningServer, Ga
     assert results == {"running": 200, "waiting": 200}
     metrics = httpx.get(running.url + "/metrics", headers=running.headers).text
     assert 'plait_generation_rejected_total{model="gated"} 2.0' in metrics
+
+
+def test_shutdown_cancels_a_generation_still_streaming(fake_models: Runtime) -> None:
+    fake_models.catalog.add(ModelSpec(name="gated", backend="gated", capabilities=("chat", "complete"),
+                                      source="fake"), replace=True)
+    app = create_app(fake_models.settings, runtime=fake_models)
+    key = ensure_local_key(KeyStore(fake_models.store), fake_models.settings.home)
+    model = fake_models.model("gated", GatedChat)
+    got_first = threading.Event()
+
+    def client(url: str) -> None:
+        try:
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=20) as c:
+                with c.stream("POST", "/v1/chat/completions", json=_chat(True)) as r:
+                    for line in r.iter_lines():
+                        if "first" in line:
+                            got_first.set()
+        except httpx.HTTPError:
+            pass  # the server went away mid-answer, as it should
+
+    with serve_in_thread(app, key, graceful_seconds=0.5) as running:
+        reader = threading.Thread(target=client, args=(running.url,))
+        reader.start()
+        _wait(got_first, "the first piece")
+    # Leaving the block stopped the server: the unfinished answer was cancelled, not left running.
+    assert model.cancelled.is_set()
+    reader.join(10)
+    assert app.state.ctx.closing

@@ -7,6 +7,7 @@ module-level state, so two apps (tests, benchmarks) in one process are independe
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -104,5 +105,10 @@ class ServerContext:
             return
         self.closing = True
         await self.batchers.close()
-        self.generation_pool.shutdown(wait=False, cancel_futures=True)
+        # By now every answer in flight has finished or been cancelled (uvicorn's graceful shutdown), which
+        # sets its cancel flag; the generation threads stop at their next token. Wait for them, so no model
+        # is closed under a thread still using it.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, functools.partial(self.generation_pool.shutdown, wait=True,
+                                                           cancel_futures=True))
         self.work_pool.shutdown(wait=False, cancel_futures=True)
