@@ -283,3 +283,37 @@ def test_fts_integrity_check_detects_a_damaged_keyword_index(fake_models: Runtim
     with pytest.raises(sqlite3.IntegrityError):
         index.store.connection.execute("INSERT INTO index_chunks (document_id, position, section, context, text, "
                                        "embed_hash) VALUES (424242, 0, 0, '', 'x', 'h')")
+
+
+def test_two_ingestions_at_once_leave_one_copy(fake_models: Runtime, tmp_path: Path) -> None:
+    import threading
+
+    root = tmp_path / "shared"
+    for i in range(40):
+        write(root / f"f{i:02}.txt", f"Shared file {i} about subject{i} and more.")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            Index(fake_models).add([root])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    index = open_index(fake_models)
+    index.add([root])  # settles anything the race left for a next run
+    assert index.store.query("SELECT count(*) FROM index_documents")[0][0] == 40
+    assert_consistent(index)
+
+
+def test_progress_reports_every_unit(fake_models: Runtime, docs: Path) -> None:
+    seen: list[tuple[str, int, int]] = []
+    open_index(fake_models).add([docs], progress=lambda p: seen.append((p.phase, p.units_done, p.units_total)))
+    phases = [phase for phase, _, _ in seen]
+    assert phases.index("indexing") < phases.index("saving")
+    assert ("indexing", 3, 3) in seen or ("saving", 3, 3) in seen

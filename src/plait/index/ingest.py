@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -208,8 +209,13 @@ class Ingester:
         moved_from = {rec.hash: rec for rec in vanished.values() if rec.hash and rec.state in ("indexed", "partial")}
         for unit, rec in todo:
             self._tick(current=unit.path)
-            self._process(unit, rec, vanished, moved_from)
-            self._tick(units_done=self.progress.units_done + 1)
+            try:
+                self._process(unit, rec, vanished, moved_from)
+            except sqlite3.IntegrityError as exc:
+                # Another plait process changed this unit's rows at the same moment (both indexing the
+                # same folder): leave it to the next run rather than stop this one.
+                self.report.skipped.append(Skipped(unit.path, f"{unit.path} was changed by another plait "
+                                                   f"process at the same time ({exc}); run the command again"))
         self._flush()
 
         self._tick(phase="removing", current=None)
@@ -273,18 +279,18 @@ class Ingester:
                 conn.execute("UPDATE index_files SET size = ?, mtime_ns = ? WHERE id = ?",
                              (unit.size, unit.mtime_ns, rec.id))
             self.report.unchanged += 1
-            return
+            return self._done()
         origin = moved_from.pop(digest, None)
         if origin is not None and origin.path in vanished:
             vanished.pop(origin.path)
             self._move(origin, unit, rec)
             self.report.moved += 1
-            return
+            return self._done()
         twin = self._indexed_twin(digest, unit.path)
         if twin is not None:
             self._copy(twin, unit, digest, rec)
             self.report.copied += 1
-            return
+            return self._done()
         if rec is None:
             self.report.new += 1
         else:
@@ -517,6 +523,9 @@ class Ingester:
         for f in finishing:
             self._finish_now(f)
 
+    def _done(self) -> None:
+        self._tick(units_done=self.progress.units_done + 1)
+
     def _finish_now(self, f: _PendingFile) -> None:
         """Mark a unit done: drop its documents that are no more, record its state and hash."""
         with self.store.transaction() as conn:
@@ -534,6 +543,7 @@ class Ingester:
             after = records.changes(conn)
         self.report.chunks_removed += len(removed)
         self._vectors_removed(removed, before, after)
+        self._done()
 
     def _delete_file(self, rec: FileRecord) -> None:
         with self.store.transaction() as conn:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -400,12 +401,25 @@ class VectorIndex:
             written = self._ann.save(self.folder / token)
             state = {"token": token, "changes": self._synced, "model": self.model,
                      "dimensions": self.dimensions, "kind": self._ann.kind, "count": len(self._ann)}
+            try:
+                previous = json.loads((self.folder / STATE_FILE).read_text()).get("token")
+            except (OSError, ValueError):
+                previous = None
             tmp = self.folder / f"{STATE_FILE}.{token}.tmp"
             tmp.write_text(json.dumps(state))
             os.replace(tmp, self.folder / STATE_FILE)
+            # Remove the files the pointer named before, and leftovers of crashed saves; not the files of
+            # a save another process is writing right now (they are recent and not yet named).
             keep = {p.name for p in written} | {STATE_FILE}
+            now = time.time()
             for path in self.folder.iterdir():
-                if path.name not in keep and not path.name.endswith(".tmp"):
+                if path.name in keep:
+                    continue
+                try:
+                    stale = now - path.stat().st_mtime > 3600
+                except FileNotFoundError:  # removed by another process meanwhile
+                    continue
+                if stale or (previous and path.name.startswith(previous)):
                     path.unlink(missing_ok=True)
 
     def reset(self) -> None:
