@@ -42,15 +42,23 @@ def compress(
     no_memory: Annotated[bool, typer.Option(
         "--no-memory", help="skip peak-memory probes (one process per model)")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="rebuild variants that already exist")] = False,
+    compare_with: Annotated[list[str] | None, typer.Option(
+        "--compare", help="measure these registered models against MODEL (no new variant)")] = None,
     list_methods: Annotated[bool, typer.Option("--list", help="list the methods that apply to MODEL")] = False,
 ) -> None:
     """Make smaller, faster variants of MODEL and report size, speed and quality against it."""
     from plait.compress.budget import compress_to_budget
     from plait.compress.methods import MethodParams, applicable
     from plait.compress.source import source_of
+    from plait.compress.variants import compare
     from plait.compress.variants import compress as compress_model
 
     rt = state(ctx).runtime()
+    console = err_console()
+
+    def log(message: str) -> None:
+        console.print(message, markup=False, highlight=False)
+
     if list_methods:
         source = source_of(rt.catalog.get(model))
         typer.echo(f"{model} is {source.describe()}; methods that apply (chain with '+'):")
@@ -58,22 +66,27 @@ def compress(
             extra = " (needs --train)" if m.needs_train and source.kind == "classifier" else ""
             typer.echo(f"  {m.name:<16} {m.summary}{extra}")
         return
+    if compare_with:
+        report, files = compare(model, compare_with, eval_data=eval_data, memory=not no_memory,
+                                report_dir=report_dir, runtime=rt, log=log)
+        typer.echo(report.text())
+        typer.echo(f"report: {files['html']} and {files['json']}")
+        return
     params = MethodParams(amount=amount, layers=layers, epochs=epochs)
-    console = err_console()
     if budget_ms is not None or budget_mb is not None:
         if name and len(name) > 1:
             raise typer.BadParameter("a budget registers one model: give at most one --name")
         result = compress_to_budget(model, budget_ms=budget_ms, budget_mb=budget_mb, eval_data=eval_data,
                                     train=train, max_loss=max_loss, name=name[0] if name else None,
                                     methods=method or None, params=params, report_dir=report_dir, runtime=rt,
-                                    log=lambda m: console.print(m, markup=False, highlight=False))
+                                    log=log)
         typer.echo(result.report.text())
         typer.echo(f"registered {result.chosen.name} ({result.chosen.provenance['method']}); "
                    f"report: {result.report_files['html']}")
         return
     out = compress_model(model, method or [], names=name or None, params=params, eval_data=eval_data, train=train,
                          measure_variants=not no_report, memory=not no_memory, report_dir=report_dir,
-                         replace=replace, runtime=rt, log=lambda m: console.print(m, markup=False, highlight=False))
+                         replace=replace, runtime=rt, log=log)
     if out.report is not None:
         typer.echo(out.report.text())
     for spec in out.variants:

@@ -85,7 +85,7 @@ def verdict(report: Report, row: Measurement, budget_ms: float | None, budget_mb
     if budget_ms is not None and row.latency_ms_p50 > budget_ms:
         problems.append(f"{row.latency_ms_p50:g} ms > {budget_ms:g} ms")
     if budget_mb is not None and (row.size_mb is None or row.size_mb > budget_mb):
-        problems.append(f"{row.size_mb:g} MB > {budget_mb:g} MB")
+        problems.append(f"{row.size_mb:g} MB > {budget_mb:g} MB" if row.size_mb is not None else "size unknown")
     loss = quality_loss(report, row)
     if loss > max_loss:
         unit = "points" if report.kind != "chat" else "perplexity"
@@ -104,9 +104,11 @@ def shortfall(report: Report, budget_ms: float | None, budget_mb: float | None, 
                          f"{fastest.latency_ms_p50 - budget_ms:.1f} ms over the {budget_ms:g} ms budget")
     if budget_mb is not None:
         smallest = min(rows, key=lambda r: r.size_mb if r.size_mb is not None else math.inf)
-        if smallest.size_mb is None or smallest.size_mb > budget_mb:
+        if smallest.size_mb is None:
+            parts.append("the variants' sizes are unknown")
+        elif smallest.size_mb > budget_mb:
             parts.append(f"the smallest variant ({smallest.label}) is {smallest.size_mb:g} MB, "
-                         f"{(smallest.size_mb or 0) - budget_mb:.1f} MB over the {budget_mb:g} MB budget")
+                         f"{smallest.size_mb - budget_mb:.1f} MB over the {budget_mb:g} MB budget")
     if not parts:  # each limit is met by some variant, but not together, or only with too much loss
         fitting = [r for r in rows if verdict(report, r, budget_ms, budget_mb, math.inf) is None]
         if fitting:

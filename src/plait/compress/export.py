@@ -51,13 +51,16 @@ def export_module(module: Any, out: Path, *, output: str, opset: int = 17) -> Pa
 
     names = ["input_ids", "attention_mask", "token_type_ids"]
     example = torch.ones(2, 16, dtype=torch.long)
+    # In eval mode before export: the exporter restores the wrapper's mode afterwards, and a new Module
+    # starts in training mode, which would leave the caller's model with dropout switched on.
+    wrapped = Wrapped(module).eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     # The tracer warns about shape-dependent Python branches in the masking code; the exported graph is
     # checked against PyTorch by the tests, so the warnings would only alarm users.
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            Wrapped(module.eval()), (example, example, torch.zeros_like(example)), str(out),
+            wrapped, (example, example, torch.zeros_like(example)), str(out),
             input_names=names, output_names=[output], opset_version=opset, dynamo=False,
             dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names},
                           output: {0: "batch", 1: "tokens"} if output == "last_hidden_state" else {0: "batch"}},

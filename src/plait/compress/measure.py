@@ -90,7 +90,7 @@ def measure(entries: Sequence[Entry], data: EvalSet, settings: Settings, *, late
             m.close()
     for entry, result in zip(entries, results, strict=True):
         size = entry.spec.size_bytes(settings.models_dir)
-        result.size_mb = round(size / 2**20, 2) if size is not None else None
+        result.size_mb = round(size / 2**20, 3) if size is not None else None
     if memory:
         log("measuring peak memory, one fresh process per model…")
         for entry, result in zip(entries, results, strict=True):

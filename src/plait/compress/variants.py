@@ -61,7 +61,8 @@ def stderr_log(message: str) -> None:
 
 
 def default_name(parent: str, chain: str) -> str:
-    return f"{parent}-{chain.replace('+', '-')}"
+    """``news@2`` + ``distill+onnx-int8`` → ``news-v2-distill-onnx-int8`` ('@' marks plait tune's versions)."""
+    return f"{parent.replace('@', '-v')}-{chain.replace('+', '-')}"
 
 
 def _fill(options: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -267,3 +268,25 @@ def compress(model: str, methods: Sequence[str], *, names: Sequence[str] | None 
     if report is not None:
         result.report_files = report.write(report_dir or report_folder(rt.settings, source.spec.name))
     return result
+
+
+def compare(model: str, others: Sequence[str], *, eval_data: Path | EvalSet | None = None, memory: bool = True,
+            report_dir: Path | None = None, runtime: Runtime | None = None,
+            log: Log = stderr_log) -> tuple[Report, dict[str, Path]]:
+    """Measure registered models (e.g. earlier variants) side by side with ``model``; registers nothing."""
+    rt = runtime or get_runtime()
+    source = source_of(rt.catalog.get(model))
+    if not others:
+        raise InputError("name the models to compare with --compare")
+    specs = [rt.catalog.get(name) for name in others]
+    for spec in specs:
+        other = source_of(spec)
+        if other.kind != source.kind:
+            raise InputError(f"'{spec.name}' is {other.describe()}; it cannot be compared with '{model}', "
+                             f"{source.describe()}")
+    data = eval_for(source, rt.settings, eval_data, source.labels(rt.settings))
+    entries = [Entry(f"{source.spec.name} (original)", source.spec, "original")]
+    entries += [Entry(spec.name, spec, str(spec.provenance.get("method", spec.backend))) for spec in specs]
+    rows = measure(entries, data, rt.settings, memory=memory, log=log)
+    report = Report(source.spec.name, source.kind, data.source or "the evaluation set", len(data.texts), rows)
+    return report, report.write(report_dir or report_folder(rt.settings, source.spec.name))
