@@ -209,7 +209,7 @@ def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
     rt = state(ctx).runtime()
     found = {f.name: f for f in discover(_folder(rt))}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in sorted(set(found) | set(workflow_names(rt.store))):
         st = workflow_status(rt.store, name, failed_limit=0, runs=1)
         f = found.get(name)

@@ -225,6 +225,7 @@ class Engine:
         """Read the trigger; every batch of new items is recorded with its cursor, then processed."""
         summary = self._summary
         assert summary is not None
+        summary.trigger_error = None  # a source that is back after an outage is no longer an error
         trigger_type = self.workflow.trigger.type
         stored = self.durable.cursor(trigger_type)
         first_run = stored is None and not any(self.durable.counts().values())

@@ -97,7 +97,9 @@ def _dotted(path: Loc) -> str:
 
 def _locate(loc: Loc, data: Any, lines: dict[Loc, int]) -> tuple[str, int | None]:
     """A pydantic error location as a field path in the file, and the line of the deepest part found."""
-    node, found, shown = data, (), []
+    node: Any = data
+    found: Loc = ()
+    shown: list[Any] = []
     for part in loc:
         if isinstance(node, dict) and part in node:
             node, found = node[part], (*found, part)

@@ -74,7 +74,8 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
     def get_runtime(request: Request) -> Runtime:
         if runtime is not None:
             return runtime(request)
-        return request.app.state.ctx.runtime  # type: ignore[no-any-return]
+        found: Runtime = request.app.state.ctx.runtime
+        return found
 
     def get_runner(request: Request) -> Runner | None:
         if runner is not None:
@@ -85,8 +86,9 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
         """Workflow name → (file, workflow or None, problem), from the runner or the enabled folder."""
         rn = get_runner(request)
         if rn is not None:
-            out = {name: (str(slot.path) if slot.path else None, slot.workflow, slot.error)
-                   for name, slot in rn.slots.items()}
+            out: dict[str, tuple[str | None, Any, str | None]] = {
+                name: (str(slot.path) if slot.path else None, slot.workflow, slot.error)
+                for name, slot in rn.slots.items()}
             out.update({f: (f, None, p) for f, p in rn.problems.items()})
             return out
         base = folder(request) if folder else workflows_folder(get_runtime(request).settings.home)

@@ -43,9 +43,9 @@ class RetryPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    attempts: int = Field(3, ge=1, le=100, description="tries in all, the first included")
-    backoff_seconds: float = Field(2.0, ge=0, description="wait before the second try; doubles after each")
-    max_backoff_seconds: float = Field(300.0, ge=0, description="longest wait between tries")
+    attempts: int = Field(default=3, ge=1, le=100, description="tries in all, the first included")
+    backoff_seconds: float = Field(default=2.0, ge=0, description="wait before the second try; doubles after each")
+    max_backoff_seconds: float = Field(default=300.0, ge=0, description="longest wait between tries")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed try number ``attempt`` (1-based)."""
@@ -219,7 +219,7 @@ class Workflow(BaseModel):
                                                  "$PLAIT_HOME/output/NAME); relative to the workflow file")
     concurrency: int = Field(1, ge=1, le=64, description="items processed at once")
     batch_size: int = Field(32, ge=1, le=10_000, description="items taken from the trigger at a time")
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())  # a fresh default per workflow
 
     # Where the spec came from: relative paths in options resolve against its folder.
     _source: Path | None = PrivateAttr(None)

@@ -111,7 +111,7 @@ def task_function(name: str) -> Callable[..., Any]:
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise StepError(f"task '{name}': {entry.target} is not a function")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def available_tasks() -> list[str]:

@@ -147,7 +147,7 @@ class ImapTrigger(Trigger):
             cursor.clear()
             cursor.update(uidvalidity=validity, last_uid=0)
         last = int(cursor.get("last_uid", 0))
-        status, data = conn.uid("SEARCH", None, f"UID {last + 1}:*")
+        status, data = conn.uid("SEARCH", f"UID {last + 1}:*")
         if status != "OK":
             raise TriggerError(f"IMAP {self._where}: search failed ({data!r})")
         # "n:*" always matches the newest message, even when its UID is below n: filter.
