@@ -16,7 +16,7 @@ import fnmatch
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from plait.workflows.errors import TriggerError
 from plait.workflows.triggers import Trigger, TriggerItem, TriggerOptions
 
 log = logging.getLogger("plait.workflows")
+SETTLE_ROUNDS = 5  # waits for files being written, per scan; files still growing are taken next time
 
 
 class FolderOptions(TriggerOptions):
@@ -110,16 +111,29 @@ class FolderTrigger(Trigger):
     def scan(self, cursor: dict[str, Any]) -> Iterator[TriggerItem]:
         root = self._root()
         self._start_watching(root)
-        now = self.env.clock.now()
         self._settling = False
+        paths = list(self._files(root))
+        for _ in range(SETTLE_ROUNDS):
+            settling = yield from self._take(root, paths)
+            if not settling:
+                return
+            # Files still being written: wait for them to be still (a one-shot run would miss them).
+            self.env.clock.sleep(self.options.settle_seconds, self.env.signal)
+            paths = settling
+        self._settling = True  # still changing: look again soon
+
+    def _take(self, root: Path, paths: list[Path]) -> Generator[TriggerItem, None, list[Path]]:
+        """Yield the new, settled files among ``paths``; returns the ones still being written."""
+        now = self.env.clock.now()
+        settling: list[Path] = []
         candidates: list[tuple[str, Path, os.stat_result, str]] = []
-        for path in self._files(root):
+        for path in paths:
             try:
                 st = path.stat()
             except FileNotFoundError:
                 continue
             if now - st.st_mtime < self.options.settle_seconds:
-                self._settling = True  # still being written: look again soon
+                settling.append(path)
                 continue
             rel = path.relative_to(root).as_posix()
             cached = self._hashes.get(rel)
@@ -143,6 +157,7 @@ class FolderTrigger(Trigger):
             yield TriggerItem(key, {"path": str(path), "name": path.name, "relpath": rel, "suffix": path.suffix.lower(),
                                     "size": st.st_size, "modified": modified.isoformat(),
                                     "sha256": self._hashes[rel][2], "folder": str(root)}, st.st_mtime)
+        return settling
 
     def next_wait(self, now: float) -> float:
         if self._settling:
