@@ -1,14 +1,12 @@
 """kill -9 in the middle of `plait run`, then run again: every item done exactly once, every sink's side
 effect counted where it landed (files, table rows, digest lines, mail drafts, webhook deliveries).
 
-The first test uses the fake models (fast, in CI's unit run); the second the real packaged models
-(`-m model`), and the last runs the bundled inbox-triage workflow as it ships.
+The first test uses the fake models (fast); the second the real packaged models (`-m model`).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -54,27 +52,3 @@ def test_kill_9_mid_run_then_restart_does_each_of_200_mails_exactly_once(tmp_pat
 @pytest.mark.model
 def test_kill_9_with_the_real_models(tmp_path: Path, runtime: Runtime) -> None:
     _kill_and_resume(tmp_path, runtime.settings.home, 40, 12, fakes=False)
-
-
-@pytest.mark.model
-def test_bundled_inbox_triage_runs_on_real_mail(tmp_path: Path, runtime: Runtime,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from plait.workflows.enabled import resolve
-    from plait.workflows.engine import Engine
-    from plait.workflows.loader import load_workflow
-
-    maildir = tmp_path / "Maildir"
-    write_maildir(maildir, newsgroup_messages(12))
-    monkeypatch.setenv("PLAIT_MAILDIR", str(maildir))
-    wf = load_workflow(resolve("inbox-triage", tmp_path))
-    summary = Engine(wf, runtime).run()
-    assert (summary.added, summary.done, summary.failed) == (12, 12, 0), summary.errors
-    out = runtime.settings.home / "output" / "inbox-triage"
-    notes = list((out / "triage").rglob("*.md"))
-    assert len(notes) == 12 and all(n.parent.name in wf.vars["labels"] for n in notes)
-    assert all(n.read_text().startswith("# ") for n in notes)
-    digest = next((out / "digest").glob("*.md")).read_text()
-    assert digest.startswith("# Morning digest") and "12 item(s)" in digest and ".png)" in digest
-    rows = sqlite3.connect(runtime.settings.home / "workflows" / "tables.db").execute(
-        "SELECT COUNT(*), COUNT(DISTINCT label) FROM inbox").fetchone()
-    assert rows[0] == 12 and rows[1] >= 2
