@@ -47,6 +47,7 @@ def test_small_sections_merge_with_the_next_and_keep_their_heading() -> None:
                Section(sentences(5, "budget"), "Body", 1), kind="email")
     chunks = chunk_document(mail)
     assert len(chunks) == 1 and chunks[0].text.startswith("From: Anna") and "budget" in chunks[0].text
+    assert chunks[0].heading is None and "Body" not in chunks[0].text  # mail labels are not headings
     md = doc(Section("Short intro.", "A", 1), Section(sentences(8, "main"), "B", 1))
     [chunk] = chunk_document(md)
     assert chunk.heading == "A" and "\nB\n" in chunk.text

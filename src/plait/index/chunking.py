@@ -98,7 +98,8 @@ def chunk_document(doc: Document, *, max_words: int = MAX_WORDS, overlap_words: 
                    min_words: int = MIN_WORDS) -> list[Chunk]:
     """The document's chunks, in order. A document with no text has none."""
     sections = doc.sections or (Section(doc.text),)
-    paths = _heading_paths(sections)
+    # A mail's sections are labelled "Headers" and "Body": structure, not headings worth repeating.
+    paths = _heading_paths(sections) if doc.kind != "email" else [None] * len(sections)
     pieces: list[_Piece] = []
     for number, (section, path) in enumerate(zip(sections, paths, strict=True)):
         for i, (text, continues) in enumerate(_pieces_of(section.text, max_words)):

@@ -30,6 +30,8 @@ class Snippet:
 
 
 def parse_marked(marked: str) -> Snippet:
+    """The snippet of FTS5's marked text, with the markers turned into spans and outer space trimmed."""
+    marked = marked.strip()  # FTS5's ellipsis ' … ' leaves a space at either end
     text: list[str] = []
     spans: list[tuple[int, int]] = []
     pos, start = 0, -1
