@@ -9,7 +9,9 @@ passage); ``per_document=False`` returns passages, several per document if they 
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -62,6 +64,18 @@ class SearchResults:
     seconds: float
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="plait-query")
+        return _pool
+
+
 def _document_of(index: Index, chunk_ids: set[int]) -> dict[int, int]:
     if not chunk_ids:
         return {}
@@ -98,11 +112,15 @@ def retrieve(index: Index, query: str, *, k: int = 10, mode: Mode = "hybrid", fi
     filters = filters or SearchFilters()
     pool = max(candidates, 3 * k)
 
-    keyword = keyword_search(index.store.connection, query, pool, filters) if mode != "vector" else []
     query_vector: np.ndarray | None = None
     vector: list[tuple[int, float]] = []
+    embedding = None
     if mode != "keyword" and index.store.query("SELECT 1 FROM index_chunks LIMIT 1"):
-        query_vector = index.embedder().embed(query, kind="query")
+        # The query is embedded on another thread while FTS5 searches: both release the GIL.
+        embedding = _executor().submit(index.embedder().embed, query, "query")
+    keyword = keyword_search(index.store.connection, query, pool, filters) if mode != "vector" else []
+    if embedding is not None:
+        query_vector = embedding.result()
         allowed = None if filters.empty else _allowed(index, filters)
         vector = index.vectors().search(query_vector, pool, allowed)
 
