@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -226,8 +227,12 @@ def imap(base: Path, n: int, kill_at: int) -> dict[str, Any]:
                 raise RuntimeError(f"watcher exited: {second.communicate()[1].decode()[-2000:]}")
             time.sleep(0.2)
         total_s = time.perf_counter() - t0
-        second.send_signal(signal.SIGINT)  # Ctrl-C: stops after the steps in progress
-        second.wait(120)
+        second.send_signal(signal.SIGTERM)  # stops after the steps in progress
+        try:
+            second.wait(300)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            raise
         effects = side_effects(home, "triage", receiver)
         conn = sqlite3.connect(home / "plait.db")
         cursor = json.loads(conn.execute("SELECT cursor FROM workflow_cursors WHERE workflow = 'triage'").fetchone()[0])

@@ -52,3 +52,25 @@ def test_kill_9_mid_run_then_restart_does_each_of_200_mails_exactly_once(tmp_pat
 @pytest.mark.model
 def test_kill_9_with_the_real_models(tmp_path: Path, runtime: Runtime) -> None:
     _kill_and_resume(tmp_path, runtime.settings.home, 40, 12, fakes=False)
+
+
+def test_sigterm_stops_a_watching_run_cleanly(tmp_path: Path, fake_models: Runtime) -> None:
+    import signal
+    import time
+
+    from tests.workflow_processes import item_counts
+
+    maildir = tmp_path / "Maildir"
+    write_maildir(maildir, newsgroup_messages(3))
+    wf = tmp_path / "watch.yml"
+    wf.write_text(f"name: watch\ntrigger: {{type: maildir, path: {maildir}, poll_seconds: 0.2}}\n"
+                  "steps:\n  - template: '{{ item.subject }}'\n")
+    proc = start_plait(fake_models.settings.home, ["run", str(wf), "--watch", "--json"], fakes=True)
+    deadline = time.monotonic() + 60
+    while item_counts(fake_models.settings.home, "watch").get("done", 0) < 3:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert json.loads(out)["status"] == "stopped"

@@ -7,7 +7,9 @@ prints the result. `plait run` shows a progress bar on a terminal and a summary 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -91,12 +93,18 @@ def run(
     engine = Engine(workflow, rt, dry_run=dry_run, on_event=display.event)
     for value in manual:
         engine.submit(value, key)
+    # SIGTERM (a service manager, `kill`) stops the run like Ctrl-C but cleanly: after the steps in progress.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: engine.stop()) if main_thread else None
     with display:
         try:
             summary = engine.run(watch=watch, backfill=backfill, since=_parse_since(since), limit=limit)
         except KeyboardInterrupt:
             err_console().print(f"stopped; unfinished items of '{workflow.name}' stay pending and resume next run")
             raise
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
     _report(summary, json_out)
     if summary.trigger_error:
         raise typer.Exit(7)
