@@ -1,6 +1,7 @@
 """bench/tasks_text: extract, summarize and sentiment on real text (Lee news articles, mini 20-Newsgroups).
 
-    python bench/tasks_text.py [--extract-docs 50] [--baseline-docs 6] [--summaries 30] [--chars 1000]
+    python bench/tasks_text.py [--extract-docs 50] [--baseline-docs 6] [--summaries 30] [--abstractive 30]
+                             [--chars 1000]
 
 extract    SmolLM2 fills a JSON schema (topic, people, organizations, places, author_email, tone) for
            Lee articles and newsgroup posts (half each, clipped to --chars characters). plait decodes
@@ -14,7 +15,8 @@ summarize  On Lee articles of at least 6 sentences: lead-3 (the first three sent
            abstractive summary with SmolLM2 (3 sentences). Every summary is checked against the length
            asked. Mean cosine similarity summary-to-article is measured with the default embedder
            (minilm-q8, which the extractive method also uses to choose sentences, so it favours it) and
-           with an independent one (multilingual e5-small).
+           with an independent one (multilingual e5-small), against the article's own embedding and against
+           the mean of its sentence embeddings.
 sentiment  VADER against the embedding scorer on every Lee sentence: agreement, correlation and speed.
 
 Results: bench/results/tasks_text.json (with the machine's load average at start and end).
@@ -123,14 +125,24 @@ def bench_extract(rt: Any, n_docs: int, n_baseline: int, chars: int) -> dict[str
               file=sys.stderr)
 
     ok_rows = [r for r in rows if r["ok"]]
-    names_total = names_grounded = 0
+    # Content checks: extracted names that are in the text, distinct, and that spaCy's NER also finds
+    # with the matching label (PERSON; ORG; GPE/LOC/FAC) - a reference the model did not see.
+    from plait.tasks.nlp import parse
+
+    spacy_labels = {"people": ("PERSON",), "organizations": ("ORG",), "places": ("GPE", "LOC", "FAC")}
+    names_total = names_grounded = names_distinct = spacy_match = spacy_total = spacy_found = 0
     for r in ok_rows:
         lowered = r["text"].lower()
+        ents = parse(r["text"]).entities()
         for key in ("people", "organizations", "places"):
-            for name in r["data"][key]:
-                if name.strip():
-                    names_total += 1
-                    names_grounded += name.strip().lower() in lowered
+            names = [n.strip() for n in r["data"][key] if n.strip()]
+            names_total += len(names)
+            names_distinct += len({n.lower() for n in names})
+            names_grounded += sum(n.lower() in lowered for n in names)
+            reference = {e.text.lower() for e in ents if e.label in spacy_labels[key]}
+            spacy_total += len(reference)
+            spacy_match += sum(any(n.lower() in ref or ref in n.lower() for ref in reference) for n in names)
+            spacy_found += sum(any(ref in n.lower() or n.lower() in ref for n in names) for ref in reference)
     email_rows = [r for r in ok_rows if r["kind"] == "newsgroup"]
     email_hits = sum((r["data"]["author_email"] or "").strip().lower() == r["expected_email"] for r in email_rows)
     null_rows = [r for r in ok_rows if r["kind"] == "lee"]
@@ -141,8 +153,11 @@ def bench_extract(rt: Any, n_docs: int, n_baseline: int, chars: int) -> dict[str
         "plait_grammar": {
             "parsed_and_valid": len(ok_rows), "rate": len(ok_rows) / len(rows),
             "first_try": sum(r["attempts"] == 1 for r in ok_rows), "mean_seconds": statistics.mean(secs),
-            "names_found_verbatim_in_text": names_grounded / names_total if names_total else None,
             "names_extracted": names_total,
+            "names_found_verbatim_in_text": names_grounded / names_total if names_total else None,
+            "names_distinct_share": names_distinct / names_total if names_total else None,
+            "names_precision_vs_spacy_ner": spacy_match / names_total if names_total else None,
+            "names_recall_vs_spacy_ner": spacy_found / spacy_total if spacy_total else None,
             "author_email_exact": email_hits / len(email_rows) if email_rows else None,
             "author_email_null_when_absent": null_hits / len(null_rows) if null_rows else None,
         },
@@ -159,7 +174,7 @@ def bench_extract(rt: Any, n_docs: int, n_baseline: int, chars: int) -> dict[str
 
 # --- summarize --------------------------------------------------------------------------------------
 
-def bench_summarize(rt: Any, n: int, abstractive: bool) -> dict[str, Any]:
+def bench_summarize(rt: Any, n: int, n_abstractive: int) -> dict[str, Any]:
     import numpy as np
 
     from plait.corpora import lee_articles
@@ -173,7 +188,7 @@ def bench_summarize(rt: Any, n: int, abstractive: bool) -> dict[str, Any]:
         "extractive_60_words": {"method": "extractive", "words": 60},
         "extractive_one_line": {"method": "extractive", "style": "one-line"},
     }
-    if abstractive:
+    if n_abstractive:
         configs["abstractive_3_sentences"] = {"method": "abstractive", "sentences": 3}
     outputs: dict[str, list[str]] = {"lead_3": [" ".join(sentences(a)[:3]) for a in articles]}
     within: dict[str, int] = {}
@@ -182,7 +197,8 @@ def bench_summarize(rt: Any, n: int, abstractive: bool) -> dict[str, Any]:
     for name, kw in configs.items():
         outputs[name], within[name] = [], 0
         start = time.perf_counter()
-        for i, article in enumerate(articles):
+        subset = articles[:n_abstractive] if kw["method"] == "abstractive" else articles
+        for i, article in enumerate(subset):
             s = summarize(article, runtime=rt, **kw)
             outputs[name].append(s.text)
             # Checked independently of the summariser's own trimming: count again.
@@ -191,23 +207,39 @@ def bench_summarize(rt: Any, n: int, abstractive: bool) -> dict[str, Any]:
             n_s, n_w = len(sentences(s.text)), len(s.text.split())
             within[name] += (max_s is None or n_s <= max_s) and (max_w is None or n_w <= max_w) and n_w > 0
             if kw["method"] == "abstractive":
-                print(f"{name} {i + 1}/{len(articles)}", file=sys.stderr)
-        seconds[name] = (time.perf_counter() - start) / len(articles)
+                print(f"{name} {i + 1}/{len(subset)}", file=sys.stderr)
+        seconds[name] = (time.perf_counter() - start) / len(subset)
         words[name] = statistics.mean(len(t.split()) for t in outputs[name])
     words["lead_3"] = statistics.mean(len(t.split()) for t in outputs["lead_3"])
 
+    # Two views of "the article": its own embedding (the model reads only its first 256 or 512 tokens,
+    # which favours the lead) and the mean of its sentences' embeddings (covers all of it).
     similarity: dict[str, dict[str, float]] = {}
     for embed_name in ("minilm-q8", "e5-small"):
         emb = rt.model(embed_name, Embedder)
-        article_vecs = emb.embed_many(articles, kind="document")
-        similarity[embed_name] = {}
-        for name, texts in outputs.items():
-            vecs = emb.embed_many(texts, kind="document")
-            similarity[embed_name][name] = float(np.mean(np.sum(vecs * article_vecs, axis=1)))
-    ratios = {e: {k: v / sims["lead_3"] for k, v in sims.items() if k != "lead_3"} for e, sims in similarity.items()}
+        whole = emb.embed_many(articles, kind="document")
+        means = []
+        for article in articles:
+            mean = emb.embed_many(sentences(article), kind="document").mean(axis=0)
+            means.append(mean / np.linalg.norm(mean))
+        sentence_mean = np.stack(means)
+        for view, article_vecs in (("article", whole), ("sentence_mean", sentence_mean)):
+            key = f"{embed_name}/{view}"
+            similarity[key] = {}
+            for name, texts in outputs.items():
+                vecs = emb.embed_many(texts, kind="document")  # (len(texts), d): a prefix of the articles
+                similarity[key][name] = float(np.mean(np.sum(vecs * article_vecs[:len(texts)], axis=1)))
+                if len(texts) < len(articles):  # lead-3 on the same subset, for a like-for-like ratio
+                    lead = emb.embed_many(outputs["lead_3"][:len(texts)], kind="document")
+                    similarity[key][f"lead_3_first_{len(texts)}"] = float(
+                        np.mean(np.sum(lead * article_vecs[:len(texts)], axis=1)))
+    ratios = {e: {k: v / sims[f"lead_3_first_{len(outputs[k])}" if len(outputs[k]) < len(articles) else "lead_3"]
+                  for k, v in sims.items() if not k.startswith("lead_3")}
+              for e, sims in similarity.items()}
     return {
-        "articles": len(articles), "within_length": {k: f"{v}/{len(articles)}" for k, v in within.items()},
-        "all_within_length": all(v == len(articles) for v in within.values()),
+        "articles": len(articles), "abstractive_articles": min(n_abstractive, len(articles)),
+        "within_length": {k: f"{v}/{len(outputs[k])}" for k, v in within.items()},
+        "all_within_length": all(v == len(outputs[k]) for k, v in within.items()),
         "mean_words": words, "seconds_per_article": seconds,
         "mean_similarity_to_article": similarity, "ratio_to_lead_3": ratios,
         "example": {k: v[0] for k, v in outputs.items()},
@@ -254,7 +286,8 @@ def main() -> None:
     parser.add_argument("--baseline-docs", type=int, default=6)
     parser.add_argument("--summaries", type=int, default=30)
     parser.add_argument("--chars", type=int, default=1000, help="clip each extraction document to this")
-    parser.add_argument("--no-abstractive", action="store_true", help="skip SmolLM2 summaries")
+    parser.add_argument("--abstractive", type=int, default=30,
+                        help="articles to summarise with SmolLM2 as well (0 skips; the rest are extractive only)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -262,14 +295,17 @@ def main() -> None:
     from plait.settings import load_settings
 
     load_start = os.getloadavg()[0]
+    results_settings = {"threads": load_settings().threads, "chat_model": load_settings().chat_model,
+                        "embed_model": load_settings().embed_model}
     rt = Runtime(load_settings())
     started = time.perf_counter()
-    results: dict[str, Any] = {"load_1min_at_start": load_start}
+    results: dict[str, Any] = {"load_1min_at_start": load_start, "settings": results_settings,
+                               "args": vars(args)}
     t = time.perf_counter()
     results["sentiment"] = bench_sentiment(rt)
     results["sentiment"]["seconds"] = time.perf_counter() - t
     t = time.perf_counter()
-    results["summarize"] = bench_summarize(rt, args.summaries, not args.no_abstractive)
+    results["summarize"] = bench_summarize(rt, args.summaries, args.abstractive)
     results["summarize"]["seconds"] = time.perf_counter() - t
     t = time.perf_counter()
     results["extract"] = bench_extract(rt, args.extract_docs, args.baseline_docs, args.chars)

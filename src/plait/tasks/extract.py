@@ -144,8 +144,8 @@ class Structured:
 
 
 SYSTEM = ("You extract information from a text into JSON that follows a JSON schema. Copy names, numbers "
-          "and dates exactly as the text gives them. When the text does not say, use null, an empty "
-          "string or an empty list. Answer with the JSON only.")
+          "and dates exactly as the text gives them, and list each item once. When the text does not say, "
+          "use null, an empty string or an empty list. Answer with the JSON only.")
 
 
 def extract_json(text: str | Document, schema: dict[str, Any] | type[BaseModel], *,
