@@ -147,6 +147,11 @@ def test_cli_index_search_ask(library: Path, fake_models: Runtime, tmp_path: Pat
     assert code != 0 and "--after" in err
     code, _, err = plait(capsys, "index", "add", str(tmp_path / "missing"))
     assert code == 4 and "does not exist" in err and "Traceback" not in err
+    (tmp_path / "more" / "kayak.txt").write_text("the canoe trip starts at noon")
+    code, out, _ = plait(capsys, "index", "update", "-c", "trips", "--json")
+    assert code == 0 and json.loads(out)[0]["changed"] == 1
+    code, _, err = plait(capsys, "index", "rebuild")
+    assert code == 0 and "rebuilt" in err
     code, out, _ = plait(capsys, "index", "remove", "-c", "trips")
     assert code == 0
     code, out, _ = plait(capsys, "search", "kayak", "--json")
