@@ -8,6 +8,11 @@ each, renormalised over the label set (a softmax of the scores, temperature 1 un
 Multi-label: one yes/no question per label, scored ``log P(yes) - log P(no)``, whose sigmoid is the
 model's own odds of "yes" against "no".
 
+Small models prefer some answers whatever the text (the first label listed, a frequent word). Contextual
+calibration (Zhao et al., 2021, "Calibrate Before Use") removes that: the same prompt is scored once
+with a content-free text ("N/A") and those scores are subtracted from every text's scores, so a label
+wins by what the text adds, not by the model's prior for it.
+
 Other generators (transformers, an OpenAI-compatible server) do not expose token log-probabilities here,
 so they answer under a JSON-schema grammar whose only values are the labels; the chosen label gets
 probability ~1. That is a choice, not a calibrated distribution, and is reported as such.
@@ -28,6 +33,7 @@ from plait.tasks.classifiers import Progress, ScoreClassifier
 if TYPE_CHECKING:
     import numpy as np
 
+CONTENT_FREE = "N/A"
 MAX_TEXT_TOKENS = 384  # the start of a long text says what it is about; keeps 135M-parameter models quick
 CHOICE_SCORE = 20.0  # score gap given to a grammar-constrained choice (probability ~1 - 2e-9)
 
@@ -47,7 +53,8 @@ def _yes_no_prompt(text: str, label: str, description: str | None) -> str:
 class LlmClassifier(ScoreClassifier):
     def __init__(self, generator: TextGenerator, labels: Sequence[str],
                  descriptions: Sequence[str | None] | None = None, *, multi_label: bool = False,
-                 threshold: float | None = None, max_text_tokens: int = MAX_TEXT_TOKENS) -> None:
+                 threshold: float | None = None, max_text_tokens: int = MAX_TEXT_TOKENS,
+                 contextual_calibration: bool = True) -> None:
         self.generator = generator
         self.labels = tuple(labels)
         self.descriptions = tuple(descriptions) if descriptions is not None else (None,) * len(self.labels)
@@ -56,6 +63,8 @@ class LlmClassifier(ScoreClassifier):
         self.calibrator = PlattScaling() if multi_label else TemperatureScaling(1.0)
         llm = getattr(generator, "llm", None)
         self._scorer = _LlamaScorer(llm, getattr(generator, "_lock", None)) if llm is not None else None
+        self.contextual_calibration = contextual_calibration and self._scorer is not None
+        self._bias: np.ndarray | None = None
 
     @property
     def exact(self) -> bool:
@@ -66,8 +75,10 @@ class LlmClassifier(ScoreClassifier):
         import numpy as np
 
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        if self.contextual_calibration and self._bias is None:
+            self._bias = self._score_one(CONTENT_FREE)  # once per classifier: the model's prior per label
         for i, text in enumerate(texts):
-            out[i] = self._score_one(text)
+            out[i] = self._score_one(text) - (self._bias if self._bias is not None else 0.0)
             if progress:
                 progress(1)
         return out

@@ -289,11 +289,13 @@ def refine_with_llm(task: TaskRequest, generator: Any, *, now: dt.datetime, tz: 
 
     from plait.models.base import GenerationOptions, Message
 
+    if task.duration_given and task.deadline is not None:
+        return task  # nothing left for the model to fill in (priority "normal" is a fine default)
     prompt = (f"Today is {now.astimezone(tz):%A %Y-%m-%d %H:%M}. Task: {task.text}\n"
               "Give the task's title, how many minutes it takes, its deadline (a date, or empty if none) "
               "and its priority (high, normal or low) as JSON.")
     answer = generator.chat([Message("user", prompt)],
-                            GenerationOptions(json_schema=LLM_SCHEMA, temperature=0.0, max_tokens=120))
+                            GenerationOptions(json_schema=LLM_SCHEMA, temperature=0.0, max_tokens=80))
     try:
         data = json.loads(answer.text)
     except ValueError:
