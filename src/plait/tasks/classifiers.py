@@ -154,14 +154,14 @@ class ScoreClassifier(Classifier):
         import numpy as np
 
         if self.multi_label:
-            prior = self.calibrator if isinstance(self.calibrator, PlattScaling) else None
-            self.calibrator = PlattScaling.fit(scores, targets, prior=prior)
+            platt = self.calibrator if isinstance(self.calibrator, PlattScaling) else None
+            self.calibrator = PlattScaling.fit(scores, targets, prior=platt)
             return
         single = targets.sum(axis=1) == 1
         if not single.any():
             raise InputError("single-label calibration needs texts with exactly one label each")
-        prior = self.calibrator.temperature if isinstance(self.calibrator, TemperatureScaling) else 1.0
-        self.calibrator = TemperatureScaling.fit(scores[single], np.argmax(targets[single], axis=1), prior=prior)
+        t0 = self.calibrator.temperature if isinstance(self.calibrator, TemperatureScaling) else 1.0
+        self.calibrator = TemperatureScaling.fit(scores[single], np.argmax(targets[single], axis=1), prior=t0)
 
 
 def label_matrix(gold: Sequence[str | Sequence[str]], labels: Sequence[str]) -> np.ndarray:

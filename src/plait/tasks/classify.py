@@ -60,10 +60,10 @@ class ClassifyConfig(BaseModel):
     examples: dict[str, list[str]] = Field(default_factory=dict, description="label → example texts")
     method: Method = "auto"
     multi_label: bool = False
-    threshold: float | None = Field(None, ge=0.0, le=1.0, description="abstain below this probability")
-    template: str = Field("{label}", description="zero-shot label text, e.g. 'a post about {label}'")
-    model: str | None = Field(None, description="embedder (similarity, logistic) or chat model (llm)")
-    classifier: str | None = Field(None, description="a trained classifier from the catalog")
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="abstain below this probability")
+    template: str = Field(default="{label}", description="zero-shot label text, e.g. 'a post about {label}'")
+    model: str | None = Field(default=None, description="embedder (similarity, logistic) or chat model (llm)")
+    classifier: str | None = Field(default=None, description="a trained classifier from the catalog")
 
     def build(self, runtime: Runtime | None = None) -> Classifier:
         if self.classifier:
@@ -190,14 +190,15 @@ def _name(model: str | Model | None) -> str | None:
 def load_classifier(name: str, runtime: Runtime | None = None) -> Classifier:
     """A trained classifier from the catalog (an entry whose backend loads a :class:`Classifier`)."""
     rt = runtime or get_runtime()
-    return rt.model(name, Classifier)  # type: ignore[type-abstract]
+    return rt.model(name, Classifier)
 
 
 @overload
-def classify(texts: str, labels: Labels | None = ..., *, examples: Examples | None = ...,
-             method: Method = ..., multi_label: bool = ..., threshold: float | None = ...,
-             template: str = ..., model: str | Model | None = ..., classifier: str | Classifier | None = ...,
-             runtime: Runtime | None = ..., progress: Progress | None = ...) -> Classification: ...
+def classify(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]
+        texts: str, labels: Labels | None = ..., *, examples: Examples | None = ...,
+        method: Method = ..., multi_label: bool = ..., threshold: float | None = ...,
+        template: str = ..., model: str | Model | None = ..., classifier: str | Classifier | None = ...,
+        runtime: Runtime | None = ..., progress: Progress | None = ...) -> Classification: ...
 @overload
 def classify(texts: Sequence[str], labels: Labels | None = ..., *, examples: Examples | None = ...,
              method: Method = ..., multi_label: bool = ..., threshold: float | None = ...,

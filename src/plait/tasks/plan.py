@@ -44,17 +44,21 @@ class PlanConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timezone: str | None = Field(None, description="IANA time zone, e.g. Europe/Berlin (default: this machine's)")
-    work_start: dt.time = Field(dt.time(9, 0), description="start of the working day")
-    work_end: dt.time = Field(dt.time(17, 0), description="end of the working day")
-    work_days: tuple[str, ...] = Field(("mon", "tue", "wed", "thu", "fri"), description="working days")
-    breaks: tuple[tuple[dt.time, dt.time], ...] = Field((), description="daily breaks, e.g. [['12:00', '13:00']]")
-    horizon_days: int = Field(14, ge=1, le=366, description="how far ahead to plan")
-    granularity_minutes: int = Field(15, ge=1, le=120, description="blocks start on multiples of this")
-    buffer_minutes: int = Field(0, ge=0, le=240, description="free time kept before and after calendar events")
-    default_duration_minutes: int = Field(60, ge=1, description="duration of a task that gives none")
-    max_block_minutes: int = Field(120, ge=0, description="split longer tasks into blocks of at most this (0: never)")
-    min_block_minutes: int = Field(30, ge=1, description="shortest block of a split task")
+    timezone: str | None = Field(default=None,
+                                 description="IANA time zone, e.g. Europe/Berlin (default: this machine's)")
+    work_start: dt.time = Field(default=dt.time(9, 0), description="start of the working day")
+    work_end: dt.time = Field(default=dt.time(17, 0), description="end of the working day")
+    work_days: tuple[str, ...] = Field(default=("mon", "tue", "wed", "thu", "fri"), description="working days")
+    breaks: tuple[tuple[dt.time, dt.time], ...] = Field(default=(),
+                                                        description="daily breaks, e.g. [['12:00', '13:00']]")
+    horizon_days: int = Field(default=14, ge=1, le=366, description="how far ahead to plan")
+    granularity_minutes: int = Field(default=15, ge=1, le=120, description="blocks start on multiples of this")
+    buffer_minutes: int = Field(default=0, ge=0, le=240,
+                                description="free time kept before and after calendar events")
+    default_duration_minutes: int = Field(default=60, ge=1, description="duration of a task that gives none")
+    max_block_minutes: int = Field(default=120, ge=0,
+                                   description="split longer tasks into blocks of at most this (0: never)")
+    min_block_minutes: int = Field(default=30, ge=1, description="shortest block of a split task")
 
     @field_validator("work_days", mode="before")
     @classmethod
@@ -143,7 +147,7 @@ class Plan:
     start: dt.datetime
     end: dt.datetime
     timezone: dt.tzinfo
-    config: PlanConfig = field(default_factory=PlanConfig)
+    config: PlanConfig = field(default_factory=lambda: PlanConfig())
 
     def events(self) -> list[Event]:
         out = []
@@ -320,10 +324,10 @@ def _place(task: TaskRequest, free: list[Interval], config: PlanConfig, window_s
             break
     if left > zero:
         if latest is not None and latest <= window_start:
-            return f"its deadline ({task.deadline:%a %d %b %H:%M}) has already passed"  # type: ignore[union-attr]
+            return f"its deadline ({task.deadline:%a %d %b %H:%M}) has already passed"
         hours = total.total_seconds() / 3600
         if latest is not None:
-            return (f"needs {hours:g} h before its deadline ({task.deadline:%a %d %b %H:%M}) and there is not "  # type: ignore[union-attr]
+            return (f"needs {hours:g} h before its deadline ({task.deadline:%a %d %b %H:%M}) and there is not "
                     "enough free working time left then")
         return f"needs {hours:g} h and there is not enough free working time in the planning horizon"
     remaining = free

@@ -183,53 +183,53 @@ def parse_request(text: str, *, now: dt.datetime, tz: dt.tzinfo, work: WorkDay,
 
     priority: Priority = "normal"
     for pattern, level in ((_HIGH, "high"), (_LOW, "low"), (_NORMAL, "normal")):
-        found = list(pattern.finditer(rest))
-        if found:
+        hits = list(pattern.finditer(rest))
+        if hits:
             priority = level  # type: ignore[assignment]
-            for m in found:
-                take(m.start(), m.end())
+            for hit in hits:
+                take(hit.start(), hit.end())
             break
 
     duration: dt.timedelta | None = None
-    for pattern, value in _DURATIONS:
-        m = pattern.search(rest)
-        if m and not _overlaps(spans, m.start(), m.end()):
-            duration = value(m, work)
-            lead = _DURATION_LEAD.search(rest[: m.start()])
-            take(lead.start() if lead else m.start(), m.end())
+    for pattern, to_duration in _DURATIONS:
+        dm = pattern.search(rest)
+        if dm and not _overlaps(spans, dm.start(), dm.end()):
+            duration = to_duration(dm, work)
+            lead = _DURATION_LEAD.search(rest[: dm.start()])
+            take(lead.start() if lead else dm.start(), dm.end())
             break
 
     deadline: dt.datetime | None = None
     not_before: dt.datetime | None = None
-    m = _DEADLINE.search(rest)
-    if m and not _overlaps(spans, m.start(), m.start("when")):
-        found = dates.find(m["when"])
-        if found:
-            value, has_time, used = found
+    by = _DEADLINE.search(rest)
+    if by and not _overlaps(spans, by.start(), by.start("when")):
+        when = dates.find(by["when"])
+        if when:
+            value, has_time, used = when
             deadline = value if has_time else dates.day_end(value.date())
-            take(m.start(), m.start("when") + used)
-    m = _AFTER.search(rest)
-    if m and not _overlaps(spans, m.start(), m.start("when")):
-        found = dates.find(m["when"])
-        if found:
-            value, has_time, used = found
+            take(by.start(), by.start("when") + used)
+    after = _AFTER.search(rest)
+    if after and not _overlaps(spans, after.start(), after.start("when")):
+        when = dates.find(after["when"])
+        if when:
+            value, has_time, used = when
             not_before = value if has_time else dates.day_start(value.date() + dt.timedelta(days=1))
-            take(m.start(), m.start("when") + used)
+            take(after.start(), after.start("when") + used)
     for pattern in (_ON, _DAY_WORD):
-        m = pattern.search(rest)
-        if m and not _overlaps(spans, m.start(), m.end()):
-            found = dates.find(m["when"])
-            if found:
-                day = found[0].date()
+        on = pattern.search(rest)
+        if on and not _overlaps(spans, on.start(), on.end()):
+            when = dates.find(on["when"])
+            if when:
+                day = when[0].date()
                 not_before = not_before or dates.day_start(day)
                 deadline = deadline or dates.day_end(day)
-                take(m.start(), m.end())
+                take(on.start(), on.end())
                 break
-    m = _NEXT_WEEK.search(rest)
-    if m and not _overlaps(spans, m.start(), m.end()) and not_before is None:
+    next_week = _NEXT_WEEK.search(rest)
+    if next_week and not _overlaps(spans, next_week.start(), next_week.end()) and not_before is None:
         today = dates.now.date()
         not_before = dates.day_start(today + dt.timedelta(days=7 - today.weekday()))
-        take(m.start(), m.end())
+        take(next_week.start(), next_week.end())
 
     title = _title(original, spans) or original
     return TaskRequest(title=title, duration=duration or default_duration, priority=priority,
