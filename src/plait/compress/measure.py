@@ -29,6 +29,19 @@ CHAT_PROMPT_CHARS = 400
 
 
 @dataclass(frozen=True)
+class Timing:
+    """How much to measure: more texts and rounds, steadier figures; fewer, a quicker report."""
+
+    latency_texts: int = 30  # texts timed one by one (batch 1)
+    rounds: int = 3  # timed batches of 32 per model (generations, for chat models)
+    chat_tokens: int = 64  # tokens generated per timed generation
+    perplexity_windows: int = 16  # windows of 512 tokens scored for perplexity
+
+
+DEFAULT_TIMING = Timing()
+
+
+@dataclass(frozen=True)
 class Entry:
     """A model to measure: the original or a variant (registered or not yet)."""
 
@@ -71,8 +84,8 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def measure(entries: Sequence[Entry], data: EvalSet, settings: Settings, *, latency_texts: int = 30,
-            rounds: int = 3, memory: bool = True, log: Log = lambda m: None) -> list[Measurement]:
+def measure(entries: Sequence[Entry], data: EvalSet, settings: Settings, *, timing: Timing = DEFAULT_TIMING,
+            memory: bool = True, log: Log = lambda m: None) -> list[Measurement]:
     """Measure every entry (the first is the reference for fidelity and agreement)."""
     from plait.models.loading import load_model
 
@@ -82,9 +95,9 @@ def measure(entries: Sequence[Entry], data: EvalSet, settings: Settings, *, late
     models = [load_model(e.spec, settings) for e in entries]
     try:
         if data.kind == "chat":
-            results = _measure_chat(entries, models, data, settings, rounds, log)
+            results = _measure_chat(entries, models, data, settings, timing, log)
         else:
-            results = _measure_encoders(entries, models, data, latency_texts, rounds, log)
+            results = _measure_encoders(entries, models, data, timing, log)
     finally:
         for m in models:
             m.close()
@@ -122,10 +135,10 @@ def _interleaved(models: Sequence[Model], items: Sequence[list[str]], rounds: in
     return times
 
 
-def _measure_encoders(entries: Sequence[Entry], models: Sequence[Model], data: EvalSet, latency_texts: int,
-                      rounds: int, log: Log) -> list[Measurement]:
+def _measure_encoders(entries: Sequence[Entry], models: Sequence[Model], data: EvalSet, timing: Timing,
+                      log: Log) -> list[Measurement]:
     texts = list(data.texts)
-    singles = [[t] for t in texts[:latency_texts]]
+    singles = [[t] for t in texts[:timing.latency_texts]]
     batch = (texts * (BATCH // len(texts) + 1))[:BATCH]
     for m in models:  # warm up: first calls allocate and pick kernels
         _run(m, singles[0])
@@ -133,7 +146,7 @@ def _measure_encoders(entries: Sequence[Entry], models: Sequence[Model], data: E
     log("timing batch-1 latency…")
     latency = _interleaved(models, singles, 1, 5)
     log("timing throughput at batch 32…")
-    through = _interleaved(models, [batch], rounds, 1)
+    through = _interleaved(models, [batch], timing.rounds, 1)
     log("scoring quality…")
     quality = (_classifier_quality(models, data) if data.kind == "classifier" else _embedder_quality(models, data))
     out = []
@@ -202,15 +215,15 @@ def _embedder_quality(models: Sequence[Model], data: EvalSet) -> list[dict[str, 
 
 
 def _measure_chat(entries: Sequence[Entry], models: Sequence[Model], data: EvalSet, settings: Settings,
-                  rounds: int, log: Log) -> list[Measurement]:
+                  timing: Timing, log: Log) -> list[Measurement]:
     from plait.compress.gguf import perplexity
 
     prompt = "Summarise this news report in two sentences.\n\n" + data.texts[0][:CHAT_PROMPT_CHARS]
-    options = GenerationOptions(max_tokens=64, temperature=0.0, seed=0)
+    options = GenerationOptions(max_tokens=timing.chat_tokens, temperature=0.0, seed=0)
     per_token: list[list[float]] = [[] for _ in models]
     rates: list[list[float]] = [[] for _ in models]
     log("timing generation…")
-    for r in range(rounds + 1):  # round 0 warms up
+    for r in range(timing.rounds + 1):  # round 0 warms up
         for k in range(len(models)):
             i = (k + r) % len(models)
             model = models[i]
@@ -226,7 +239,8 @@ def _measure_chat(entries: Sequence[Entry], models: Sequence[Model], data: EvalS
     out = []
     for i, e in enumerate(entries):
         log(f"perplexity of {e.label}…")
-        ppl = perplexity(e.spec.local_path(settings.models_dir), data.texts, threads=settings.threads)
+        ppl = perplexity(e.spec.local_path(settings.models_dir), data.texts, threads=settings.threads,
+                         max_windows=timing.perplexity_windows)
         out.append(Measurement(e.label, e.method, None, round(percentile(per_token[i], 50) * 1000, 2),
                                round(percentile(per_token[i], 95) * 1000, 2),
                                round(percentile(rates[i], 50), 1) if rates[i] else 0.0, "tokens/s",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from plait.compress.data import EvalSet, TrainSet, load_eval, load_train
-from plait.compress.measure import Entry, Log, measure
+from plait.compress.measure import DEFAULT_TIMING, Entry, Log, Timing, measure
 from plait.compress.methods import (
     FOLDER,
     BuildContext,
@@ -232,8 +232,8 @@ def metrics_of(report: Report, label: str) -> dict[str, float]:
 def compress(model: str, methods: Sequence[str], *, names: Sequence[str] | None = None,
              params: MethodParams | None = None, eval_data: Path | EvalSet | None = None,
              train: Path | TrainSet | None = None, measure_variants: bool = True, memory: bool = True,
-             report_dir: Path | None = None, replace: bool = False, runtime: Runtime | None = None,
-             log: Log = stderr_log) -> CompressResult:
+             report_dir: Path | None = None, replace: bool = False, timing: Timing = DEFAULT_TIMING,
+             runtime: Runtime | None = None, log: Log = stderr_log) -> CompressResult:
     """Make one variant of ``model`` per method (or ``a+b`` chain), measure them, register them.
 
     Inputs are checked before anything is built: the methods must apply to the model, the evaluation
@@ -253,7 +253,7 @@ def compress(model: str, methods: Sequence[str], *, names: Sequence[str] | None 
         if data is not None:
             entries = [Entry(f"{source.spec.name} (original)", source.spec, "original")]
             entries += [Entry(s.name, s.spec, s.chain) for s in staged]
-            rows = measure(entries, data, rt.settings, memory=memory, log=log)
+            rows = measure(entries, data, rt.settings, timing=timing, memory=memory, log=log)
             report = Report(source.spec.name, source.kind, data.source or "the evaluation set", len(data.texts), rows)
         registered = []
         while staged:
@@ -271,7 +271,7 @@ def compress(model: str, methods: Sequence[str], *, names: Sequence[str] | None 
 
 
 def compare(model: str, others: Sequence[str], *, eval_data: Path | EvalSet | None = None, memory: bool = True,
-            report_dir: Path | None = None, runtime: Runtime | None = None,
+            report_dir: Path | None = None, timing: Timing = DEFAULT_TIMING, runtime: Runtime | None = None,
             log: Log = stderr_log) -> tuple[Report, dict[str, Path]]:
     """Measure registered models (e.g. earlier variants) side by side with ``model``; registers nothing."""
     rt = runtime or get_runtime()
@@ -287,6 +287,6 @@ def compare(model: str, others: Sequence[str], *, eval_data: Path | EvalSet | No
     data = eval_for(source, rt.settings, eval_data, source.labels(rt.settings))
     entries = [Entry(f"{source.spec.name} (original)", source.spec, "original")]
     entries += [Entry(spec.name, spec, str(spec.provenance.get("method", spec.backend))) for spec in specs]
-    rows = measure(entries, data, rt.settings, memory=memory, log=log)
+    rows = measure(entries, data, rt.settings, timing=timing, memory=memory, log=log)
     report = Report(source.spec.name, source.kind, data.source or "the evaluation set", len(data.texts), rows)
     return report, report.write(report_dir or report_folder(rt.settings, source.spec.name))

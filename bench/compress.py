@@ -1,0 +1,217 @@
+"""bench/compress: plait's compressed variants against their originals, measured side by side in one run.
+
+    python bench/compress.py [--skip classifier,embedder,chat] [--epochs N]
+
+Three parts, each a ``plait compress`` report (baseline = the original model, measured in the same process,
+interleaved with its variants; peak memory from one fresh process per model):
+
+- classifier: MiniLM-L6 fine-tuned by ``plait tune`` (full fine-tune) on 100 of the 200 real mini
+  20-Newsgroups posts; measured on the other 100. Variants: ONNX int8, PyTorch int8, ONNX fp32, 30%
+  magnitude pruning, 30% of heads and of feed-forward neurons removed (repaired by distillation), half the
+  layers dropped (repaired), a 2-layer distilled student, and that student as ONNX int8.
+- embedder: all-MiniLM-L6-v2 (sentence-transformers, fp32) against its ONNX int8 and PyTorch int8 variants
+  on the Lee known-item retrieval test (query = an article's first sentence, target = the rest; MRR@10).
+- chat: the packaged SmolLM2-135M-Instruct Q4_1 GGUF against every type llama.cpp requantizes it to here:
+  perplexity on the Lee news articles (16 windows of 512 tokens, second halves scored) and tokens/s.
+
+Also the bad-input cases: a method for another kind of model, an evaluation file with the wrong labels,
+a budget nothing meets; each must fail with a clear message and register nothing.
+Results: bench/results/compress.json (plus each part's HTML report under the bench's temporary home).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+CLASSIFIER_METHODS = ["onnx-int8", "torch-int8", "onnx", "prune", "prune-heads", "prune-neurons", "drop-layers",
+                      "distill"]
+GGUF = ["gguf-q2_k", "gguf-q3_k_m", "gguf-q4_0", "gguf-iq4_nl", "gguf-q4_k_m", "gguf-q5_0", "gguf-q5_1",
+        "gguf-q5_k_m", "gguf-q6_k", "gguf-q8_0", "gguf-f16"]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def rows(report: Any) -> dict[str, Any]:
+    return {r["label"]: r for r in report.as_dict()["rows"]}
+
+
+def split_posts(seed: int = 0) -> tuple[list[Any], list[Any]]:
+    """Half of each newsgroup for training, the other half held out."""
+    from plait.corpora import newsgroups
+
+    train, test = [], []
+    for label in sorted({p.label for p in newsgroups()}):
+        posts = [p for p in newsgroups() if p.label == label]
+        random.Random(seed).shuffle(posts)
+        train += posts[: len(posts) // 2]
+        test += posts[len(posts) // 2:]
+    return train, test
+
+
+def classifier_part(rt: Any, epochs: int) -> dict[str, Any]:
+    from plait.adapt.config import TuneConfig
+    from plait.adapt.datasets import Dataset, Example
+    from plait.adapt.tune import tune
+    from plait.compress.data import TrainSet, classifier_eval
+    from plait.compress.methods import MethodParams
+    from plait.compress.variants import compare, compress
+
+    train, test = split_posts()
+    labels = sorted({p.label for p in train})
+    dataset = Dataset("classify", tuple(Example(p.text, (p.label,)) for p in train), tuple(labels), "newsgroups-train")
+    start = time.perf_counter()
+    tuned = tune("news", dataset, TuneConfig(method="finetune", max_length=128, seed=0), runtime=rt, say=log)
+    tune_s = time.perf_counter() - start
+    log(f"teacher {tuned.model}: test-split accuracy {tuned.metrics.get('accuracy')}")
+    train_set = TrainSet(tuple(p.text for p in train), tuple(labels.index(p.label) for p in train),
+                         "newsgroups-train (100 posts)")
+    params = MethodParams(amount=0.3, layers=2, epochs=epochs, max_length=128)
+    start = time.perf_counter()
+    made = compress(tuned.model, CLASSIFIER_METHODS, params=params, train=train_set, measure_variants=False,
+                    runtime=rt, log=log)
+    student = next(s.name for s in made.variants if s.provenance["method"] == "distill")
+    made_int8 = compress(student, ["onnx-int8"], measure_variants=False, runtime=rt, log=log)
+    build_s = time.perf_counter() - start
+    names = [s.name for s in made.variants + made_int8.variants]
+    eval_set = classifier_eval([p.text for p in test], [p.label for p in test], "newsgroups-test (100 held-out posts)")
+    report, files = compare(tuned.model, names, eval_data=eval_set, runtime=rt, log=log)
+    print(report.text(), flush=True)
+    by = rows(report)
+    orig = by[f"{tuned.model} (original)"]
+
+    base = tuned.model.replace("@", "-v")  # variant names: news@1 → news-v1-onnx-int8…
+    int8, pruned = by[f"{base}-onnx-int8"], by[f"{base}-prune"]
+    distilled, distilled_int8 = by[f"{base}-distill"], by[f"{base}-distill-onnx-int8"]
+    checks = {
+        "onnx_int8_faster_x": int8["vs_original"]["faster_x"],
+        "onnx_int8_smaller_x": int8["vs_original"]["smaller_x"],
+        "onnx_int8_accuracy_change_pts": int8["vs_original"]["quality_change"],
+        "prune30_accuracy_change_pts": pruned["vs_original"]["quality_change"],
+        "student_faster_x": distilled["vs_original"]["faster_x"],
+        "student_accuracy_change_pts": distilled["vs_original"]["quality_change"],
+        "student_onnx_int8_faster_x": distilled_int8["vs_original"]["faster_x"],
+        "student_onnx_int8_accuracy_change_pts": distilled_int8["vs_original"]["quality_change"],
+    }
+    checks["must_show"] = {
+        "onnx_int8_2x_faster": checks["onnx_int8_faster_x"] >= 2,
+        "onnx_int8_3x_smaller": checks["onnx_int8_smaller_x"] >= 3,
+        "onnx_int8_within_1pt": abs(checks["onnx_int8_accuracy_change_pts"]) <= 1,
+        "prune30_within_2pts": checks["prune30_accuracy_change_pts"] >= -2,
+        "student_3x_faster": checks["student_faster_x"] >= 3,
+        "student_within_3pts": checks["student_accuracy_change_pts"] >= -3,
+    }
+    return {"teacher": {"name": tuned.model, "tune_seconds": round(tune_s, 1), "tune_test_metrics": tuned.metrics,
+                        "original_accuracy_on_held_out": orig["quality"]["accuracy"]},
+            "build_seconds": round(build_s, 1), "report": report.as_dict(), "report_html": str(files["html"]),
+            "checks": checks}
+
+
+def embedder_part(rt: Any) -> dict[str, Any]:
+    from plait.compress.variants import compare, compress
+
+    made = compress("minilm", ["onnx-int8", "torch-int8"], measure_variants=False, runtime=rt, log=log)
+    report, files = compare("minilm", [s.name for s in made.variants], runtime=rt, log=log)
+    print(report.text(), flush=True)
+    by = rows(report)
+    int8 = by["minilm-onnx-int8"]
+    return {"report": report.as_dict(), "report_html": str(files["html"]),
+            "checks": {"onnx_int8_mrr_change_pts": int8["vs_original"]["quality_change"],
+                       "onnx_int8_faster_x": int8["vs_original"]["faster_x"],
+                       "onnx_int8_throughput_x": int8["vs_original"]["throughput_x"],
+                       "onnx_int8_cosine_fidelity": int8["quality"].get("cosine_fidelity")}}
+
+
+def chat_part(rt: Any) -> dict[str, Any]:
+    from plait.compress.variants import compare, compress
+
+    produced, failed = [], {}
+    for method in GGUF:
+        try:
+            produced += compress("smollm2", [method], measure_variants=False, runtime=rt, log=log).variants
+        except Exception as exc:  # noqa: BLE001 - a type llama.cpp cannot make from Q4_1 is a result, not a crash
+            failed[method] = f"{type(exc).__name__}: {exc}"
+    report, files = compare("smollm2", [s.name for s in produced], runtime=rt, log=log)
+    print(report.text(), flush=True)
+    return {"report": report.as_dict(), "report_html": str(files["html"]), "not_produced": failed,
+            "perplexity": {r["label"]: r["quality"]["perplexity"] for r in report.as_dict()["rows"]},
+            "tokens_per_s": {r["label"]: r["throughput"] for r in report.as_dict()["rows"]}}
+
+
+def bad_input_part(rt: Any, have_classifier: bool) -> dict[str, Any]:
+    from plait.compress.budget import compress_to_budget
+    from plait.compress.variants import compress
+    from plait.errors import PlaitError
+
+    out: dict[str, Any] = {}
+    before = set(rt.catalog.names())
+
+    def attempt(key: str, fn: Any) -> None:
+        try:
+            fn()
+            out[key] = {"error": None}
+        except PlaitError as exc:
+            out[key] = {"error": f"{type(exc).__name__}: {exc}"}
+
+    attempt("method_for_another_kind", lambda: compress("smollm2", ["prune"], runtime=rt, log=log))
+    if have_classifier:
+        wrong = Path(tempfile.mkdtemp()) / "wrong-labels.csv"
+        wrong.write_text("text,label\nThe shuttle launch slipped again,sci.space\nBest pasta sauce?,cooking\n"
+                         "Is there a god?,alt.atheism\n")
+        attempt("eval_with_wrong_labels", lambda: compress("news", ["onnx-int8"], eval_data=wrong, runtime=rt,
+                                                           log=log))
+    attempt("budget_nobody_meets", lambda: compress_to_budget("minilm", budget_ms=0.01, budget_mb=1,
+                                                              methods=["onnx-int8"], runtime=rt, log=log))
+    out["nothing_registered"] = set(rt.catalog.names()) == before
+    out["no_partial_folders"] = not any(p.name.endswith(".partial") for p in rt.settings.models_dir.iterdir())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: classifier, embedder, chat")
+    parser.add_argument("--epochs", type=int, default=6, help="distillation / repair epochs")
+    parser.add_argument("--home", type=Path, default=None, help="PLAIT_HOME to use (default: a temporary one)")
+    args = parser.parse_args()
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+
+    from plait.runtime import Runtime
+    from plait.settings import load_settings
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="plait-bench-compress-"))
+    rt = Runtime(load_settings(home=home))
+    load_start = os.getloadavg()[0]
+    results: dict[str, Any] = {"home": str(home), "threads": rt.settings.threads, "load_1min_at_start": load_start}
+    start = time.perf_counter()
+    if "classifier" not in skip:
+        log("classifier: MiniLM fine-tuned on mini 20-Newsgroups, and its variants")
+        results["classifier"] = classifier_part(rt, args.epochs)
+    if "embedder" not in skip:
+        log("embedder: all-MiniLM-L6-v2 and its int8 variants on Lee known-item retrieval")
+        results["embedder"] = embedder_part(rt)
+    if "chat" not in skip:
+        log("chat: SmolLM2 requantized by llama.cpp")
+        results["chat"] = chat_part(rt)
+    log("bad input")
+    results["bad_input"] = bad_input_part(rt, "classifier" not in skip)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    results["load_1min_at_end"] = os.getloadavg()[0]
+    write_results("compress", results)
+
+
+if __name__ == "__main__":
+    main()
