@@ -59,7 +59,7 @@ def _access_log(target: str | None, settings: Settings) -> None:
 
 
 def run_server(ctx: typer.Context, host: str | None, port: int | None, access_log: str | None,
-               preload: bool, what: str) -> None:
+               preload: bool, what: str, workflows: bool = False) -> None:
     try:
         import uvicorn
     except ImportError as exc:
@@ -73,7 +73,7 @@ def run_server(ctx: typer.Context, host: str | None, port: int | None, access_lo
     settings = load_settings(home=s.home, host=host, port=port)
     _check_bind(settings)
     _access_log(access_log, settings)
-    app = create_app(settings, preload=preload)
+    app = create_app(settings, preload=preload, workflows=workflows)
     if settings.api_auth:
         ensure_local_key(KeyStore(app.state.ctx.runtime.store), settings.home)
         auth = f"API key: {local_key_path(settings.home)}"
@@ -96,5 +96,6 @@ def serve(ctx: typer.Context, host: Host = None, port: Port = None, access_log: 
 
 
 def up(ctx: typer.Context, host: Host = None, port: Port = None, access_log: AccessLogOpt = None) -> None:
-    """Start plait on the defaults: the server with the default models loaded (http://127.0.0.1:8434)."""
-    run_server(ctx, host, port, access_log, True, "is up")
+    """Start plait on the defaults: the server with the default models loaded, and the enabled workflows
+    ($PLAIT_HOME/workflows) running on their triggers (http://127.0.0.1:8434)."""
+    run_server(ctx, host, port, access_log, True, "is up", workflows=True)

@@ -30,12 +30,15 @@ def _fastapi() -> Any:
     return fastapi
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: bool = False) -> Any:
+def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: bool = False,
+               workflows: bool = False) -> Any:
     """A FastAPI app serving plait with ``settings``.
 
     ``runtime`` lets a caller share an existing runtime (its models stay loaded); the app closes only a
     runtime it created. ``preload`` loads the default chat and embedding models at startup, in the
-    background, so the first request does not wait for them.
+    background, so the first request does not wait for them. ``workflows`` runs the enabled workflows of
+    ``$PLAIT_HOME/workflows`` on their triggers for as long as the app runs (``plait up``); their status
+    routes are mounted either way.
     """
     fastapi = _fastapi()
     from plait import __version__
@@ -55,7 +58,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
         if preload:
             for name in (settings.chat_model, settings.embed_model):
                 ctx.work_pool.submit(_preload, rt, name)
+        if workflows:
+            from plait.workflows.runner import start
+
+            app.state.workflows = start(rt)
         yield
+        if app.state.workflows is not None:
+            app.state.workflows.stop()  # after the steps in progress; unfinished items stay pending
+            app.state.workflows = None
         await ctx.close()
         if own_runtime:
             rt.pool.close()  # frees the models; the database reopens by itself if the app starts again
@@ -66,12 +76,20 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
                     "Send an API key as 'Authorization: Bearer <key>' (`plait keys create`).",
     )
     app.state.ctx = ctx
+    app.state.workflows = None
     errors.install(app)
     app.include_router(health.router)
     app.include_router(openai.router)
     app.include_router(ollama.router)
     task_router, app.state.task_routes = tasks.build_router()
     app.include_router(task_router)
+    from fastapi import Depends
+
+    from plait.serve.deps import require
+    from plait.serve.openai_schema import ERRORS
+    from plait.workflows.router import workflow_router
+
+    app.include_router(workflow_router(admin=[Depends(require("admin"))]), tags=["Workflows"], responses=ERRORS)
 
     # Outermost first: the access log sees every response, including a 413 from the size limit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
