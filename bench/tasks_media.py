@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import io
 import os
+import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, timed, write_results  # noqa: E402
 
 SEED = 42
+T = TypeVar("T")
 CAT_CLASSES = range(281, 286)
 SENTENCES = [
     "The meeting with Anna is moved to Tuesday afternoon.",
@@ -54,6 +58,18 @@ SENTENCES = [
     "I would like a cup of coffee with milk please.",
     "The library is open until eight in the evening.",
 ]
+
+
+def cpu_timed(fn: Callable[[], T]) -> tuple[T, float, float]:
+    """Value, wall seconds and CPU seconds of this process (all threads): on a shared machine the wall time
+    includes waiting for cores, the CPU time is closer to what the work costs on an idle one."""
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    start_cpu = cpu()
+    value, wall = timed(fn)
+    return value, wall, cpu() - start_cpu
 
 
 def bench_recommend(home: Path) -> dict[str, object]:
@@ -89,8 +105,8 @@ def bench_recommend(home: Path) -> dict[str, object]:
     texts = {str(i): ItemText(t, f"{t} ({ml.years.get(i, '')}). {', '.join(ml.genres.get(i, ()))}")
              for i, t in ml.titles.items()}
     table = RatingsTable.from_rows(train["user"], train["item"], train["rating"], source="MovieLens-100k 80%")
-    report, train_seconds = timed(lambda: train_recommender(table, name="ml100k-bench", items=texts,
-                                                            replace=True, runtime=runtime))
+    report, train_seconds, train_cpu = cpu_timed(lambda: train_recommender(table, name="ml100k-bench", items=texts,
+                                                                           replace=True, runtime=runtime))
     model = runtime.model("ml100k-bench", Recommender)
 
     users, items = test["user"].astype(str), test["item"].astype(str)
@@ -136,7 +152,7 @@ def bench_recommend(home: Path) -> dict[str, object]:
         "plait": {"name": "hybrid: SVD++ + SVD + item-kNN blend; ALS × P(like) ranking; MiniLM item texts",
                   "rmse": round(plait_rmse, 4), "mae": round(mae(predicted, actual), 4),
                   "precision_at_10": hybrid["precision_at_10"], "recall_at_10": hybrid["recall_at_10"],
-                  "train_seconds": round(train_seconds, 1),
+                  "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu, 1),
                   "predict_us_per_rating": round(1e6 * predict_seconds / len(test), 1),
                   "blend_weights": {k: round(v, 3) for k, v in report.blend_weights.items()},
                   "content_weight": report.content_weight,
@@ -172,8 +188,8 @@ def bench_see(home: Path) -> dict[str, object]:
     others = {name: [(x.label, round(x.score, 3)) for x in see_many([data], k=3, model=model)[0].labels]
               for name, data in photos.items() if name != "chelsea"}
     batch = list(photos.values()) * 8  # 32 photos
-    _, batched = timed(lambda: see_many(batch, k=5, model=model))
-    _, single = timed(lambda: [see_many([p], k=5, model=model) for p in batch])
+    _, batched, batched_cpu = cpu_timed(lambda: see_many(batch, k=5, model=model))
+    _, single, single_cpu = cpu_timed(lambda: [see_many([p], k=5, model=model) for p in batch])
     return {
         "model": model.spec.name,
         "load_seconds": round(load_seconds, 2),
@@ -183,6 +199,8 @@ def bench_see(home: Path) -> dict[str, object]:
         "images": len(batch),
         "images_per_second_batched": round(len(batch) / batched, 1),
         "images_per_second_one_at_a_time": round(len(batch) / single, 1),
+        "cpu_ms_per_image_batched": round(1000 * batched_cpu / len(batch), 1),
+        "cpu_ms_per_image_one_at_a_time": round(1000 * single_cpu / len(batch), 1),
         "batch_size": model.batch_size,
         "note": "JPEG decoding + resize + EfficientNet-Lite0 at 224 px, PyTorch CPU",
     }
@@ -200,7 +218,7 @@ def bench_hear(home: Path) -> dict[str, object]:
                               "load_seconds": round(load_seconds, 2)}
     for rate in (140, 175):
         speech, speak_seconds = timed(lambda r=rate: [speak(s, rate=r) for s in SENTENCES])
-        heard, hear_seconds = timed(lambda sp=speech: hear_many([s.audio for s in sp], model=model))
+        heard, hear_seconds, hear_cpu = cpu_timed(lambda sp=speech: hear_many([s.audio for s in sp], model=model))
         hypotheses = [h.text for h in heard]
         audio_seconds = sum(s.duration for s in speech)
         result: dict[str, object] = {
@@ -209,6 +227,7 @@ def bench_hear(home: Path) -> dict[str, object]:
             "speak_seconds": round(speak_seconds, 2),
             "hear_seconds": round(hear_seconds, 2),
             "hear_real_time_factor": round(hear_seconds / audio_seconds, 3),
+            "hear_cpu_seconds_per_audio_second": round(hear_cpu / audio_seconds, 3),
             "exact_sentences": sum(word_error_rate([s], [h]) == 0 for s, h in zip(SENTENCES, hypotheses,
                                                                                    strict=True)),
             "examples": [{"said": s, "heard": h} for s, h in list(zip(SENTENCES, hypotheses, strict=True))[:5]],
