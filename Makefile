@@ -9,7 +9,7 @@ install-dev:
 
 # Install everything, then start plait's main job on its embedded defaults.
 run: install
-	.venv/bin/plait chat
+	.venv/bin/plait up
 
 # Install everything (with test tools), then run the whole suite, real-model tests included.
 test: install-dev
@@ -19,8 +19,8 @@ unit:
 	scripts/test.sh tests/unit
 
 bench:
-	.venv/bin/python bench/embed.py
-	.venv/bin/python bench/generate.py
+	for b in embed generate serve index tasks_classify tasks_text tasks_media workflow tune compress; do \
+		.venv/bin/python bench/$$b.py || exit 1; done
 
 lint:
 	.venv/bin/ruff check src tests bench
