@@ -246,3 +246,44 @@ def test_catalog_versions_do_not_shadow_exact_names(fake_models: Runtime) -> Non
     assert cat.get("m").name == "m@3"
     with pytest.raises(CatalogError):
         cat.add(ModelSpec(name="m@3", backend="fake", capabilities=("embed",), source="fake"))
+
+
+def test_missing_extras_are_named(fake_models: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from plait.errors import CapabilityError, MissingDependency
+    from plait.tasks.explain import explain
+
+    data = mail_csv(tmp_path / "mail.csv")
+    monkeypatch.setitem(sys.modules, "peft", None)  # `import peft` raises ImportError
+    with pytest.raises(MissingDependency, match=r"plait\[adapt\].*peft"):
+        tune("t", data, TuneConfig(method="lora"), runtime=fake_models)
+    (record,) = list_runs(fake_models.store)
+    assert record.status == "failed" and "peft" in (record.error or "")
+    tune("t", data, head_config(), runtime=fake_models)
+    monkeypatch.setitem(sys.modules, "captum", None)
+    assert explain("t", "overdue invoice", runtime=fake_models).method == "occlusion"
+    with pytest.raises(CapabilityError, match="use --method occlusion"):
+        explain("t", "overdue invoice", method="integrated-gradients", runtime=fake_models)
+
+
+def test_server_explains_a_tuned_model(fake_models: Runtime, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from plait.serve.app import create_app
+    from plait.serve.auth import KeyStore, ensure_local_key
+
+    tune("triage", mail_csv(tmp_path / "mail.csv", n=30), head_config(epochs=30), runtime=fake_models)
+    key = ensure_local_key(KeyStore(fake_models.store), fake_models.settings.home)
+    app = create_app(fake_models.settings, runtime=fake_models)
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+        r = client.post("/v1/explain", json={"model": "triage", "text": "the overdue invoice for your account"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["label"] == "billing" and body["method"] == "occlusion"
+        assert [w["text"] for w in body["words"]][:2] == ["the", "overdue"]
+        r = client.post("/v1/classify", json={"texts": ["grandma birthday dinner"], "classifier": "triage"})
+        assert r.status_code == 200 and "family" in r.text
+        r = client.post("/v1/explain", json={"model": "triage", "text": "x", "label": "nope"})
+        assert r.status_code in (400, 422)
+        assert client.post("/v1/explain", json={"model": "triage", "text": "x", "extra": 1}).status_code in (400, 422)

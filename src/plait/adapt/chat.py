@@ -57,6 +57,12 @@ def transformers_copy(base: ModelSpec, settings: Settings) -> Path:
     kwargs = {"gguf_file": gguf_path.name}
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), **kwargs)
+    # The weights are plain float32 once read; transformers still marks the model as GGUF-quantized and
+    # refuses to save it, so clear that mark.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     partial = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:

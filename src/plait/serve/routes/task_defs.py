@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -246,3 +246,21 @@ def ask() -> TaskSpec:
 
 
 # `plan` has no task module yet: its route is one more declaration here once plait.tasks.plan exists.
+
+
+@task_route("explain")
+def explain() -> TaskSpec:
+    from plait.tasks.explain import Explanation, explain
+
+    class ExplainRequest(_Request):
+        model: str = Field(min_length=1, description="a classifier from the catalog (e.g. made by `plait tune`)")
+        text: str = Field(min_length=1, max_length=100_000)
+        label: str | None = Field(None, description="explain this label (default: the predicted one)")
+        method: Literal["auto", "integrated-gradients", "occlusion"] = "auto"
+        steps: int = Field(32, ge=2, le=256, description="integrated-gradients steps")
+
+    def call(body: ExplainRequest, rt: Runtime) -> Explanation:
+        return explain(body.model, body.text, label=body.label, method=body.method, steps=body.steps, runtime=rt)
+
+    return TaskSpec(ExplainRequest, Explanation, call, models=lambda body, s: [body.model],
+                    summary="Which words drove a classifier's decision (integrated gradients or occlusion)")
