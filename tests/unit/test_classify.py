@@ -151,6 +151,8 @@ def test_config_is_strict_and_builds(fake_models: Runtime) -> None:
         ClassifyConfig(labels=["a", "b"], lables=["typo"])  # type: ignore[call-arg]
     with pytest.raises(InputError, match="not among the labels"):
         ClassifyConfig(labels=["a", "b"], descriptions={"c": "x"}).build(fake_models)
+    with pytest.raises(InputError, match="brings its own labels"):
+        ClassifyConfig(labels=["a", "b"], classifier="triage").build(fake_models)
     clf = ClassifyConfig(labels=LABELS, examples=EXAMPLES, method="similarity").build(fake_models)
     assert clf.classify(["rocket orbit"])[0].label == "space"
 
@@ -210,6 +212,14 @@ def test_calibration_without_scikit_learn_names_the_extra(monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "sklearn.linear_model", None)
     with pytest.raises(MissingDependency, match=r"plait\[classify\]"):
         TemperatureScaling.fit(np.zeros((2, 2)), np.array([0, 1]))
+
+
+def test_logistic_without_scikit_learn_names_the_extra(fake_models: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn.linear_model", None)
+    with pytest.raises(MissingDependency, match=r"plait\[classify\]"):
+        build_classifier(examples=EXAMPLES, method="logistic")
 
 
 # --- the LLM path without log-probabilities: a grammar-constrained choice --------------------------

@@ -366,3 +366,25 @@ def test_cli_plan_writes_ics_and_prints_agenda(capsys: pytest.CaptureFixture[str
 def test_cli_plan_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
     code, out, err = plait(capsys, "plan", *args)
     assert code != 0 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("module", ["icalendar", "recurring_ical_events"])
+def test_missing_calendar_libraries_name_the_extra(monkeypatch: pytest.MonkeyPatch, calendar_file: Path,
+                                                   module: str) -> None:
+    import sys
+
+    from plait.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingDependency, match=r"plait\[plan\]"):
+        read_calendar(calendar_file, at(2, 0), at(9, 0), tz=BERLIN)
+
+
+def test_missing_dateparser_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from plait.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "dateparser", None)
+    with pytest.raises(MissingDependency, match=r"plait\[plan\]"):
+        req("call the bank by Friday")

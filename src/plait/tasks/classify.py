@@ -67,6 +67,9 @@ class ClassifyConfig(BaseModel):
 
     def build(self, runtime: Runtime | None = None) -> Classifier:
         if self.classifier:
+            if self.labels or self.examples or self.descriptions:
+                raise InputError("a trained classifier brings its own labels: give either a classifier or "
+                                 "labels/examples, not both")
             return load_classifier(self.classifier, runtime)
         labels: dict[str, str | None] = {name: self.descriptions.get(name) for name in self.labels}
         for name in self.descriptions:
