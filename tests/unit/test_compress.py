@@ -265,3 +265,21 @@ def test_cli_compresses_and_reports(fake_models: Runtime, test_methods: None, ca
     code, out, _ = plait(capsys, "compress", "fake-embed", "--compare", "fake-embed-small", "--eval", str(docs),
                          "--no-memory", "--report-dir", str(tmp_path / "again"))
     assert code == 0 and "fake-embed-small" in out and (tmp_path / "again" / "report.html").exists()
+
+
+def test_missing_extras_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from plait.compress.gguf import requantize
+    from plait.compress.quantize import quantize_dynamic_int8
+    from plait.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(MissingDependency, match=r"plait\[llm\]"):
+        requantize(tmp_path / "a.gguf", tmp_path / "b.gguf", "q4_0")
+    monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)
+    with pytest.raises(MissingDependency, match=r"plait\[onnx\]"):
+        quantize_dynamic_int8(tmp_path / "a.onnx", tmp_path / "b.onnx")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    files = _report().write(tmp_path / "r")
+    assert "chart" not in files and "Install matplotlib" in files["html"].read_text()

@@ -178,7 +178,7 @@ def compress_to_budget(model: str, *, budget_ms: float | None = None, budget_mb:
         best_row, best = max(fits, key=lambda f: ((f[0].quality[report.primary[0]] if higher
                                                    else -f[0].quality[report.primary[0]]), -f[0].latency_ms_p50))
         best.name = final_name
-        chosen = register(rt, best, source.spec, params, replace=False, metrics=metrics_of(report, best_row.label),
+        chosen = register(rt, best, source.spec, replace=False, metrics=metrics_of(report, best_row.label),
                           extra={"eval": data.source, "train": train_set.source if train_set else None,
                                  "budget": {"ms": budget_ms, "mb": budget_mb, "max_loss": max_loss}})
         staged.remove(best)

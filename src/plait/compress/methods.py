@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plait.compress.data import TrainSet
 from plait.compress.source import Family, Kind, Source
-from plait.errors import BackendError, CapabilityError, CatalogError, InputError, MissingDependency
+from plait.errors import CapabilityError, CatalogError, InputError, MissingDependency
 from plait.settings import Settings
 
 FOLDER = "{folder}"  # stands for the variant's final folder in options (filled in at registration)
@@ -93,7 +93,14 @@ class Method:
     def applies(self, source: Source) -> bool:
         return source.kind in self.kinds and source.family in self.families
 
+    def knobs(self, trained: bool) -> tuple[str, ...]:
+        """The parameters this method reads (recorded in the variant's provenance)."""
+        own = {"prune": ("amount",), "prune-heads": ("amount",), "prune-neurons": ("amount",),
+               "drop-layers": ("layers",), "distill": ("layers",)}.get(self.name, ())
+        return own + (TRAINING_KNOBS if trained else ())
 
+
+TRAINING_KNOBS = ("epochs", "lr", "batch_size", "max_length", "temperature", "alpha", "seed")
 METHODS: dict[str, Method] = {}
 ENCODERS: frozenset[Kind] = frozenset({"classifier", "embedder"})
 
@@ -303,7 +310,3 @@ def resolve_chain(spec: str) -> list[Method]:
     if not spec.strip() or any(not n for n in names):
         raise InputError(f"'{spec}' is not a method; give one (e.g. onnx-int8) or several joined by '+'")
     return [get_method(n) for n in names]
-
-
-def as_error(exc: Exception, what: str) -> BackendError:
-    return BackendError(f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")

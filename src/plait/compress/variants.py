@@ -47,6 +47,7 @@ class Staged:
     spec: ModelSpec  # pointing into ``folder``
     built: list[Built]
     seconds: float
+    params: dict[str, Any] = field(default_factory=dict)  # the parameters the methods used
 
 
 @dataclass
@@ -146,15 +147,17 @@ def build_chain(source: Source, name: str, chain: list[Method], settings: Settin
             shutil.rmtree(folder, ignore_errors=True)
         final = folders[-1]
         spec = _spec_at(name, source.spec, built[-1], final)
-        return Staged(name, "+".join(m.name for m in chain), final, spec, built, time.perf_counter() - start)
+        used = {k: getattr(params, k)
+                for m, b in zip(chain, built, strict=True) for k in m.knobs(trained="epochs" in b.details)}
+        return Staged(name, "+".join(m.name for m in chain), final, spec, built, time.perf_counter() - start, used)
     except BaseException:
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def register(runtime: Runtime, staged: Staged, parent: ModelSpec, params: MethodParams, *, replace: bool,
-             metrics: dict[str, float], extra: dict[str, Any]) -> ModelSpec:
+def register(runtime: Runtime, staged: Staged, parent: ModelSpec, *, replace: bool, metrics: dict[str, float],
+             extra: dict[str, Any]) -> ModelSpec:
     """Move the staged folder into place and add the catalog entry; on failure, remove the folder."""
     final = runtime.settings.models_dir / staged.name
     old = None
@@ -169,7 +172,7 @@ def register(runtime: Runtime, staged: Staged, parent: ModelSpec, params: Method
                     description=f"{parent.name}, compressed: {staged.chain}",
                     metrics=metrics,
                     provenance={"parent": parent.name, "method": staged.chain,
-                                "params": params.model_dump(), "steps": [b.details for b in staged.built],
+                                "params": staged.params, "steps": [b.details for b in staged.built],
                                 "built_seconds": round(staged.seconds, 1),
                                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra})
     try:
@@ -260,7 +263,7 @@ def compress(model: str, methods: Sequence[str], *, names: Sequence[str] | None 
             s = staged[0]
             extra = {"eval": data.source if data else None, "train": train_set.source if train_set else None}
             metrics = metrics_of(report, s.name) if report else {}
-            registered.append(register(rt, s, source.spec, params, replace=replace, metrics=metrics, extra=extra))
+            registered.append(register(rt, s, source.spec, replace=replace, metrics=metrics, extra=extra))
             staged.pop(0)
     finally:
         discard(staged)
