@@ -301,19 +301,19 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, Any] = {"load_1min_at_start": load_start, "settings": results_settings,
                                "args": vars(args)}
-    t = time.perf_counter()
-    results["sentiment"] = bench_sentiment(rt)
-    results["sentiment"]["seconds"] = time.perf_counter() - t
-    t = time.perf_counter()
-    results["summarize"] = bench_summarize(rt, args.summaries, args.abstractive)
-    results["summarize"]["seconds"] = time.perf_counter() - t
-    t = time.perf_counter()
-    results["extract"] = bench_extract(rt, args.extract_docs, args.baseline_docs, args.chars)
-    results["extract"]["seconds"] = time.perf_counter() - t
-    results["total_seconds"] = time.perf_counter() - started
-    results["peak_rss_mb"] = peak_rss_mb()
-    results["load_1min_at_end"] = os.getloadavg()[0]
-    write_results("tasks_text", results)
+    # Sections in order of what they show; results are written after each, so a run cut short still
+    # leaves what it measured.
+    sections = (("extract", lambda: bench_extract(rt, args.extract_docs, args.baseline_docs, args.chars)),
+                ("summarize", lambda: bench_summarize(rt, args.summaries, args.abstractive)),
+                ("sentiment", lambda: bench_sentiment(rt)))
+    for name, run in sections:
+        t = time.perf_counter()
+        results[name] = run()
+        results[name]["seconds"] = time.perf_counter() - t
+        results["total_seconds"] = time.perf_counter() - started
+        results["peak_rss_mb"] = peak_rss_mb()
+        results["load_1min_at_end"] = os.getloadavg()[0]
+        write_results("tasks_text", results)
     rt.close()
 
 

@@ -21,11 +21,20 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+# llama.cpp's own JSON grammar keeps control characters out of strings; llama-cpp-python's copy of the
+# schema converter lost that ("[^\"\\]"), so a model could emit a raw newline inside a string and the
+# "constrained" JSON would not parse. Restore the upstream rule.
+_JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'
+
+
 def _llama_cpp() -> Any:
     try:
         import llama_cpp
     except ImportError as exc:
         raise MissingDependency("GGUF models (llama.cpp)", extra="llm", package="llama-cpp-python") from exc
+    rules = getattr(llama_cpp.llama_grammar, "PRIMITIVE_RULES", {})
+    if "char" in rules and rules["char"].content != _JSON_CHAR:
+        rules["char"] = type(rules["char"])(_JSON_CHAR, list(rules["char"].deps))
     return llama_cpp
 
 
