@@ -59,8 +59,8 @@ def transformers_copy(base: ModelSpec, settings: Settings) -> Path:
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), **kwargs)
     # The weights are plain float32 once read; transformers still marks the model as GGUF-quantized and
     # refuses to save it, so clear that mark.
-    model.hf_quantizer = None
-    model.is_quantized = False
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - typed as a module attribute by torch
+    setattr(model, "is_quantized", False)  # noqa: B010
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     partial = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
@@ -145,7 +145,9 @@ def train_chat(split: Split, config: TuneConfig, runtime: Runtime, folder: Path,
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
         raise MissingDependency("tuning a chat model", extra="adapt", package="peft and transformers") from exc
-    from plait.adapt.networks import count_parameters
+    from plait.adapt.networks import count_parameters, quiet_peft
+
+    quiet_peft()
 
     torch.set_num_threads(runtime.settings.threads)
     seed_everything(config.seed)
@@ -168,11 +170,11 @@ def train_chat(split: Split, config: TuneConfig, runtime: Runtime, folder: Path,
     say(f"base model answer loss: validation {base_val:.4f}, test {base_test:.4f}")
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=LORA_TARGETS, bias="none", task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora)
+    model = get_peft_model(model, lora)  # type: ignore[assignment]
     if tracker is not None:
         tracker.log(0, "validation", {"loss": base_val})
 
-    def batch_loss(idx: list[int]) -> torch.Tensor:
+    def batch_loss(idx: list[int]) -> Any:
         batch = _collate([train_rows[i] for i in idx], pad_id)
         return model(**batch).loss
 

@@ -28,23 +28,23 @@ class TuneConfig(BaseModel):
 
     task: TaskName = "classify"
     method: Method = "head"
-    base: str | None = Field(None, description="head: the embedder (default: the embed_model setting); "
+    base: str | None = Field(default=None, description="head: the embedder (default: the embed_model setting); "
                              "finetune/lora: the encoder (minilm); instruct: the chat model (smollm2)")
-    epochs: int | None = Field(None, ge=1, le=1000)
-    learning_rate: float | None = Field(None, gt=0, lt=1)
-    batch_size: int = Field(16, ge=1, le=1024)
-    max_length: int = Field(128, ge=8, le=2048, description="tokens per example seen by the model")
+    epochs: int | None = Field(default=None, ge=1, le=1000)
+    learning_rate: float | None = Field(default=None, gt=0, lt=1)
+    batch_size: int = Field(default=16, ge=1, le=1024)
+    max_length: int = Field(default=128, ge=8, le=2048, description="tokens per example seen by the model")
     seed: int = 0
-    patience: int | None = Field(None, ge=1, description="epochs without improvement before stopping")
-    validation: float = Field(0.15, ge=0.0, lt=0.9)
-    test: float = Field(0.15, ge=0.0, lt=0.9)
-    weight_decay: float = Field(0.01, ge=0.0)
-    class_weights: bool = Field(False, description="weight the loss by inverse label frequency")
-    oversample: bool = Field(False, description="repeat examples of rare labels in training")
-    tune_threshold: bool = Field(False, description="choose per-label decision thresholds on validation")
-    lora_r: int = Field(8, ge=1, le=256)
-    lora_alpha: int = Field(16, ge=1)
-    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    patience: int | None = Field(default=None, ge=1, description="epochs without improvement before stopping")
+    validation: float = Field(default=0.15, ge=0.0, lt=0.9)
+    test: float = Field(default=0.15, ge=0.0, lt=0.9)
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    class_weights: bool = Field(default=False, description="weight the loss by inverse label frequency")
+    oversample: bool = Field(default=False, description="repeat examples of rare labels in training")
+    tune_threshold: bool = Field(default=False, description="choose per-label decision thresholds on validation")
+    lora_r: int = Field(default=8, ge=1, le=256)
+    lora_alpha: int = Field(default=16, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     dedupe: bool = True
 
     @model_validator(mode="after")

@@ -177,9 +177,9 @@ def tune_thresholds(proba: np.ndarray, y_true: Sequence[int] | np.ndarray, *, ro
     y = np.asarray(y_true, dtype=np.int64)
     k = proba.shape[1]
     if k == 2:
-        scores = [_macro_f1(y, decide(proba, [1 - t, t]), 2) for t in GRID]
-        t = _middle_of_best(scores, GRID)
-        return [1 - t, t]
+        scores = [_macro_f1(y, decide(proba, [1 - c, c]), 2) for c in GRID]
+        best = _middle_of_best(scores, GRID)
+        return [1 - best, best]
     # Coordinate ascent on each label's threshold, the others fixed, renormalised to sum to 1.
     t = np.full(k, 1.0 / k)
     candidates = [c / k for c in (0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0)]

@@ -16,7 +16,6 @@ them; :func:`plait.adapt.tune.tune` evaluates, records and registers the result.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,10 +63,10 @@ def seed_everything(seed: int) -> None:
 
     import numpy as np
 
-    torch = require_torch("training")
+    th = require_torch("training")
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    th.manual_seed(seed)
 
 
 # The shared loop -----------------------------------------------------------------------------------
@@ -86,14 +85,14 @@ class Targets:
 
 def make_targets(dataset: Dataset, config: TuneConfig, *, mean: float | None = None,
                  std: float | None = None) -> Targets:
-    torch = require_torch("training")
-    nn = torch.nn
+    th = require_torch("training")
+    nn = th.nn
     if config.task == "classify":
-        weight = torch.tensor(class_weights(dataset), dtype=torch.float32) if config.class_weights else None
-        return Targets("classify", torch.tensor(dataset.label_index(), dtype=torch.long),
+        weight = th.tensor(class_weights(dataset), dtype=th.float32) if config.class_weights else None
+        return Targets("classify", th.tensor(dataset.label_index(), dtype=th.long),
                        nn.CrossEntropyLoss(weight=weight))
     if config.task == "multilabel":
-        y = torch.tensor(dataset.label_matrix())
+        y = th.tensor(dataset.label_matrix())
         pos_weight = None
         if config.class_weights:
             pos = y.sum(dim=0).clamp(min=1.0)
@@ -102,7 +101,7 @@ def make_targets(dataset: Dataset, config: TuneConfig, *, mean: float | None = N
     values = dataset.targets()
     mean = float(values.mean()) if mean is None else mean
     std = float(values.std()) or 1.0 if std is None else std
-    return Targets("regress", torch.tensor((values - mean) / std, dtype=torch.float32).unsqueeze(1),
+    return Targets("regress", th.tensor((values - mean) / std, dtype=th.float32).unsqueeze(1),
                    nn.MSELoss(), mean, std)
 
 
@@ -114,9 +113,9 @@ def epoch_metrics(task: str, labels: Sequence[str], outputs: np.ndarray, dataset
     from plait.adapt import evaluate
     from plait.tasks.calibration import sigmoid, softmax
 
-    torch = require_torch("training")
-    with torch.no_grad():
-        loss = float(targets.loss(torch.from_numpy(outputs), targets.values))
+    th = require_torch("training")
+    with th.no_grad():
+        loss = float(targets.loss(th.from_numpy(outputs), targets.values))
     if task == "regress":
         pred = outputs[:, 0] * targets.std + targets.mean
         r = evaluate.regression_report(dataset.targets(), pred)
@@ -136,9 +135,9 @@ def fit(net: torch.nn.Module, *, batch_loss: Callable[[list[int]], torch.Tensor]
     ``batch_loss(indices)`` is the mean loss of those training examples; ``validate()`` returns the
     validation metrics and the score to maximise.
     """
-    torch = require_torch("training")
+    th = require_torch("training")
     params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.resolved_learning_rate, weight_decay=config.weight_decay)
+    optimizer = th.optim.AdamW(params, lr=config.resolved_learning_rate, weight_decay=config.weight_decay)
     epochs = config.resolved_epochs
     steps = math.ceil(n_train / config.batch_size) * epochs
     warmup = max(1, int(0.06 * steps))
@@ -146,26 +145,26 @@ def fit(net: torch.nn.Module, *, batch_loss: Callable[[list[int]], torch.Tensor]
     def schedule(step: int) -> float:
         return min(1.0, (step + 1) / warmup) * max(0.0, (steps - step) / steps)
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    generator = torch.Generator().manual_seed(config.seed)
+    scheduler = th.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    generator = th.Generator().manual_seed(config.seed)
     best: tuple[float, float] | None = None
-    best_state: dict[str, torch.Tensor] = {}
+    best_state: dict[str, Any] = {}
     best_epoch, stale, epoch = 0, 0, 0
 
-    def snapshot() -> dict[str, torch.Tensor]:
+    def snapshot() -> dict[str, Any]:
         # Only what training changes: for LoRA a few hundred thousand numbers, not the whole encoder.
         names = {n for n, p in net.named_parameters() if p.requires_grad} if trainable_only else None
         return {k: v.detach().clone() for k, v in net.state_dict().items() if names is None or k in names}
 
     for epoch in range(1, epochs + 1):
         net.train()
-        order = torch.randperm(n_train, generator=generator).tolist()
+        order = th.randperm(n_train, generator=generator).tolist()
         losses = []
         for start in range(0, n_train, config.batch_size):
             idx = order[start:start + config.batch_size]
             loss = batch_loss(idx)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            th.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -202,7 +201,7 @@ def train_head(split: Split, config: TuneConfig, runtime: Runtime, folder: Path,
 
     from plait.models.base import Embedder
 
-    torch = require_torch("training a classification head")
+    th = require_torch("training a classification head")
     seed_everything(config.seed)
     embedder_name = config.base or runtime.settings.embed_model
     embedder = runtime.model(embedder_name, Embedder)
@@ -212,33 +211,33 @@ def train_head(split: Split, config: TuneConfig, runtime: Runtime, folder: Path,
     vectors = embedder.embed_many(texts, kind="document")
     row = {t: i for i, t in enumerate(texts)}
 
-    def matrix(ds: Dataset) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(vectors[[row[t] for t in ds.texts]]))
+    def matrix(ds: Dataset) -> Any:
+        return th.from_numpy(np.ascontiguousarray(vectors[[row[t] for t in ds.texts]]))
 
     x_train, x_val, x_test = matrix(split.train), matrix(split.validation), matrix(split.test)
     targets = make_targets(split.train, config)
     val_targets = make_targets(split.validation, config, mean=targets.mean, std=targets.std)
     labels = split.train.labels
     outputs = 1 if config.task == "regress" else len(labels)
-    head = torch.nn.Linear(vectors.shape[1], outputs)
+    head = th.nn.Linear(vectors.shape[1], outputs)
 
     def validate() -> tuple[dict[str, float], tuple[float, float]]:
-        with torch.no_grad():
+        with th.no_grad():
             out = head(x_val).numpy()
         return epoch_metrics(config.task, labels, out, split.validation, val_targets)
 
     # A (k × d) layer is too small to share between threads: more threads only add waiting.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
     try:
         epochs_run, best_epoch = fit(head, batch_loss=lambda idx: targets.loss(head(x_train[idx]), targets.values[idx]),
                                      n_train=len(x_train), validate=validate, config=config, tracker=tracker,
                                      say=say, trainable_only=False)
     finally:
-        torch.set_num_threads(threads)
+        th.set_num_threads(threads)
     save_file({"weight": head.weight.detach().numpy().copy(), "bias": head.bias.detach().numpy().copy()},
               str(folder / "head.safetensors"))
-    with torch.no_grad():
+    with th.no_grad():
         val_out, test_out = head(x_val).numpy(), head(x_test).numpy()
     n = sum(p.numel() for p in head.parameters())
     frozen = _embedder_parameters(embedder)
@@ -270,23 +269,22 @@ def _task_options(config: TuneConfig, labels: Sequence[str], targets: Targets) -
 
 def train_encoder(split: Split, config: TuneConfig, runtime: Runtime, folder: Path, tracker: RunTracker | None,
                   say: Say) -> Trained:
-    torch = require_torch("fine-tuning")
+    th = require_torch("fine-tuning")
     try:
         from transformers import AutoTokenizer
     except ImportError as exc:
         raise MissingDependency("fine-tuning", extra="adapt", package="transformers") from exc
-    from plait.adapt.networks import EncoderNet, count_parameters, load_encoder, lora_encoder, probe_head
+    from plait.adapt.networks import EncoderNet, count_parameters, load_encoder, lora_encoder, probe_head, quiet_peft
     from plait.adapt.serving import EncoderScorer
 
     lora = config.method == "lora"
-    # peft asks transformers about gradient checkpointing through a name transformers has deprecated.
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    quiet_peft()
     if lora:
         try:
             import peft  # noqa: F401
         except ImportError as exc:
             raise MissingDependency("LoRA", extra="adapt", package="peft") from exc
-    torch.set_num_threads(runtime.settings.threads)
+    th.set_num_threads(runtime.settings.threads)
     seed_everything(config.seed)
     base_name = config.base or "minilm"
     base_spec = runtime.catalog.get(base_name)
@@ -307,7 +305,7 @@ def train_encoder(split: Split, config: TuneConfig, runtime: Runtime, folder: Pa
     val_targets = make_targets(split.validation, config, mean=targets.mean, std=targets.std)
     train_texts = split.train.texts
 
-    def batch_loss(idx: list[int]) -> torch.Tensor:
+    def batch_loss(idx: list[int]) -> Any:
         batch = scorer.encode([train_texts[i] for i in idx])
         out = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         return targets.loss(out, targets.values[idx])
@@ -316,9 +314,9 @@ def train_encoder(split: Split, config: TuneConfig, runtime: Runtime, folder: Pa
         return epoch_metrics(config.task, labels, scorer(split.validation.texts), split.validation, val_targets)
 
     say("fitting the head on the pretrained features first…")
-    with torch.no_grad():
+    with th.no_grad():
         net.eval()
-        features = torch.cat([net.pooled(**_ids(scorer.encode(train_texts[s:s + 32])))
+        features = th.cat([net.pooled(**_ids(scorer.encode(train_texts[s:s + 32])))
                               for s in range(0, len(train_texts), 32)])
     probe_head(net, features, targets.values, targets.loss)
     trainable, total = count_parameters(net)

@@ -7,6 +7,7 @@ separate topics, and the head only has to learn where the boundary is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ class EncoderNet(nn.Module):
     def __init__(self, encoder: nn.Module, outputs: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = encoder
-        hidden = int(encoder.config.hidden_size)  # type: ignore[union-attr]
+        config: Any = encoder.config
+        hidden = int(config.hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, outputs)
 
@@ -61,7 +63,7 @@ class EncoderNet(nn.Module):
         self.head.bias.data.copy_(state["bias"])
 
 
-def load_encoder(path: Path) -> nn.Module:
+def load_encoder(path: Path) -> Any:
     from transformers import AutoModel
 
     from plait.models.hf import quiet_transformers
@@ -70,17 +72,18 @@ def load_encoder(path: Path) -> nn.Module:
     return AutoModel.from_pretrained(str(path))
 
 
-def lora_encoder(encoder: nn.Module, *, r: int, alpha: int, dropout: float) -> nn.Module:
+def lora_encoder(encoder: Any, *, r: int, alpha: int, dropout: float) -> Any:
     """Wrap a BERT-style encoder with LoRA on its attention query and value projections."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=["query", "value"],
                         bias="none")
-    return get_peft_model(encoder, config)  # type: ignore[arg-type]
+    return get_peft_model(encoder, config)
 
 
 def probe_head(net: EncoderNet, features: torch.Tensor, targets: torch.Tensor,
-               loss_fn: torch.nn.Module, *, steps: int = 300, lr: float = 1e-2) -> None:
+               loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, steps: int = 300,
+               lr: float = 1e-2) -> None:
     """Fit the head alone on frozen features before fine-tuning ("linear probe, then fine-tune").
 
     A random head sends large, meaningless gradients into the pretrained encoder during the first steps
@@ -94,6 +97,13 @@ def probe_head(net: EncoderNet, features: torch.Tensor, targets: torch.Tensor,
         loss = loss_fn(net.head(features), targets)
         loss.backward()
         optimizer.step()
+
+
+def quiet_peft() -> None:
+    """peft asks transformers about gradient checkpointing through a name transformers has deprecated."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:

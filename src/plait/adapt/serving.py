@@ -182,9 +182,9 @@ def _encoder_scorer(spec: ModelSpec, folder: Path, settings: Settings, kind: str
             from peft import PeftModel
         except ImportError as exc:
             raise MissingDependency("LoRA models", extra="adapt", package="peft") from exc
-        import warnings
+        from plait.adapt.networks import quiet_peft
 
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        quiet_peft()
         base = load_encoder(_catalog_spec(str(spec.options["base"]), settings).local_path())
         # Merged once at load: inference then costs exactly what the base model costs.
         encoder = PeftModel.from_pretrained(base, str(folder / "adapter")).merge_and_unload()
@@ -202,7 +202,10 @@ def _chat(spec: ModelSpec, folder: Path, settings: Settings) -> Model:
     except ImportError as exc:
         raise MissingDependency("LoRA chat models", extra="adapt", package="peft") from exc
     from plait.adapt.chat import base_generator_spec
+    from plait.adapt.networks import quiet_peft
     from plait.models.hf import TransformersGenerator
+
+    quiet_peft()
 
     base = base_generator_spec(_catalog_spec(str(spec.options["base"]), settings), settings)
     generator = TransformersGenerator(base, settings)
