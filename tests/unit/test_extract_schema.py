@@ -101,3 +101,15 @@ def test_long_text_is_cut_to_the_context() -> None:
     assert result.truncated
     prompt = gen.requests[0].messages[-1].content  # type: ignore[index]
     assert gen.count_tokens(prompt) < 512
+
+
+def test_llama_cpp_json_grammar_excludes_control_characters() -> None:
+    pytest.importorskip("llama_cpp")
+    import json
+
+    from plait.models.llamacpp import _llama_cpp
+
+    llama_cpp = _llama_cpp()
+    gbnf = llama_cpp.llama_grammar.json_schema_to_gbnf(json.dumps(bound_schema(SCHEMA)))
+    char_rule = next(line for line in gbnf.splitlines() if line.startswith("char "))
+    assert "\\x00-\\x1F" in char_rule  # a raw newline inside a string would not parse as JSON
