@@ -137,7 +137,9 @@ def llama_cpp_server(threads: int, n_ctx: int) -> Iterator[Server]:
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", smollm2_path(), "--model_alias", "smollm2",
            "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads),
            "--interrupt_requests", "False", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The same OpenMP setting plait's server uses (see plait.serve.app): the two differ in the server only.
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_up(url, proc, "/v1/models", {}, 120)
@@ -428,6 +430,9 @@ def main() -> None:
     parser.add_argument("--mixed-load-worker", nargs=4, metavar=("URL", "KEY", "SECONDS", "OUT"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--only", choices=["generation", "embeddings", "cache", "mixed"], action="append")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads for both servers (default: the threads setting); on a machine "
+                             "busy with other work 1 avoids llama.cpp's threads waiting on each other")
     args = parser.parse_args()
     if args.mixed_load_worker:
         url, key, seconds, out = args.mixed_load_worker
@@ -437,7 +442,7 @@ def main() -> None:
 
     from plait.settings import load_settings
 
-    threads = load_settings().threads
+    threads = args.threads or load_settings().threads
     shared = Path(os.environ.get("PLAIT_BENCH_HOME", "/tmp/plait-bench-serve"))
     (shared / "models").mkdir(parents=True, exist_ok=True)
     only = set(args.only or ["generation", "embeddings", "cache", "mixed"])

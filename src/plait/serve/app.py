@@ -11,6 +11,7 @@ benchmarks can run several apps in one process. The app
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,6 +41,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     ``$PLAIT_HOME/workflows`` on their triggers for as long as the app runs (``plait up``); their status
     routes are mounted either way.
     """
+    # llama.cpp runs its threads with OpenMP, whose threads by default spin between parallel regions. In
+    # the server (a worker thread driving the model while the event loop runs) that made prompt evaluation
+    # 5-50x slower on a busy 2-core machine; passive waiting removed it (bench/serve.py). OpenMP reads this
+    # when llama.cpp's library loads, so it only helps if the model is not loaded yet; `plait serve` sets
+    # it first thing.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     fastapi = _fastapi()
     from plait import __version__
     from plait.serve import errors
