@@ -396,6 +396,8 @@ def main() -> None:
     results: dict[str, Any] = {"load_1min_at_start": load_start}
     keep: dict[str, Any] = {}
     total = time.perf_counter()
+    result_name = ("tune" if set(sections) >= {"classify", "imbalance", "instruct", "explain"}
+                   else "tune_" + "_".join(sections))
     for name in sections:
         start = time.perf_counter()
         say(f"section {name}…")
@@ -409,12 +411,13 @@ def main() -> None:
             results[name] = bench_explain(rt, args, keep)
         results[name]["section_seconds"] = time.perf_counter() - start
         results[name]["load_1min_after"] = os.getloadavg()[0]
-    results["total_seconds"] = time.perf_counter() - total
-    results["peak_rss_mb"] = peak_rss_mb()
-    results["load_1min_at_end"] = os.getloadavg()[0]
+        # Written after every section, so a long run's finished sections are kept if it is stopped.
+        results["total_seconds"] = time.perf_counter() - total
+        results["peak_rss_mb"] = peak_rss_mb()
+        results["load_1min_at_end"] = os.getloadavg()[0]
+        results["sections_done"] = [s for s in sections if s in results]
+        write_results(result_name, results)
     rt.close()
-    write_results("tune" if set(sections) >= {"classify", "imbalance", "instruct", "explain"}
-                  else "tune_" + "_".join(sections), results)
 
 
 if __name__ == "__main__":
