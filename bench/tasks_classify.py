@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, timed, write_results  # noqa: E402
 from plait.corpora import newsgroups  # noqa: E402
-from plait.models.base import Embedder, EmbedKind, TextGenerator  # noqa: E402
+from plait.models.base import Embedder, EmbedKind  # noqa: E402
 from plait.runtime import Runtime  # noqa: E402
 from plait.tasks.calibration import expected_calibration_error  # noqa: E402
 from plait.tasks.classifiers import Classification, PrototypeClassifier  # noqa: E402
@@ -167,9 +167,11 @@ def main() -> None:
         subset = [int(i) for label in LABELS
                   for i in rng.choice([i for i, y in enumerate(gold) if y == label], args.llm_posts // 2,
                                       replace=False)]
-        generator = rt.model(rt.settings.chat_model, TextGenerator)
-        clf = build_classifier(list(LABELS), method="llm", model=generator)
+        # By name, so the classifier re-acquires the model from the pool for each post (a long run would
+        # otherwise outlast the pool's idle time).
+        clf = build_classifier(list(LABELS), method="llm", model=rt.settings.chat_model, runtime=rt)
         assert isinstance(clf, LlmClassifier)
+        generator = clf.generator
         subset_texts, subset_gold = [texts[i] for i in subset], [gold[i] for i in subset]
         scores, seconds = timed(lambda: clf.scores(subset_texts))
         bias = clf._bias if clf._bias is not None else np.zeros(len(LABELS))

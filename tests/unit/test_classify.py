@@ -259,6 +259,15 @@ def test_llm_answer_outside_the_labels_is_a_backend_error(fake_models: Runtime, 
         clf.classify(["text"])
 
 
+def test_llm_classifier_reacquires_its_model_for_each_text(fake_models: Runtime) -> None:
+    # The pool may unload a model during a long run; the classifier asks for it again before each text.
+    first, reloaded = JsonChat('{"label": "space"}'), JsonChat('{"label": "religion"}')
+    handed = iter([first, reloaded])
+    clf = LlmClassifier(first, LABELS, reacquire=lambda: next(handed))
+    assert [r.label for r in clf.classify(["a", "b"])] == ["space", "religion"]
+    assert clf.generator is reloaded and len(first.schemas) == 1 and len(reloaded.schemas) == 1
+
+
 def test_llm_method_needs_a_text_generator(fake_models: Runtime) -> None:
     with pytest.raises(Exception, match="cannot generate text"):
         build_classifier(LABELS, method="llm", model="fake-embed")

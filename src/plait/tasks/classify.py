@@ -162,12 +162,15 @@ def build_classifier(labels: Labels | None = None, *, examples: Examples | None 
         if shots:
             raise InputError("the llm method is zero-shot: drop the examples, or use the similarity or "
                              "logistic method to learn from them")
-        generator = model if isinstance(model, TextGenerator) else \
-            rt.model(_name(model) or rt.settings.chat_model, TextGenerator)
         from plait.tasks.llm_labels import LlmClassifier
 
-        return LlmClassifier(generator, names, [named[n] for n in names], multi_label=multi_label,
-                             threshold=threshold)
+        if isinstance(model, TextGenerator):
+            return LlmClassifier(model, names, [named[n] for n in names], multi_label=multi_label,
+                                 threshold=threshold)
+        chat_name = _name(model) or rt.settings.chat_model
+        return LlmClassifier(rt.model(chat_name, TextGenerator), names, [named[n] for n in names],
+                             multi_label=multi_label, threshold=threshold,
+                             reacquire=lambda: rt.model(chat_name, TextGenerator))
     embedder = model if isinstance(model, Embedder) else rt.model(_name(model) or rt.settings.embed_model, Embedder)
     label_texts = [named[n] or template.format(label=n) for n in names]
     if method == "logistic":

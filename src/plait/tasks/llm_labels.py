@@ -21,7 +21,7 @@ probability ~1. That is a choice, not a calibrated distribution, and is reported
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +54,13 @@ class LlmClassifier(ScoreClassifier):
     def __init__(self, generator: TextGenerator, labels: Sequence[str],
                  descriptions: Sequence[str | None] | None = None, *, multi_label: bool = False,
                  threshold: float | None = None, max_text_tokens: int = MAX_TEXT_TOKENS,
-                 contextual_calibration: bool = True) -> None:
+                 contextual_calibration: bool = True,
+                 reacquire: Callable[[], TextGenerator] | None = None) -> None:
         self.generator = generator
+        # Scoring many texts takes minutes; in between, the model pool may unload an idle or least
+        # recently used model and free its llama.cpp context. ``reacquire`` (the pool's lookup) is called
+        # before each text: it marks the model as in use and hands back a reloaded one if it was unloaded.
+        self.reacquire = reacquire
         self.labels = tuple(labels)
         self.descriptions = tuple(descriptions) if descriptions is not None else (None,) * len(self.labels)
         self.multi_label, self.threshold = multi_label, threshold
@@ -75,13 +80,23 @@ class LlmClassifier(ScoreClassifier):
         import numpy as np
 
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
-        if self.contextual_calibration and self._bias is None:
-            self._bias = self._score_one(CONTENT_FREE)  # once per classifier: the model's prior per label
         for i, text in enumerate(texts):
+            self._refresh()
+            if self.contextual_calibration and self._bias is None:
+                self._bias = self._score_one(CONTENT_FREE)  # once per classifier: the model's prior per label
             out[i] = self._score_one(text) - (self._bias if self._bias is not None else 0.0)
             if progress:
                 progress(1)
         return out
+
+    def _refresh(self) -> None:
+        if self.reacquire is None:
+            return
+        generator = self.reacquire()
+        if generator is not self.generator:
+            self.generator = generator
+            llm = getattr(generator, "llm", None)
+            self._scorer = _LlamaScorer(llm, getattr(generator, "_lock", None)) if llm is not None else None
 
     def _score_one(self, text: str) -> np.ndarray:
         import numpy as np
