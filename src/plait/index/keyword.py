@@ -9,7 +9,7 @@ on 100,000 chunks can score most of them (~100 ms here). Function words are drop
 remaining terms are taken rarest first (document frequencies from the index's vocabulary) until their
 postings reach a budget: the terms left out are the most frequent, whose IDF, and so whose share of
 BM25, is the smallest. The three rarest terms are always kept. On a small index nothing is left out; on 100,000 chunks
-the top 10 keep ~93% of the top 10 of BM25 over every term, in a third of the time (bench/index.py).
+the top 10 keep ~92% of the top 10 of BM25 over every term, several times faster (bench/index.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from plait.index.filters import JOINS, SearchFilters
 # Weights of the FTS columns (context, text) in BM25: a match in a title or heading counts double.
 CONTEXT_WEIGHT, TEXT_WEIGHT = 2.0, 1.0
 MAX_TERMS = 32
-POSTINGS_BUDGET = 10_000
+POSTINGS_BUDGET = 5_000
 MIN_TERMS = 3
 # The tokenizer of index_fts (see the m100_index_schema migration): query words are stemmed the same way
 # to look up their document frequencies.
