@@ -17,6 +17,7 @@ Run: python bench/tasks_classify.py [--llm-posts 20] → bench/results/tasks_cla
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -25,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+# llama.cpp's OpenMP threads wait passively instead of spinning: on a busy machine spinning threads make
+# prompt evaluation many times slower (as the server does, see plait.serve.app).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, timed, write_results  # noqa: E402
 from plait.corpora import newsgroups  # noqa: E402
