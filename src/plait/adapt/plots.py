@@ -30,10 +30,10 @@ def learning_curves(metrics: dict[str, dict[str, list[tuple[int, float]]]], path
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, key in zip(axes[0], panels, strict=True):
-        for split in ("train", "validation", "test"):
+        for split, colour in (("train", "tab:blue"), ("validation", "tab:orange"), ("test", "tab:green")):
             points = metrics.get(split, {}).get(key)
             if points:
-                ax.plot([e for e, _ in points], [v for _, v in points], marker="o", label=split)
+                ax.plot([e for e, _ in points], [v for _, v in points], marker="o", label=split, color=colour)
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
