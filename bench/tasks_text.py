@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import peak_rss_mb, write_results  # noqa: E402
+from _common import RESULTS, peak_rss_mb, write_results  # noqa: E402
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -286,6 +286,8 @@ def main() -> None:
     parser.add_argument("--baseline-docs", type=int, default=6)
     parser.add_argument("--summaries", type=int, default=30)
     parser.add_argument("--chars", type=int, default=1000, help="clip each extraction document to this")
+    parser.add_argument("--sections", default="extract,summarize,sentiment",
+                        help="comma-separated sections to run; others are kept from the last results file")
     parser.add_argument("--abstractive", type=int, default=30,
                         help="articles to summarise with SmolLM2 as well (0 skips; the rest are extractive only)")
     args = parser.parse_args()
@@ -306,13 +308,25 @@ def main() -> None:
     sections = (("extract", lambda: bench_extract(rt, args.extract_docs, args.baseline_docs, args.chars)),
                 ("summarize", lambda: bench_summarize(rt, args.summaries, args.abstractive)),
                 ("sentiment", lambda: bench_sentiment(rt)))
+    wanted = set(args.sections.split(","))
+    previous = RESULTS / "tasks_text.json"
+    if wanted != {"extract", "summarize", "sentiment"} and previous.exists():
+        # A partial run adds its sections to the last full or partial run's results.
+        kept = json.loads(previous.read_text())
+        results = {**{k: v for k, v in kept.items() if k in ("extract", "summarize", "sentiment")}, **results}
     for name, run in sections:
+        if name not in wanted:
+            continue
         t = time.perf_counter()
         results[name] = run()
         results[name]["seconds"] = time.perf_counter() - t
         results["total_seconds"] = time.perf_counter() - started
         results["peak_rss_mb"] = peak_rss_mb()
         results["load_1min_at_end"] = os.getloadavg()[0]
+        if previous.exists() and wanted != {"extract", "summarize", "sentiment"}:
+            latest = json.loads(previous.read_text())  # another partial run may have written meanwhile
+            results = {**{k: v for k, v in latest.items() if k in ("extract", "summarize", "sentiment")
+                          and k not in wanted}, **results}
         write_results("tasks_text", results)
     rt.close()
 
