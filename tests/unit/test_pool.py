@@ -47,7 +47,8 @@ def test_idle_models_are_unloaded(fake_models: Runtime) -> None:
     assert isinstance(model, FakeChat)
     pool.clock.now = 11  # type: ignore[attr-defined]
     assert pool.unload_idle() == ["chat0"]
-    assert model.closed and pool.loaded() == []
+    # dropped by the pool but not closed: a caller may still be using it
+    assert not model.closed and pool.loaded() == []
     pool.close()
 
 

@@ -115,9 +115,7 @@ class ModelPool:
             model = load_model(self.catalog.get(name), self.settings, self.catalog)
             with self._lock:
                 self._loaded[name] = _Loaded(model, self.clock())
-                evicted = self._evict_over_capacity()
-        for old in evicted:
-            old.close()
+                self._evict_over_capacity()  # dropped, not closed: see unload_idle
         self._start_reaper()
         return model
 
@@ -146,9 +144,10 @@ class ModelPool:
         now = self.clock()
         with self._lock:
             idle = [n for n, item in self._loaded.items() if now - item.last_used > self.idle_seconds]
-            items = [self._loaded.pop(n) for n in idle]
-        for item in items:
-            item.model.close()
+            for n in idle:
+                del self._loaded[n]
+        # Not closed here: a caller may still hold the model (a long task, a stream). Dropping the pool's
+        # reference frees it once the last holder lets go; closing it under them would crash native code.
         return idle
 
     def close(self) -> None:
