@@ -145,7 +145,7 @@ def compress_to_budget(model: str, *, budget_ms: float | None = None, budget_mb:
     chains = {m: resolve_chain(m) for m in tried}
     for chain in chains.values():
         check_chain(source, chain)
-    final_name = name or f"{source.spec.name}-fit"
+    final_name = name or default_name(source.spec.name, "fit")
     check_name(final_name)
     if final_name in rt.catalog.names():
         raise InputError(f"a model named '{final_name}' already exists; pass --name")

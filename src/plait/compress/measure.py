@@ -14,6 +14,7 @@ import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from plait.compress.data import EvalSet
@@ -91,7 +92,7 @@ def measure(entries: Sequence[Entry], data: EvalSet, settings: Settings, *, timi
 
     if not entries:
         raise InputError("nothing to measure")
-    log(f"loading {len(entries)} model(s)…")
+    log(f"loading {len(entries)} model(s) ({settings.threads} thread(s) each)…")
     models = [load_model(e.spec, settings) for e in entries]
     try:
         if data.kind == "chat":
@@ -283,4 +284,16 @@ def _probe(spec_json: str, settings_json: str, texts: list[str], kind: str) -> f
         model.complete(texts[0], GenerationOptions(max_tokens=16, temperature=0.0))
     else:
         _run(model, texts)
+    return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's VmHWM starts afresh at exec; ru_maxrss would carry
+    the parent's peak over into a spawned child."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
