@@ -85,6 +85,8 @@ def test_head_on_default_embedder_with_occlusion(runtime: Runtime, tmp_path: Pat
     assert {w.text for w in e.top(3)} & {"NASA", "shuttle", "launch", "orbiting", "telescope"}
 
 
+# Converts SmolLM2 from GGUF and trains LoRA: minutes on 2 cores, so more than the suite's default limit.
+@pytest.mark.timeout(900)
 def test_instruct_lora_on_smollm2_is_served(runtime: Runtime, tmp_path: Path) -> None:
     articles = [a for a in lee_articles() if len(a.split()) > 60][:9]
     path = tmp_path / "headlines.jsonl"
