@@ -9,7 +9,7 @@ on 100,000 chunks can score most of them (~100 ms here). Function words are drop
 remaining terms are taken rarest first (document frequencies from the index's vocabulary) until their
 postings reach a budget: the terms left out are the most frequent, whose IDF, and so whose share of
 BM25, is the smallest. The three rarest terms are always kept. On a small index nothing is left out; on 100,000 chunks
-the top 10 keep ~92% of the top 10 of BM25 over every term, several times faster (bench/index.py).
+the top 10 keep ~91% of the top 10 of BM25 over every term, several times faster (bench/index.py).
 """
 
 from __future__ import annotations
