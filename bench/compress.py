@@ -203,8 +203,8 @@ def bad_input_part(rt: Any, have_classifier: bool) -> dict[str, Any]:
         wrong = Path(tempfile.mkdtemp()) / "wrong-labels.csv"
         wrong.write_text("text,label\nThe shuttle launch slipped again,sci.space\nBest pasta sauce?,cooking\n"
                          "Is there a god?,alt.atheism\n")
-        attempt("eval_with_wrong_labels", lambda: compress("news", ["onnx-int8"], eval_data=wrong, runtime=rt,
-                                                           log=log))
+        attempt("eval_with_wrong_labels", lambda: compress("news", ["onnx-int8"], names=["news-wrong-labels"],
+                                                           eval_data=wrong, runtime=rt, log=log))
     small = known_item(lee_articles()[:20], "20 Lee articles")
     attempt("budget_nobody_meets", lambda: compress_to_budget("minilm", budget_ms=0.5, budget_mb=5, eval_data=small,
                                                               methods=["onnx-int8", "torch-int8"],

@@ -74,9 +74,16 @@ class Report:
         widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
-        lines.append(f"quality on {self.eval_size} items of {self.eval_source}; latency at batch 1, throughput "
-                     f"with 32 at once; 1-min load {self.load}")
+        lines.append(f"{self.quality_basis()}; 1-min load {self.load}")
         return "\n".join(lines + self.notes)
+
+    def quality_basis(self) -> str:
+        if self.kind == "chat":
+            scored = int(self.rows[0].quality.get("tokens_scored", 0))
+            return (f"perplexity over {scored} scored tokens of {self.eval_source}; latency per generated token, "
+                    "tokens/s generating")
+        return (f"quality on {self.eval_size} items of {self.eval_source}; latency at batch 1, throughput with 32 "
+                "at once")
 
     def write(self, folder: Path) -> dict[str, Path]:
         """report.json, report.html (and chart.png when matplotlib is installed) in ``folder``."""
@@ -136,9 +143,8 @@ class Report:
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}
 img{{max-width:100%}}</style></head><body>
 <h1>{html.escape(self.model)}: compressed variants</h1>
-<p>Quality on {self.eval_size} items of {html.escape(self.eval_source)}; latency at batch 1; throughput with 32
-at once; peak memory of a fresh process loading and running the model. Measured {html.escape(self.when)},
-1-minute load {self.load}.</p>
+<p>{html.escape(self.quality_basis())}; peak memory of a fresh process loading and running the model.
+Measured {html.escape(self.when)}, 1-minute load {self.load}.</p>
 {chart}
 <table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>
 <ul>{notes}</ul>
