@@ -119,16 +119,24 @@ def test_without_hnswlib_vectors_are_searched_exactly(library: Path, fake_models
     assert Path(retrieve(index, "tomatoes garden", mode="vector").hits[0].path).name == "garden.md"
 
 
-def test_cli_index_search_ask(library: Path, fake_models: Runtime, tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.unit.test_cli import plait
-
+@pytest.fixture
+def cli(library: Path, fake_models: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The library indexed, plus a 'trips' collection added through the CLI's defaults (fake models)."""
     monkeypatch.setenv("PLAIT_EMBED_MODEL", "fake-embed")
     monkeypatch.setenv("PLAIT_CHAT_MODEL", "fake-chat")
     (tmp_path / "more").mkdir()
     (tmp_path / "more" / "kayak.txt").write_text("the kayak trip starts at dawn")
     (tmp_path / "more" / "junk.bin").write_bytes(b"\x00" * 10)
-    code, out, _ = plait(capsys, "index", "add", str(tmp_path / "more"), "-c", "trips", "--json")
+    open_index(fake_models).add([tmp_path / "more"], collection="trips")
+    return tmp_path / "more"
+
+
+def test_cli_index_commands(cli: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.test_cli import plait
+
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.txt").write_text("a note on sailing")
+    code, out, _ = plait(capsys, "index", "add", str(tmp_path / "other"), "-c", "sea", "--json")
     assert code == 0 and json.loads(out)["new"] == 1
     code, out, _ = plait(capsys, "index", "status")
     assert code == 0 and "trips" in out and "consistent" in out and ".bin 1" in out
@@ -136,6 +144,22 @@ def test_cli_index_search_ask(library: Path, fake_models: Runtime, tmp_path: Pat
     assert "junk.bin" in out and "cannot read '.bin'" in out
     code, out, _ = plait(capsys, "index", "list")
     assert code == 0 and "trips: 1 files" in out and "mail: 2 files" in out
+    (cli / "kayak.txt").write_text("the canoe trip starts at noon")
+    code, out, _ = plait(capsys, "index", "update", "-c", "trips", "--json")
+    assert code == 0 and json.loads(out)[0]["changed"] == 1
+    code, _, err = plait(capsys, "index", "rebuild")
+    assert code == 0 and "rebuilt" in err
+    code, _, err = plait(capsys, "index", "remove", "-c", "trips")
+    assert code == 0 and "removed collection trips, 1 files" in err
+    code, out, _ = plait(capsys, "search", "canoe", "--json")
+    assert not any(h["path"].endswith("kayak.txt") for h in json.loads(out)["hits"])
+    code, _, err = plait(capsys, "index", "add", str(tmp_path / "missing"))
+    assert code == 4 and "does not exist" in err and "Traceback" not in err
+
+
+def test_cli_search_and_ask(cli: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.test_cli import plait
+
     code, out, _ = plait(capsys, "search", "kayak dawn", "--json")
     hits = json.loads(out)["hits"]
     assert code == 0 and hits[0]["path"].endswith("kayak.txt") and "**kayak**" in hits[0]["snippet"]
@@ -145,14 +169,3 @@ def test_cli_index_search_ask(library: Path, fake_models: Runtime, tmp_path: Pat
     assert code == 0 and "Sources:" in out and "kayak.txt" in out
     code, _, err = plait(capsys, "search", "kayak", "--after", "soon")
     assert code != 0 and "--after" in err
-    code, _, err = plait(capsys, "index", "add", str(tmp_path / "missing"))
-    assert code == 4 and "does not exist" in err and "Traceback" not in err
-    (tmp_path / "more" / "kayak.txt").write_text("the canoe trip starts at noon")
-    code, out, _ = plait(capsys, "index", "update", "-c", "trips", "--json")
-    assert code == 0 and json.loads(out)[0]["changed"] == 1
-    code, _, err = plait(capsys, "index", "rebuild")
-    assert code == 0 and "rebuilt" in err
-    code, out, _ = plait(capsys, "index", "remove", "-c", "trips")
-    assert code == 0
-    code, out, _ = plait(capsys, "search", "kayak", "--json")
-    assert not any(h["path"].endswith("kayak.txt") for h in json.loads(out)["hits"])
