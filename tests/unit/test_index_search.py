@@ -150,7 +150,7 @@ def test_cli_index_commands(cli: Path, tmp_path: Path, capsys: pytest.CaptureFix
     code, _, err = plait(capsys, "index", "rebuild")
     assert code == 0 and "rebuilt" in err
     code, _, err = plait(capsys, "index", "remove", "-c", "trips")
-    assert code == 0 and "removed collection trips, 1 files" in err
+    assert code == 0 and "removed collection trips, 2 files" in err  # kayak.txt and the skipped junk.bin
     code, out, _ = plait(capsys, "search", "canoe", "--json")
     assert not any(h["path"].endswith("kayak.txt") for h in json.loads(out)["hits"])
     code, _, err = plait(capsys, "index", "add", str(tmp_path / "missing"))
