@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plait.errors import InputError, MissingDependency
+from plait.readers.text import read_bytes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,19 +57,7 @@ def read_audio(source: str | Path | bytes, *, name: str | None = None) -> Audio:
     if isinstance(source, bytes):
         data = source
     else:
-        path = Path(source)
-        if path.is_dir():
-            raise InputError(f"{path} is a folder; give audio files")
-        try:
-            size = path.stat().st_size
-            if size > MAX_AUDIO_BYTES:
-                raise InputError(f"{path} is {size / 1e6:.0f} MB; plait reads audio files up to "
-                                 f"{MAX_AUDIO_BYTES / 1e6:.0f} MB")
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise InputError(f"{path} does not exist") from exc
-        except PermissionError as exc:
-            raise InputError(f"{path} cannot be read (permission denied)") from exc
+        data = read_bytes(source, limit=MAX_AUDIO_BYTES, what="audio files", give="audio files")
     if not data:
         raise InputError(f"{label} is empty, not audio")
     if data[:4] in (b"RIFF", b"RIFX", b"RF64"):

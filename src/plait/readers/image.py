@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plait.errors import InputError, MissingDependency
+from plait.readers.text import read_bytes
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -31,19 +32,7 @@ def open_image(source: str | Path | bytes, *, name: str | None = None) -> Image:
     if isinstance(source, bytes):
         data = source
     else:
-        path = Path(source)
-        if path.is_dir():
-            raise InputError(f"{path} is a folder; give image files")
-        try:
-            size = path.stat().st_size
-            if size > MAX_IMAGE_BYTES:
-                raise InputError(f"{path} is {size / 1e6:.0f} MB; plait reads images up to "
-                                 f"{MAX_IMAGE_BYTES / 1e6:.0f} MB")
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise InputError(f"{path} does not exist") from exc
-        except PermissionError as exc:
-            raise InputError(f"{path} cannot be read (permission denied)") from exc
+        data = read_bytes(source, limit=MAX_IMAGE_BYTES, what="images", give="image files")
     if not data:
         raise InputError(f"{label} is empty, not an image")
     try:

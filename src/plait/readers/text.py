@@ -47,12 +47,16 @@ def _looks_binary(data: bytes) -> bool:
     return control / len(sample) > 0.05
 
 
-def read_bytes(path: str | Path, *, limit: int = MAX_TEXT_BYTES, what: str = "files") -> bytes:
-    """A file's bytes, with the errors a person can act on (missing, a folder, unreadable, too big)."""
+def read_bytes(path: str | Path, *, limit: int = MAX_TEXT_BYTES, what: str = "files", give: str = "a file") -> bytes:
+    """A file's bytes, with the errors a person can act on (missing, a folder, unreadable, too big).
+
+    ``what`` names the files in the size error ("plait reads {what} up to …"); ``give`` says what to give
+    instead of a folder.
+    """
     p = Path(path)
     try:
         if p.is_dir():
-            raise InputError(f"{p} is a folder; give a file")
+            raise InputError(f"{p} is a folder; give {give}")
         size = p.stat().st_size
         if size > limit:
             raise InputError(f"{p} is {size / 1e6:.0f} MB; plait reads {what} up to {limit / 1e6:.0f} MB")
@@ -62,7 +66,7 @@ def read_bytes(path: str | Path, *, limit: int = MAX_TEXT_BYTES, what: str = "fi
     except PermissionError as exc:
         raise InputError(f"{p} cannot be read (permission denied)") from exc
     except IsADirectoryError as exc:
-        raise InputError(f"{p} is a folder; give a file") from exc
+        raise InputError(f"{p} is a folder; give {give}") from exc
     except OSError as exc:
         raise InputError(f"{p} cannot be read ({exc.strerror or exc})") from exc
 
