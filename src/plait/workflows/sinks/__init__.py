@@ -14,7 +14,6 @@ A new sink plugs in with one line: ``register_sink("name", "package.module:Class
 
 from __future__ import annotations
 
-import importlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+from plait.workflows.registry import Registry
 
 if TYPE_CHECKING:
     from plait.store import Store
@@ -70,13 +71,11 @@ class Sink(ABC):
         """Release connections (the engine calls this when its run ends)."""
 
 
-SINKS: dict[str, str] = {}
+SINKS: Registry[Sink] = Registry("sink")
 
 
 def register_sink(name: str, target: str) -> None:
-    if name in SINKS:
-        raise ValueError(f"a workflow sink '{name}' is registered twice")
-    SINKS[name] = target
+    SINKS.register(name, target)
 
 
 register_sink("file", "plait.workflows.sinks.files:FileSink")
@@ -94,11 +93,9 @@ register_sink("index", "plait.workflows.sinks.index:IndexSink")
 def sink_class(name: str) -> type[Sink]:
     from plait.workflows.errors import StepError
 
-    target = SINKS.get(name)
-    if target is None:
+    cls = SINKS.load(name)
+    if cls is None:
         raise StepError(f"unknown sink '{name}'; known sinks: {', '.join(sorted(SINKS))}")
-    module, _, attr = target.partition(":")
-    cls: type[Sink] = getattr(importlib.import_module(module), attr)
     return cls
 
 

@@ -12,7 +12,6 @@ A new trigger plugs in with one line: ``register_trigger("name", "package.module
 
 from __future__ import annotations
 
-import importlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait.workflows.clock import Clock
+from plait.workflows.registry import Registry
 
 if TYPE_CHECKING:
     import httpx
@@ -72,13 +72,11 @@ class Trigger(ABC):
         """Release connections, watchers."""
 
 
-TRIGGERS: dict[str, str] = {}
+TRIGGERS: Registry[Trigger] = Registry("trigger")
 
 
 def register_trigger(name: str, target: str) -> None:
-    if name in TRIGGERS:
-        raise ValueError(f"a workflow trigger '{name}' is registered twice")
-    TRIGGERS[name] = target
+    TRIGGERS.register(name, target)
 
 
 register_trigger("folder", "plait.workflows.triggers.folder:FolderTrigger")
@@ -95,11 +93,9 @@ register_trigger("manual", "plait.workflows.triggers.manual:ManualTrigger")
 def trigger_class(name: str) -> type[Trigger]:
     from plait.workflows.errors import StepError
 
-    target = TRIGGERS.get(name)
-    if target is None:
+    cls = TRIGGERS.load(name)
+    if cls is None:
         raise StepError(f"unknown trigger type '{name}'; known: {', '.join(sorted(TRIGGERS))}")
-    module, _, attr = target.partition(":")
-    cls: type[Trigger] = getattr(importlib.import_module(module), attr)
     return cls
 
 
