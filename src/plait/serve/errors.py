@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.errors import (
     BackendError,
@@ -21,6 +21,9 @@ from plait.errors import (
     ModelNotFound,
     PlaitError,
 )
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = logging.getLogger("plait.serve")
 
@@ -57,6 +60,18 @@ def status_type(status: int) -> str:
     return {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
             413: "invalid_request_error", 429: "rate_limit_error"}.get(
         status, "invalid_request_error" if status < 500 else "server_error")
+
+
+# The refusals every route documents; each family of routes gives them its own error body.
+_REFUSALS = {
+    400: "invalid request", 401: "missing or invalid API key", 403: "the key lacks the scope",
+    404: "unknown model", 413: "request body too large", 429: "rate limit or queue full",
+}
+
+
+def error_responses(body: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """FastAPI ``responses=`` for the refusals, documented with ``body`` as the error shape."""
+    return {status: {"model": body, "description": text} for status, text in _REFUSALS.items()}
 
 
 def body_for(path: str, err: ApiError) -> dict[str, Any]:

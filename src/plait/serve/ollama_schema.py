@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plait.errors import InputError
 from plait.models.base import GenerationOptions, Message
+from plait.serve.errors import error_responses
 
 SEED_MAX = 2**32 - 1
 
@@ -210,9 +211,4 @@ class OllamaError(BaseModel):
     error: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": OllamaError, "description": text} for status, text in {
-        400: "invalid request", 401: "missing or invalid API key", 403: "the key lacks the scope",
-        404: "unknown model", 413: "request body too large", 429: "rate limit or queue full",
-    }.items()
-}
+ERRORS = error_responses(OllamaError)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from plait.errors import InputError
 from plait.models.base import FinishReason, GenerationOptions, Message
+from plait.serve.errors import error_responses
 
 SEED_MAX = 2**32 - 1  # llama.cpp seeds are unsigned 32-bit
 
@@ -244,9 +245,4 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text} for status, text in {
-        400: "invalid request", 401: "missing or invalid API key", 403: "the key lacks the scope",
-        404: "unknown model", 413: "request body too large", 429: "rate limit or queue full",
-    }.items()
-}
+ERRORS = error_responses(ErrorResponse)
