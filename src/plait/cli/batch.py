@@ -1,13 +1,26 @@
-"""Commands over many files: expand folders into files, and show a progress bar while working."""
+"""Commands over many files: expand folders into files, show a progress bar while working, print results."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from plait.errors import InputError
+
+
+class FileResult(Protocol):
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def error(self) -> str | None: ...  # set when this input could not be read
+
+
+R = TypeVar("R", bound=FileResult)
 
 
 def expand_files(paths: Sequence[Path], suffixes: Sequence[str], *, what: str) -> list[Path]:
@@ -40,3 +53,21 @@ def progress(total: int, label: str, *, min_items: int = 2) -> Iterator[Callable
     with Progress(transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def print_results(results: Sequence[R], show: Callable[[R], None], *, as_json: bool, what: str) -> None:
+    """``show`` each result that worked; a failed one is a line on stderr (and an error object with --json).
+
+    Raises :class:`InputError` after all are printed when any failed, so the exit code says so.
+    """
+    failed = 0
+    for result in results:
+        if result.error:
+            failed += 1
+            print(f"plait: error: {result.error}", file=sys.stderr)
+            if as_json:
+                print(json.dumps({"source": result.source, "error": result.error}))
+        else:
+            show(result)
+    if failed:
+        raise InputError(f"{failed} of {len(results)} inputs could not be read as {what} (see above)")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from plait.cli.batch import expand_files, progress
+from plait.cli.batch import expand_files, print_results, progress
 from plait.cli.common import state
-from plait.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
@@ -27,20 +25,15 @@ def hear(
 ) -> None:
     """Speech to text: print what is said in each recording (any sample rate, mono or stereo)."""
     from plait.readers.audio import AUDIO_SUFFIXES
-    from plait.tasks.hear import hear_many, recognizer
+    from plait.tasks.hear import HearResult, hear_many, recognizer
 
     files = expand_files(audio, AUDIO_SUFFIXES, what="audio")
     m = recognizer(model, state(ctx).runtime())
     with progress(len(files), f"transcribing with {m.spec.name}") as advance:
         results = hear_many(files, model=m, errors="report", progress=advance)
-    failed = 0
-    for result in results:
-        if result.error:
-            failed += 1
-            print(f"plait: error: {result.error}", file=sys.stderr)
-            if as_json:
-                print(json.dumps({"source": result.source, "error": result.error}))
-        elif as_json:
+
+    def show(result: HearResult) -> None:
+        if as_json:
             print(json.dumps({"source": result.source, "model": m.spec.name, "text": result.text,
                               "duration": round(result.duration, 3),
                               "words": [{"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence}
@@ -49,5 +42,5 @@ def hear(
             print(result.text)
         else:
             print(f"{result.source}: {result.text}")
-    if failed:
-        raise InputError(f"{failed} of {len(results)} inputs could not be read as audio (see above)")
+
+    print_results(results, show, as_json=as_json, what="audio")

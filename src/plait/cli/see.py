@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from plait.cli.batch import expand_files, progress
+from plait.cli.batch import expand_files, print_results, progress
 from plait.cli.common import state
-from plait.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
@@ -29,20 +27,14 @@ def see(
 ) -> None:
     """Classify images (ImageNet's 1,000 classes by default) and print the top classes with probabilities."""
     from plait.readers.image import IMAGE_SUFFIXES
-    from plait.tasks.see import classifier, see_many
+    from plait.tasks.see import SeeResult, classifier, see_many
 
     files = expand_files(images, IMAGE_SUFFIXES, what="image")
     m = classifier(model, state(ctx).runtime())
     with progress(len(files), f"classifying with {m.spec.name}") as advance:
         results = see_many(files, k=k, model=m, errors="report", progress=advance)
-    failed = 0
-    for result in results:
-        if result.error:
-            failed += 1
-            print(f"plait: error: {result.error}", file=sys.stderr)
-            if as_json:
-                print(json.dumps({"source": result.source, "error": result.error}))
-            continue
+
+    def show(result: SeeResult) -> None:
         if as_json:
             print(json.dumps({"source": result.source, "model": m.spec.name,
                               "labels": [{"label": x.label, "score": x.score, "index": x.index}
@@ -52,5 +44,5 @@ def see(
                 print(f"{x.score:.3f}  {x.label}")
         else:
             print(f"{result.source}: " + ", ".join(f"{x.label} ({x.score:.2f})" for x in result.labels))
-    if failed:
-        raise InputError(f"{failed} of {len(results)} inputs could not be read as images (see above)")
+
+    print_results(results, show, as_json=as_json, what="images")
