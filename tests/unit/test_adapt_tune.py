@@ -12,11 +12,11 @@ import pytest
 from plait.adapt import TuneConfig, tune
 from plait.adapt.registry import publish
 from plait.adapt.tracking import compare_runs, epoch_metrics, get_run, list_runs
-from plait.cli.main import run
 from plait.errors import CatalogError, InputError, ModelNotFound
 from plait.models.spec import ModelSpec
 from plait.runtime import Runtime
 from plait.tasks.classifiers import Classifier
+from tests.cli import plait
 
 BILLING = "invoice payment overdue amount account bank transfer receipt tax refund".split()
 FAMILY = "dinner grandma weekend kids birthday holiday garden picnic cousin visit".split()
@@ -182,16 +182,6 @@ def test_explain_refuses_non_classifiers(fake_models: Runtime) -> None:
 
     with pytest.raises(CapabilityError, match="not a classifier"):
         explain("fake-chat", "hello there", runtime=fake_models)
-
-
-def plait(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        run(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_tune_runs_explain(fake_models: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

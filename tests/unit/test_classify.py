@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from plait.cli.main import run
 from plait.errors import BackendError, InputError, MissingDependency
 from plait.models.base import Delta, GenerationRequest, TextGenerator, Usage
 from plait.models.spec import ModelSpec
@@ -21,6 +20,7 @@ from plait.tasks.classifiers import Classifier, LogisticClassifier, PrototypeCla
 from plait.tasks.classify import ClassifyConfig, build_classifier, classify
 from plait.tasks.labelled import read_examples
 from plait.tasks.llm_labels import LlmClassifier
+from tests.cli import plait
 
 LABELS = ["space", "religion"]
 EXAMPLES = {
@@ -304,16 +304,6 @@ def test_bad_example_files_are_clear_errors(tmp_path: Path, name: str, content: 
 
 
 # --- CLI -------------------------------------------------------------------------------------------
-
-def plait(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        run(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_cli_classifies_texts_and_files_as_json(fake_models: Runtime, capsys: pytest.CaptureFixture[str],
                                                 tmp_path: Path) -> None:

@@ -5,18 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from plait.cli.main import run
 from plait.runtime import Runtime
-
-
-def plait(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        run(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli import plait
 
 
 def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,22 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from plait.cli.main import run
 from plait.runtime import Runtime
+from tests.cli import plait
 from tests.docfiles import make_mailboxes
 
 ARTICLE = ("The council approved the school budget on Monday. Teachers welcomed the extra money. "
            "Critics said roads were ignored. The money arrives in March. Parents were pleased.")
-
-
-def plait(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        run(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_summarize_text_file_and_stdin(fake_models: Runtime, capsys: pytest.CaptureFixture[str],

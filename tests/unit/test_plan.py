@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from plait.calendar import Event, read_calendar, write_calendar
-from plait.cli.main import run
 from plait.errors import ConfigError, InputError
 from plait.tasks.plan import PlanConfig, TaskRequest, free_time, plan
 from plait.tasks.plan_requests import WorkDay, parse_request, split_requests
+from tests.cli import plait
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MONDAY = dt.datetime(2026, 3, 2, 8, 0, tzinfo=BERLIN)  # Monday 2 March 2026, before work
@@ -328,16 +328,6 @@ def test_empty_requests_are_a_clear_error(text: str) -> None:
 
 
 # --- CLI ------------------------------------------------------------------------------------------
-
-def plait(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        run(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_cli_plan_writes_ics_and_prints_agenda(capsys: pytest.CaptureFixture[str], calendar_file: Path,
                                                tmp_path: Path) -> None:

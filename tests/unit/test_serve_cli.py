@@ -7,19 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from plait.cli.main import run
 from plait.errors import MissingDependency
 from plait.settings import load_settings
-
-
-def plait(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        run(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli import plait
 
 
 def test_keys_create_list_revoke(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,24 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from plait.cli.main import run
 from plait.runtime import Runtime
 from tests import workflow_helpers as h
+from tests.cli import plait
 
 
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     h.reset()
-
-
-def plait(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        run(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 FLOW = """name: notes
