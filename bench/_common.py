@@ -29,6 +29,18 @@ def machine() -> dict[str, Any]:
             "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
+def make_home(base: Path, name: str) -> Path:
+    """A fresh plait home sharing the user's built models (minilm-q8 is built once, not per run)."""
+    from plait.settings import load_settings
+
+    home = base / name
+    home.mkdir(parents=True)
+    models = load_settings().models_dir
+    models.mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(models)
+    return home
+
+
 def timed(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     value = fn()

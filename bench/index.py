@@ -44,22 +44,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench._common import peak_rss_mb, percentile, write_results  # noqa: E402
+from bench._common import make_home, peak_rss_mb, percentile, write_results  # noqa: E402
 
 from plait.corpora import lee_articles, lee_sentences, split_sentences  # noqa: E402
 from plait.index.core import Index  # noqa: E402
 from plait.runtime import Runtime  # noqa: E402
 from plait.settings import load_settings  # noqa: E402
-
-
-def make_home(base: Path, name: str) -> Path:
-    """A fresh plait home sharing the user's built models (minilm-q8 is built once, not per run)."""
-    home = base / name
-    home.mkdir(parents=True)
-    models = load_settings().models_dir
-    models.mkdir(parents=True, exist_ok=True)
-    (home / "models").symlink_to(models)
-    return home
 
 
 def runtime(home: Path) -> Runtime:

@@ -49,7 +49,7 @@ from tests.workflow_processes import (  # noqa: E402
     triage_workflow,
 )
 
-from _common import peak_rss_mb, write_results  # noqa: E402
+from _common import make_home, peak_rss_mb, write_results  # noqa: E402
 from plait.corpora import newsgroups  # noqa: E402
 from plait.runtime import Runtime  # noqa: E402
 from plait.settings import load_settings  # noqa: E402
@@ -57,16 +57,6 @@ from plait.settings import load_settings  # noqa: E402
 LABELS = {"religion": "religion, atheism, god, the bible and morality",
           "space": "space, astronomy, rockets, orbits and NASA"}
 TRUTH = {"alt.atheism": "religion", "sci.space": "space"}
-
-
-def make_home(base: Path, name: str) -> Path:
-    """A fresh plait home sharing the user's built models (minilm-q8 is built once, not per run)."""
-    home = base / name
-    home.mkdir(parents=True)
-    models = load_settings().models_dir
-    models.mkdir(parents=True, exist_ok=True)
-    (home / "models").symlink_to(models)
-    return home
 
 
 # -- 1. throughput against a plain loop -------------------------------------------------------------
