@@ -39,6 +39,13 @@ def _hub_error(spec: ModelSpec, exc: Exception) -> ModelFileError:
     )
 
 
+def _load_error(spec: ModelSpec, exc: OSError) -> ModelFileError:
+    """A hub model not in the cache says how to download it; a local folder that fails, to check it."""
+    if spec.is_hub:
+        return _hub_error(spec, exc)
+    return ModelFileError(spec.source, f"could not be loaded ({exc})", "check the model folder")
+
+
 def quiet_transformers() -> None:
     """Loading bars and notices from transformers would mix into plait's own output."""
     from transformers.utils import logging
@@ -64,8 +71,7 @@ class SentenceTransformerEmbedder(Embedder):
         try:
             self.st = SentenceTransformer(_location(spec), device="cpu")
         except OSError as exc:
-            raise _hub_error(spec, exc) if spec.is_hub else ModelFileError(
-                spec.source, f"could not be loaded ({exc})", "check the model folder") from exc
+            raise _load_error(spec, exc) from exc
         self.spec = spec
         dim = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
         self.dimensions = int(dim() or 0)
@@ -95,8 +101,7 @@ class TransformersGenerator(TextGenerator):
             self.tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
             self.model: Any = AutoModelForCausalLM.from_pretrained(where, **kwargs)
         except OSError as exc:
-            raise _hub_error(spec, exc) if spec.is_hub else ModelFileError(
-                spec.source, f"could not be loaded ({exc})", "check the model folder") from exc
+            raise _load_error(spec, exc) from exc
         self.model.eval()
         self.spec = spec
         self._lock = threading.Lock()
