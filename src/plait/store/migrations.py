@@ -24,6 +24,19 @@ def migration(fn: Migration) -> Migration:
     return fn
 
 
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run SQL statements one by one, inside the migration's transaction.
+
+    Not ``executescript``: it commits first, which would break the migration's transaction.
+    """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+
+
 def migrate(store: Store) -> list[str]:
     """Apply the migrations not yet applied; returns their names. Safe when processes race to do it."""
     conn = store.connection
@@ -74,7 +87,6 @@ def m200_serve_api_keys(conn: sqlite3.Connection) -> None:
 def m100_index_schema(conn: sqlite3.Connection) -> None:
     # The personal index. These tables are the store of record; the FTS5 table is kept in step by
     # triggers inside the same transactions, and the vector index (a file) is derived from index_vectors.
-    # (Not executescript: it commits first, which would break the migration's transaction.)
     script = """
         CREATE TABLE index_collections (
             id INTEGER PRIMARY KEY,
@@ -154,12 +166,7 @@ def m100_index_schema(conn: sqlite3.Connection) -> None:
             INSERT INTO index_fts (rowid, context, text) VALUES (new.id, new.context, new.text);
         END;
         """
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            conn.execute(statement)
-            statement = ""
+    _execute_script(conn, script)
 
 
 @migration
@@ -296,9 +303,4 @@ def m300_workflows_state(conn: sqlite3.Connection) -> None:
             created_at REAL NOT NULL
         );
         """
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            conn.execute(statement)
-            statement = ""
+    _execute_script(conn, script)
