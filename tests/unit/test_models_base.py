@@ -60,3 +60,30 @@ def test_fit_history_drops_oldest_turns_first(fake_models: Runtime) -> None:
     assert kept[0].role == "system" and kept[-1] == history[-1]
     assert len(kept) < len(history)
     assert sum(model.count_tokens(m.content) + 4 for m in kept) <= 100 - 20 - 16
+
+
+def test_embed_many_splits_a_small_batch_across_concurrent_sessions() -> None:
+    import threading
+    from collections.abc import Sequence
+
+    from plait.models.base import Embedder
+
+    class Sessions(Embedder):
+        dimensions, batch_size, concurrency = 3, 64, 2
+
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, int]] = []
+
+        def embed_batch(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:  # type: ignore[override]
+            self.calls.append((threading.current_thread().name, len(texts)))
+            return np.array([[len(t), 1.0, 0.0] for t in texts], dtype=np.float32)
+
+    model = Sessions()
+    texts = [f"text {'x' * i}" for i in range(15)]
+    out = model.embed_many(texts)
+    assert sorted(n for _, n in model.calls) == [7, 8]  # both sessions work on fifteen texts
+    assert all(name.startswith("plait-embed") for name, _ in model.calls)
+    expected = np.array([[len(t), 1.0, 0.0] for t in texts])
+    assert np.allclose(out, expected / np.linalg.norm(expected, axis=1, keepdims=True))
+    model.embed_many(["one"])
+    assert model.calls[-1][1] == 1

@@ -179,3 +179,38 @@ def test_micro_batcher_respects_max_batch_and_passes_errors() -> None:
 
     asyncio.run(main())
     assert max(sizes) <= 4
+
+
+def test_micro_batcher_runs_up_to_in_flight_batches_at_once() -> None:
+    import threading
+
+    gate = threading.Event()
+    running: list[int] = []
+    peak: list[int] = [0]
+    lock = threading.Lock()
+
+    def run(items: list[int]) -> list[int]:
+        with lock:
+            running.append(1)
+            peak[0] = max(peak[0], len(running))
+        gate.wait(2)  # held until the test has seen how many batches run together
+        with lock:
+            running.pop()
+        return items
+
+    async def main(in_flight: int) -> list[list[int]]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        batcher: MicroBatcher[int, int] = MicroBatcher(run, window=0.0, max_batch=1, in_flight=in_flight,
+                                                       executor=ThreadPoolExecutor(4))
+        tasks = [asyncio.create_task(batcher.submit([i])) for i in range(4)]
+        await asyncio.sleep(0.2)
+        gate.set()
+        out = await asyncio.gather(*tasks)
+        await batcher.close()
+        return list(out)
+
+    assert asyncio.run(main(2)) == [[0], [1], [2], [3]] and peak[0] == 2
+    gate.clear()
+    peak[0] = 0
+    assert asyncio.run(main(1)) == [[0], [1], [2], [3]] and peak[0] == 1

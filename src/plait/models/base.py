@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -93,6 +94,9 @@ class Completion:
     usage: Usage
 
 
+_POOL_LOCK = threading.Lock()  # guards the lazy creation of each embedder's batch threads
+
+
 class Model(ABC):  # noqa: B024 - a base with no abstract method of its own; capabilities add one each
     """Anything loaded from the catalog. ``close`` frees memory; the pool calls it on unload."""
 
@@ -158,6 +162,18 @@ class Embedder(Model):
     def embed(self, text: str, kind: EmbedKind = "document") -> np.ndarray:
         return self.embed_many([text], kind=kind)[0]
 
+    def _embed_pool(self) -> ThreadPoolExecutor:
+        """Threads that run batches at once, made on first use and kept: a server calls embed_many
+        hundreds of times a second, and starting threads each time costs more than a short batch."""
+        pool: ThreadPoolExecutor | None = self.__dict__.get("_pool")
+        if pool is None:
+            with _POOL_LOCK:
+                pool = self.__dict__.get("_pool")
+                if pool is None:
+                    pool = self.__dict__["_pool"] = ThreadPoolExecutor(self.concurrency,
+                                                                       thread_name_prefix="plait-embed")
+        return pool
+
     def embed_many(self, texts: Sequence[str], kind: EmbedKind = "document", *,
                    batch_size: int | None = None,
                    progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -173,6 +189,10 @@ class Embedder(Model):
             if not isinstance(text, str):
                 raise InputError(f"text #{i} is {type(text).__name__}, not a string")
         size = batch_size or self.batch_size
+        if self.concurrency > 1:
+            # A batch smaller than batch_size is still split, so every session works on it: a server's
+            # micro-batch of 15 texts would otherwise run on one session while the others sit idle.
+            size = min(size, -(-len(texts) // self.concurrency))
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         batches = [order[start:start + size] for start in range(0, len(order), size)]
@@ -181,14 +201,10 @@ class Embedder(Model):
             return idx, self.embed_batch([texts[i] for i in idx], kind=kind)
 
         if self.concurrency > 1 and len(batches) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="plait-embed") as pool:
-                results = pool.map(run, batches)
-                for idx, vectors in results:
-                    out[idx] = vectors
-                    if progress:
-                        progress(len(idx))
+            for idx, vectors in self._embed_pool().map(run, batches):
+                out[idx] = vectors
+                if progress:
+                    progress(len(idx))
         else:
             for idx in batches:
                 out[idx] = run(idx)[1]

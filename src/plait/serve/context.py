@@ -45,8 +45,9 @@ class ServerContext:
         self.generation_pool = ThreadPoolExecutor(8, thread_name_prefix="plait-generate")
         # Embedding, classification and other task work.
         self.work_pool = ThreadPoolExecutor(max(4, settings.threads * 2), thread_name_prefix="plait-work")
+        # Two batches in flight per model: one running while the next gathers and the last is answered.
         self.batchers = BatcherPool(window=settings.batch_window_ms / 1000, max_batch=settings.batch_max,
-                                    executor=self.work_pool, on_batch=self.metrics.observe_batch)
+                                    executor=self.work_pool, on_batch=self.metrics.observe_batch, in_flight=2)
         self.closing = False
 
     def _depth(self, model: str, depth: int) -> None:
