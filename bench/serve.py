@@ -316,8 +316,32 @@ def bench_embeddings(home: Path, quick: bool) -> dict[str, Any]:
                              "statuses": [p["statuses"] for p in parts]}
         result["throughput_on_over_off"] = round(result["batching_on"]["requests_per_second"]
                                                  / result["batching_off"]["requests_per_second"], 2)
+        result["in_process"] = _model_ceiling(home, model, sentences[:288])
         out[model] = result
     return out
+
+
+def _model_ceiling(home: Path, model: str, texts: list[str]) -> dict[str, Any]:
+    """What batching can gain at most: the model's own time per text, one by one and in batches of 32,
+    in this process with no HTTP (the server's on/off ratio cannot beat this ratio)."""
+    from plait.models.base import Embedder
+    from plait.runtime import Runtime
+    from plait.settings import load_settings
+
+    runtime = Runtime(load_settings(home=str(home)))
+    embedder = runtime.model(model, Embedder)
+    embedder.embed_many(texts[:32])
+    start = time.perf_counter()
+    for text in texts[:96]:
+        embedder.embed_many([text])
+    single = (time.perf_counter() - start) / 96
+    start = time.perf_counter()
+    for i in range(32, len(texts), 32):
+        embedder.embed_many(texts[i:i + 32])
+    batched = (time.perf_counter() - start) / (len(texts) - 32)
+    runtime.close()
+    return {"ms_per_text_one_by_one": round(single * 1000, 2), "ms_per_text_batch_32": round(batched * 1000, 2),
+            "batch_gain_x": round(single / batched, 2)}
 
 
 # 3. Cache -----------------------------------------------------------------------------------------------
