@@ -383,7 +383,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--instruct-train", type=int, default=24)
     parser.add_argument("--instruct-test", type=int, default=16)
-    parser.add_argument("--instruct-epochs", type=int, default=2)
+    parser.add_argument("--instruct-epochs", type=int, default=6)
     parser.add_argument("--explain-texts", type=int, default=30)
     parser.add_argument("--ig-steps", type=int, default=24)
     parser.add_argument("--k", type=int, default=5)
