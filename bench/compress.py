@@ -9,7 +9,7 @@ interleaved with its variants; peak memory from one fresh process per model):
   20-Newsgroups posts; measured on the other 100. Variants: ONNX int8, PyTorch int8, ONNX fp32, 30%
   magnitude pruning, 30% of heads and of feed-forward neurons removed, half the layers dropped (these
   three without repair training, to show what structure alone costs), a 2-layer student distilled on the
-  100 training posts, and that student as ONNX int8.
+  100 training posts, that student as ONNX int8, and a 1-layer student.
 - embedder: all-MiniLM-L6-v2 (sentence-transformers, fp32) against its ONNX int8 and PyTorch int8 variants
   on the Lee known-item retrieval test (query = an article's first sentence, target = the rest; MRR@10).
 - chat: the packaged SmolLM2-135M-Instruct Q4_1 GGUF against every type llama.cpp requantizes it to here:
@@ -69,16 +69,17 @@ def split_posts(seed: int = 0) -> tuple[list[Any], list[Any]]:
     return train, test
 
 
-def made(rt: Any, parent: str, methods: list[str], seconds: dict[str, float], **kwargs: Any) -> list[str]:
+def made(rt: Any, parent: str, methods: list[str], seconds: dict[str, float], suffix: str = "",
+         **kwargs: Any) -> list[str]:
     """The variants of ``parent`` by ``methods``: built now, or reused from an earlier run in this home."""
     from plait.compress.variants import compress, default_name
 
     resolved = rt.catalog.get(parent).name  # "news" is its latest version, "news@2"
-    names = [default_name(resolved, m) for m in methods]
+    names = [default_name(resolved, m) + suffix for m in methods]
     for method, name in zip(methods, names, strict=True):
         if name not in rt.catalog.names():
             start = time.perf_counter()
-            compress(resolved, [method], measure_variants=False, runtime=rt, log=log, **kwargs)
+            compress(resolved, [method], names=[name], measure_variants=False, runtime=rt, log=log, **kwargs)
             seconds[name] = round(time.perf_counter() - start, 1)
     return names
 
@@ -112,6 +113,10 @@ def classifier_part(rt: Any, epochs: int) -> dict[str, Any]:
     names += made(rt, teacher["name"], ["distill"], seconds, params=params, train=train_set)
     student = rt.catalog.get(names[-1])
     names += made(rt, student.name, ["onnx-int8"], seconds)
+    # A 1-layer student too: the 2-layer one keeps a third of the encoder, so with the embeddings and the
+    # tokenizer it cannot quite reach 3x at batch 1.
+    one_layer = params.model_copy(update={"layers": 1})
+    names += made(rt, teacher["name"], ["distill"], seconds, suffix="-1layer", params=one_layer, train=train_set)
     eval_set = classifier_eval([p.text for p in test], [p.label for p in test], "newsgroups-test (100 held-out posts)")
     report, files = compare(teacher["name"], names, eval_data=eval_set, timing=TIMING, runtime=rt, log=log)
     print(report.text(), flush=True)
@@ -121,6 +126,7 @@ def classifier_part(rt: Any, epochs: int) -> dict[str, Any]:
     base = teacher["name"].replace("@", "-v")  # variant names: news@1 → news-v1-onnx-int8…
     int8, pruned = by[f"{base}-onnx-int8"], by[f"{base}-prune"]
     distilled, distilled_int8 = by[f"{base}-distill"], by[f"{base}-distill-onnx-int8"]
+    one_layer_row = by[f"{base}-distill-1layer"]
     checks = {
         "onnx_int8_faster_x": int8["vs_original"]["faster_x"],
         "onnx_int8_smaller_x": int8["vs_original"]["smaller_x"],
@@ -130,14 +136,19 @@ def classifier_part(rt: Any, epochs: int) -> dict[str, Any]:
         "student_accuracy_change_pts": distilled["vs_original"]["quality_change"],
         "student_onnx_int8_faster_x": distilled_int8["vs_original"]["faster_x"],
         "student_onnx_int8_accuracy_change_pts": distilled_int8["vs_original"]["quality_change"],
+        "student_1layer_faster_x": one_layer_row["vs_original"]["faster_x"],
+        "student_1layer_accuracy_change_pts": one_layer_row["vs_original"]["quality_change"],
     }
+    # The students that stay within 3 points; the fastest of them answers "a student >= 3x faster".
+    students = [(checks[f"{k}_faster_x"], k) for k in ("student", "student_1layer")
+                if checks[f"{k}_accuracy_change_pts"] >= -3]
+    checks["fastest_student_within_3pts"] = max(students)[1] if students else None
     checks["must_show"] = {
         "onnx_int8_2x_faster": checks["onnx_int8_faster_x"] >= 2,
         "onnx_int8_3x_smaller": checks["onnx_int8_smaller_x"] >= 3,
         "onnx_int8_within_1pt": abs(checks["onnx_int8_accuracy_change_pts"]) <= 1,
         "prune30_within_2pts": checks["prune30_accuracy_change_pts"] >= -2,
-        "student_3x_faster": checks["student_faster_x"] >= 3,
-        "student_within_3pts": checks["student_accuracy_change_pts"] >= -3,
+        "student_3x_faster_within_3pts": bool(students) and max(students)[0] >= 3,
     }
     return {"teacher": teacher, "build_seconds": seconds,
             "student": {"layers": student.provenance["steps"][0].get("layers_kept"),
