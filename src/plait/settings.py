@@ -62,6 +62,8 @@ class Settings(BaseModel):
     cache_ttl_seconds: float = Field(600.0, ge=0, description="how long a cached response stays valid")
     batch_window_ms: float = Field(3.0, ge=0, description="how long the server gathers concurrent embedding "
                                   "requests into one batch")
+    # Batching pays where a call has a large fixed cost (PyTorch); the int8 ONNX embedder is compute-bound
+    # and already runs concurrent requests on parallel sessions, so for it 1 is as fast (bench/serve.py).
     batch_max: int = Field(64, ge=1, description="most texts in one server batch (1: no micro-batching)")
 
     @field_validator("cors_origins", mode="before")
