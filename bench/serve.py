@@ -221,7 +221,8 @@ def bench_generation(home: Path, quick: bool, threads: int, n_ctx: int) -> dict[
     plan = {1: (1, 4 if quick else 10), 4: (1, 2 if quick else 5)}
     out: dict[str, Any] = {"model": "smollm2 (SmolLM2-135M-Instruct Q4_1 GGUF)", "max_tokens": MAX_TOKENS,
                            "temperature": 0, "n_ctx": n_ctx, "threads": threads, "plait": {}, "llama_cpp_server": {}}
-    with plait_server(home, preload=False, threads=threads, context_length=n_ctx) as ours, \
+    # generation_threads pinned to the peer's n_threads: like for like, not plait's own server default
+    with plait_server(home, preload=False, threads=threads, generation_threads=threads, context_length=n_ctx) as ours, \
             llama_cpp_server(threads, n_ctx) as peer:
         servers = [ours, peer]
 

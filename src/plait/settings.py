@@ -42,6 +42,8 @@ class Settings(BaseModel):
     chat_model: str = Field("smollm2", description="catalog name of the default chat/generation model")
     embed_model: str = Field("minilm-q8", description="catalog name of the default embedding model")
     threads: int = Field(default_factory=_default_threads, ge=1, description="CPU threads per model")
+    generation_threads: int = Field(0, ge=0, description="llama.cpp threads (0: `threads`, but one fewer under the "
+                                    "server, which needs a core of its own)")
     context_length: int = Field(2048, ge=128, description="context window for llama.cpp models (tokens)")
     max_tokens: int = Field(512, ge=1, description="default cap on generated tokens")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="default sampling temperature")

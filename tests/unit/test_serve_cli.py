@@ -63,3 +63,14 @@ def test_default_bind_is_loopback_on_port_8434(plait_home: Path) -> None:
     s = load_settings(home=plait_home)
     assert (s.host, s.port, s.api_auth, s.cors_origins) == ("127.0.0.1", 8434, True, ())
 
+
+
+def test_server_leaves_a_core_free_for_itself_unless_told(plait_home: Path) -> None:
+    from plait.serve import create_app
+
+    app = create_app(load_settings(home=plait_home, threads=4))
+    assert app.state.ctx.runtime.settings.generation_threads == 3
+    app = create_app(load_settings(home=plait_home, threads=1))
+    assert app.state.ctx.runtime.settings.generation_threads == 1
+    app = create_app(load_settings(home=plait_home, threads=4, generation_threads=4))
+    assert app.state.ctx.runtime.settings.generation_threads == 4

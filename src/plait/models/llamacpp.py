@@ -50,7 +50,7 @@ def _open(spec: ModelSpec, settings: Settings, **kwargs: Any) -> Any:
         return llama_cpp.Llama(
             model_path=str(path),
             n_ctx=int(spec.options.get("n_ctx", settings.context_length)),
-            n_threads=settings.threads,
+            n_threads=settings.generation_threads or settings.threads,
             verbose=False,
             **kwargs,
         )

@@ -55,6 +55,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     from plait.serve.routes import health, ollama, openai, tasks
 
     own_runtime = runtime is None
+    if settings.generation_threads == 0:
+        # Under the server a core stays free for the event loop, which wakes for every streamed token: with
+        # llama.cpp on every core the two keep pre-empting each other. On 2 cores, 1 llama.cpp thread gave
+        # 2.1x the tokens/s of 2, for plait and llama-cpp-python's own server alike (bench/serve.py).
+        settings = settings.model_copy(update={"generation_threads": max(1, settings.threads - 1)})
     rt = runtime or Runtime(settings)
     ctx = ServerContext(settings, rt)
 
