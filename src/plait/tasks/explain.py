@@ -8,7 +8,7 @@ Two methods, one result (a score per word; positive words pushed towards the lab
   2017, "Axiomatic Attribution for Deep Networks"), computed by Captum and summed over each word's
   sub-word tokens. Attributions add up to the change in log-odds between the baseline and the text.
 - ``occlusion`` (any classifier: ONNX embedder heads, LLM classifiers, remote models): each word is
-  deleted in turn and the drop in the label's probability is its score; all variants go through the
+  deleted in turn and the drop in the label's log-odds is its score; all variants go through the
   model in one batch. Long texts are occluded in groups of neighbouring words.
 
 ``auto`` picks integrated gradients when the model is a PyTorch network and Captum is installed,
@@ -144,11 +144,22 @@ def _occlusion(classifier: Classifier, text: str, target: int, p_full: float) ->
     groups = [spans[i:i + group] for i in range(0, len(spans), group)]
     variants = [delete_spans(text, g) or "." for g in groups]  # an empty text is not classifiable
     proba = classifier.predict_proba(variants)[:, target]
+    full = _log_odds(p_full)
     out = []
     for g, p in zip(groups, proba, strict=True):
-        share = (p_full - float(p)) / len(g)  # a group's effect, shared by its words
+        # In log-odds, like integrated gradients: a confident model's p stays at 1.000 whichever single word
+        # goes, so differences in p print as zeros, while log-odds still tell the words apart. The ranking
+        # is the same as by the drop in p (log-odds rise with p).
+        share = (full - _log_odds(float(p))) / len(g)  # a group's effect, shared by its words
         out += [WordAttribution(text[s:e], s, e, share) for s, e in g]
     return out
+
+
+def _log_odds(p: float) -> float:
+    import math
+
+    p = min(max(p, 1e-15), 1 - 1e-15)  # a probability rounded to 0 or 1 would give an infinite score
+    return math.log(p) - math.log1p(-p)
 
 
 def _integrated_gradients(classifier: Classifier, text: str, target: int, steps: int) -> list[WordAttribution]:
