@@ -41,9 +41,10 @@ def list_(ctx: typer.Context,
     if not runs:
         print("no runs yet; train one with `plait tune NAME --data PATH`")
         return
-    table = Table(show_edge=False)
-    for col in ("run", "name", "method", "task", "status", "model", "test", "seconds"):
-        table.add_column(col, no_wrap=col in ("run", "model", "test"))
+    # Only the metrics column wraps: short words cut to "me…" on an 80-column terminal say nothing.
+    table = Table(show_edge=False, padding=(0, 1, 0, 0))
+    for col in ("run", "name", "method", "task", "status", "model", "test", "s"):
+        table.add_column(col, no_wrap=col != "test", justify="right" if col == "s" else "left")
     for run in runs:
         table.add_row(run.id, run.name, run.method, run.task, run.status, run.model or "-", _headline(run.metrics),
                       f"{run.duration_s:.0f}" if run.duration_s is not None else "-")
