@@ -204,7 +204,11 @@ def test_micro_batcher_runs_up_to_in_flight_batches_at_once() -> None:
         batcher: MicroBatcher[int, int] = MicroBatcher(run, window=0.0, max_batch=1, in_flight=in_flight,
                                                        executor=ThreadPoolExecutor(4))
         tasks = [asyncio.create_task(batcher.submit([i])) for i in range(4)]
-        await asyncio.sleep(0.2)
+        for _ in range(100):  # until as many batches run as may (or 2 s: a slow machine gets time)
+            await asyncio.sleep(0.02)
+            if peak[0] >= in_flight:
+                break
+        await asyncio.sleep(0.1)  # and a moment more, in which no extra batch may start
         gate.set()
         out = await asyncio.gather(*tasks)
         await batcher.close()
