@@ -97,6 +97,13 @@ def test_chat_completion_and_usage(served: Served) -> None:
     assert body["system_fingerprint"].startswith("fake-chat@1:")
 
 
+def test_model_may_be_left_out_for_the_default_ones(served: Served) -> None:
+    chat = served.post("/v1/chat/completions", {"messages": CHAT["messages"], "max_tokens": 2}).json()
+    assert chat["model"] == served.runtime.settings.chat_model
+    embedded = served.post("/v1/embeddings", {"input": "hello"}).json()
+    assert embedded["model"] == served.runtime.settings.embed_model and len(embedded["data"]) == 1
+
+
 def test_chat_streams_server_sent_events(served: Served) -> None:
     r = served.post("/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}})
     assert r.headers["content-type"].startswith("text/event-stream")

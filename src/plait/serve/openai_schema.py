@@ -60,7 +60,8 @@ class ResponseFormat(_Strict):
 
 
 class _Sampling(_Strict):
-    model: str = Field(min_length=1, max_length=200, description="a model name from /v1/models")
+    model: str | None = Field(None, min_length=1, max_length=200,
+                              description="a model name from /v1/models (default: the chat_model setting)")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     stop: str | list[str] | None = Field(None, description="up to 4 texts that end the answer")
@@ -133,7 +134,8 @@ class CompletionRequest(_Sampling):
 
 
 class EmbeddingRequest(_Strict):
-    model: str = Field(min_length=1, max_length=200)
+    model: str | None = Field(None, min_length=1, max_length=200,
+                              description="a model name from /v1/models (default: the embed_model setting)")
     input: str | Annotated[list[str], Field(min_length=1, max_length=2048)] = Field(
         description="a text or a list of up to 2048 texts (token arrays are not supported)")
     encoding_format: Literal["float", "base64"] = "float"
