@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -97,9 +96,6 @@ def classify(
     """
     from plait.tasks.classify import ClassifyConfig
     from plait.tasks.labelled import read_examples
-
-    # Before llama.cpp loads: its OpenMP threads wait without spinning (much faster on a busy machine).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     if method not in ("auto", "similarity", "logistic", "llm"):
         raise typer.BadParameter(f"unknown method '{method}'; use auto, similarity, logistic or llm",

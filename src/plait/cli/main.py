@@ -29,6 +29,7 @@ from plait.cli import tune as tune_cli
 from plait.cli import workflows as workflows_cli
 from plait.cli.common import state
 from plait.errors import PlaitError
+from plait.models.llamacpp import wait_passively
 
 app = typer.Typer(
     name="plait", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -82,6 +83,7 @@ def run(argv: list[str] | None = None) -> None:
     """Run the CLI; every error becomes one line on stderr and a non-zero exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    wait_passively()  # before any command loads a library that uses OpenMP
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="plait", standalone_mode=False)

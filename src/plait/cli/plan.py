@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -72,9 +71,6 @@ def plan(
     Example:  plait plan -c work.ics -o plan.ics "write the report, 3h, by Friday, high priority"
     """
     from pydantic import ValidationError
-
-    # Before llama.cpp loads: its OpenMP threads wait without spinning (much faster on a busy machine).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from plait.tasks.plan import PlanConfig
     from plait.tasks.plan import plan as make_plan

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import sys
 from pathlib import Path
@@ -61,8 +60,6 @@ def _access_log(target: str | None, settings: Settings) -> None:
 
 def run_server(ctx: typer.Context, host: str | None, port: int | None, access_log: str | None,
                preload: bool, what: str, workflows: bool = False) -> None:
-    # Before anything loads llama.cpp: see plait.serve.app.create_app.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import uvicorn
     except ImportError as exc:

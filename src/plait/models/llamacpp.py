@@ -28,11 +28,19 @@ if TYPE_CHECKING:
 _JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'
 
 
-def _llama_cpp() -> Any:
-    # llama.cpp's OpenMP threads spin while waiting by default, which starves every other thread (and
-    # process) on a small machine: prompt evaluation was measured 5-50x slower beside other work. Must be
-    # set before the library loads; a user's own setting wins.
+def wait_passively() -> None:
+    """Make OpenMP's threads sleep, not spin, between parallel regions (a user's own setting wins).
+
+    llama.cpp's OpenMP threads spin while waiting by default, which starves every other thread (and
+    process) on a small machine: prompt evaluation was measured 5-50x slower beside other work, and in the
+    server, beside its event loop. OpenMP reads this once, when the first library using it loads (PyTorch
+    may be that library, before llama.cpp), so entry points call this first thing.
+    """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _llama_cpp() -> Any:
+    wait_passively()
     try:
         import llama_cpp
     except ImportError as exc:

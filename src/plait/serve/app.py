@@ -11,12 +11,12 @@ benchmarks can run several apps in one process. The app
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from plait.errors import MissingDependency
+from plait.models.llamacpp import wait_passively
 from plait.runtime import Runtime
 from plait.settings import Settings
 
@@ -41,12 +41,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     ``$PLAIT_HOME/workflows`` on their triggers for as long as the app runs (``plait up``); their status
     routes are mounted either way.
     """
-    # llama.cpp runs its threads with OpenMP, whose threads by default spin between parallel regions. In
-    # the server (a worker thread driving the model while the event loop runs) that made prompt evaluation
-    # 5-50x slower on a busy 2-core machine; passive waiting removed it (bench/serve.py). OpenMP reads this
-    # when llama.cpp's library loads, so it only helps if the model is not loaded yet; `plait serve` sets
-    # it first thing.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    wait_passively()  # for a program that builds the app itself; the CLI did it at start
     fastapi = _fastapi()
     from plait import __version__
     from plait.serve import errors
