@@ -124,23 +124,15 @@ def classifier_part(rt: Any, epochs: int) -> dict[str, Any]:
     teacher["accuracy_on_held_out"] = by[f"{teacher['name']} (original)"]["quality"]["accuracy"]
 
     base = teacher["name"].replace("@", "-v")  # variant names: news@1 → news-v1-onnx-int8…
-    int8, pruned = by[f"{base}-onnx-int8"], by[f"{base}-prune"]
-    distilled, distilled_int8 = by[f"{base}-distill"], by[f"{base}-distill-onnx-int8"]
-    one_layer_row, distilled_onnx = by[f"{base}-distill-1layer"], by[f"{base}-distill-onnx"]
-    checks = {
-        "onnx_int8_faster_x": int8["vs_original"]["faster_x"],
-        "onnx_int8_smaller_x": int8["vs_original"]["smaller_x"],
-        "onnx_int8_accuracy_change_pts": int8["vs_original"]["quality_change"],
-        "prune30_accuracy_change_pts": pruned["vs_original"]["quality_change"],
-        "student_faster_x": distilled["vs_original"]["faster_x"],
-        "student_accuracy_change_pts": distilled["vs_original"]["quality_change"],
-        "student_onnx_faster_x": distilled_onnx["vs_original"]["faster_x"],
-        "student_onnx_accuracy_change_pts": distilled_onnx["vs_original"]["quality_change"],
-        "student_onnx_int8_faster_x": distilled_int8["vs_original"]["faster_x"],
-        "student_onnx_int8_accuracy_change_pts": distilled_int8["vs_original"]["quality_change"],
-        "student_1layer_faster_x": one_layer_row["vs_original"]["faster_x"],
-        "student_1layer_accuracy_change_pts": one_layer_row["vs_original"]["quality_change"],
-    }
+    variants = {"onnx_int8": "onnx-int8", "student": "distill", "student_onnx": "distill-onnx",
+                "student_onnx_int8": "distill-onnx-int8", "student_1layer": "distill-1layer"}
+    checks: dict[str, Any] = {}
+    for key, suffix in variants.items():
+        vs = by[f"{base}-{suffix}"]["vs_original"]
+        checks[f"{key}_faster_x"] = vs["faster_x"]
+        checks[f"{key}_accuracy_change_pts"] = vs["quality_change"]
+    checks["onnx_int8_smaller_x"] = by[f"{base}-onnx-int8"]["vs_original"]["smaller_x"]
+    checks["prune30_accuracy_change_pts"] = by[f"{base}-prune"]["vs_original"]["quality_change"]
     # The students that stay within 3 points; the fastest of them answers "a student >= 3x faster".
     students = [(checks[f"{k}_faster_x"], k) for k in ("student", "student_onnx", "student_1layer")
                 if checks[f"{k}_accuracy_change_pts"] >= -3]
