@@ -66,8 +66,7 @@ class LlmClassifier(ScoreClassifier):
         self.multi_label, self.threshold = multi_label, threshold
         self.max_text_tokens = max_text_tokens
         self.calibrator = PlattScaling() if multi_label else TemperatureScaling(1.0)
-        llm = getattr(generator, "llm", None)
-        self._scorer = _LlamaScorer(llm, getattr(generator, "_lock", None)) if llm is not None else None
+        self._scorer = _LlamaScorer.of(generator)
         self.contextual_calibration = contextual_calibration and self._scorer is not None
         self._bias: np.ndarray | None = None
 
@@ -95,8 +94,7 @@ class LlmClassifier(ScoreClassifier):
         generator = self.reacquire()
         if generator is not self.generator:
             self.generator = generator
-            llm = getattr(generator, "llm", None)
-            self._scorer = _LlamaScorer(llm, getattr(generator, "_lock", None)) if llm is not None else None
+            self._scorer = _LlamaScorer.of(generator)
 
     def _score_one(self, text: str) -> np.ndarray:
         import numpy as np
@@ -153,6 +151,12 @@ class _LlamaScorer:
         self.lock = lock or nullcontext()
         self.n_vocab = int(llm.n_vocab())
         self.template = self._template()
+
+    @classmethod
+    def of(cls, generator: TextGenerator) -> _LlamaScorer | None:
+        """A scorer for a llama.cpp generator; None for others, which expose no token log-probabilities."""
+        llm = getattr(generator, "llm", None)
+        return cls(llm, getattr(generator, "_lock", None)) if llm is not None else None
 
     def _template(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
