@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from plait.compress.measure import percentile  # noqa: F401 - one definition, shared with plait compress
+
 RESULTS = Path(__file__).resolve().parent / "results"
 T = TypeVar("T")
 
@@ -50,14 +52,6 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def write_results(name: str, results: dict[str, Any]) -> Path:
