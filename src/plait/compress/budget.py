@@ -156,7 +156,7 @@ def compress_to_budget(model: str, *, budget_ms: float | None = None, budget_mb:
     try:
         for method_name, chain in chains.items():
             staged.append(build_chain(source, default_name(source.spec.name, method_name), chain, rt.settings,
-                                      params, train_set, labels, log))
+                                      params, train_set, labels, log, rt.pool))
         entries = [Entry(f"{source.spec.name} (original)", source.spec, "original")]
         entries += [Entry(s.name, s.spec, s.chain) for s in staged]
         rows = measure(entries, data, rt.settings, timing=timing, memory=False, log=log)

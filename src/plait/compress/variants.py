@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.compress.data import EvalSet, TrainSet, load_eval, load_train
 from plait.compress.measure import DEFAULT_TIMING, Entry, Log, Timing, measure
@@ -35,6 +35,9 @@ from plait.errors import BackendError, CatalogError, InputError, PlaitError
 from plait.models.spec import ModelSpec
 from plait.runtime import Runtime, get_runtime
 from plait.settings import Settings
+
+if TYPE_CHECKING:
+    from plait.models.loading import Models
 
 
 @dataclass
@@ -116,7 +119,7 @@ def prepare(runtime: Runtime, model: str, methods: Sequence[str], names: Sequenc
 
 
 def build_chain(source: Source, name: str, chain: list[Method], settings: Settings, params: MethodParams,
-                train: TrainSet | None, labels: tuple[str, ...], log: Log) -> Staged:
+                train: TrainSet | None, labels: tuple[str, ...], log: Log, models: Models | None = None) -> Staged:
     """Run ``chain`` into a hidden folder; returns it staged (not registered)."""
     models_dir = settings.models_dir
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +135,7 @@ def build_chain(source: Source, name: str, chain: list[Method], settings: Settin
             folders.append(folder)
             log(f"{name}: {m.name} ({m.summary})…")
             ctx = BuildContext(current, settings, folder, params, labels,
-                               train if (m.needs_train or m.uses_train) else None, log)
+                               train if (m.needs_train or m.uses_train) else None, log, models)
             try:
                 result = m.build(ctx)
             except (PlaitError, KeyboardInterrupt):
@@ -251,7 +254,7 @@ def compress(model: str, methods: Sequence[str], *, names: Sequence[str] | None 
     staged: list[Staged] = []
     try:
         for name, chain in plan:
-            staged.append(build_chain(source, name, chain, rt.settings, params, train_set, labels, log))
+            staged.append(build_chain(source, name, chain, rt.settings, params, train_set, labels, log, rt.pool))
         report = None
         if data is not None:
             entries = [Entry(f"{source.spec.name} (original)", source.spec, "original")]

@@ -240,9 +240,11 @@ class Registry:
             raise ValueError(f"task '{name}' is declared twice (by {self._declared[name].by} and by {by})")
         self._declared[name] = _Declaration(name, target, by)
 
-    def names(self) -> list[str]:
-        """Every declared task whose module is installed, sorted (imports nothing)."""
-        return sorted(d.name for d in self._declared.values() if _module_exists(d.target))
+    def names(self, *, by: str | None = None) -> list[str]:
+        """Every declared task whose module is installed (only those declared ``by`` someone, when given),
+        sorted; imports nothing."""
+        return sorted(d.name for d in self._declared.values()
+                      if (by is None or d.by == by) and _module_exists(d.target))
 
     def get(self, name: str) -> Task:
         declaration = self._declared.get(name)
