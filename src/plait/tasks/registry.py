@@ -199,6 +199,14 @@ def encode_base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def one_file(request: Any, results: list[Any]) -> Any:
+    """A file task's answer to one request in a batch (see, hear): its result, or the error its file gave
+    (results carry ``error`` so one bad file does not fail the others of the batch)."""
+    if results[0].error:
+        raise InputError(results[0].error)
+    return results[0]
+
+
 def describe(exc: ValidationError) -> str:
     """A pydantic validation error as one line a person can act on."""
     parts = []
