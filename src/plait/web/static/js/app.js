@@ -3,7 +3,7 @@
 // it started (a stream, a poll) when the person moves on.
 
 import { api, ApiError, setCsrf } from "./api.js";
-import { clear, errorBox, h } from "./dom.js";
+import { append, clear, errorBox, h } from "./dom.js";
 
 const VIEWS = {
   today: () => import("./views/today.js"),
@@ -37,15 +37,16 @@ async function show() {
     const view = await VIEWS[name]();
     leave = (await view.render(main, params)) || null;
   } catch (error) {
-    main.append(errorBox(error));
+    append(main, errorBox(error));
   }
   const title = main.querySelector("h1");
   document.title = title ? `${title.textContent} · plait` : "plait";
-  main.focus({ preventScroll: true });
+  // A view that put the focus somewhere useful (the question box) keeps it; else the view itself gets it.
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 function signedOut() {
-  clear(main).append(
+  append(clear(main), 
     h("section", { class: "signin" },
       h("h1", {}, "Sign in to plait"),
       h("p", {}, "This page opens from a one-time link. On this machine, run:"),
@@ -60,7 +61,7 @@ async function start() {
     setCsrf(session.csrf);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return signedOut();
-    clear(main).append(errorBox(error));
+    append(clear(main), errorBox(error));
     return;
   }
   window.addEventListener("hashchange", show);

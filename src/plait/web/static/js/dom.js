@@ -13,12 +13,13 @@ export function h(tag, props = {}, ...children) {
     else if (key === "checked" || key === "disabled" || key === "selected" || key === "hidden") el[key] = Boolean(value);
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  append(el, children);
+  append(el, ...children);
   return el;
 }
 
-export function append(el, children) {
-  for (const child of [children].flat(Infinity)) {
+// Element.append, but leaving out null/undefined/false (a view's "show this only if…").
+export function append(el, ...children) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : String(child));
   }

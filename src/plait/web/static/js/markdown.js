@@ -2,7 +2,7 @@
 // elements with text nodes, so no HTML in it ever reaches the page. Links keep only http(s) addresses and
 // open apart from the page; citations like [2] can become buttons (``cite``).
 
-import { h } from "./dom.js";
+import { append, h } from "./dom.js";
 
 const INLINE = /(`[^`]+`)|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|_[^_\s][^_]*_)|(\[[^\]]+\]\((https?:\/\/[^\s)]+)\))|(\[\d+(?:\s*[,;]\s*\d+)*\])/g;
 
@@ -66,7 +66,7 @@ export function markdown(text, { cite } = {}) {
         list = { ordered, el: h(ordered ? "ol" : "ul") };
         blocks.push(list.el);
       }
-      list.el.append(h("li", {}, ...inline(item[2], cite)));
+      append(list.el, h("li", {}, ...inline(item[2], cite)));
       continue;
     }
     const quote = line.match(/^\s*>\s?(.*)$/);
@@ -80,7 +80,7 @@ export function markdown(text, { cite } = {}) {
       continue;
     }
     if (list && /^\s{2,}/.test(line)) {
-      list.el.lastChild.append(" ", ...inline(line.trim(), cite));
+      append(list.el.lastChild, " ", ...inline(line.trim(), cite));
       continue;
     }
     list = null;

@@ -2,7 +2,7 @@
 // its passage with the question's words marked and where it comes from. "Not in your data" is said as such.
 
 import { api, stream } from "../api.js";
-import { announce, clear, errorBox, field, h, highlighted, spans } from "../dom.js";
+import { announce, append, clear, errorBox, field, h, highlighted, spans } from "../dom.js";
 import { markdown } from "../markdown.js";
 
 const STOP = new Set("the a an and or of to in on at for from with by is are was were be what who when where how why which does do did it this that about".split(" "));
@@ -30,19 +30,19 @@ export async function render(main) {
       h("div", { class: "row wrap" }, field("Collection", collection), field("Kind", kind),
         field("After", after), field("Before", before), field("Sender", sender))),
     h("div", { class: "row" }, ask, search));
-  main.append(h("h1", {}, "Ask & search"),
+  append(main, h("h1", {}, "Ask & search"),
     h("p", { class: "muted" }, "Answers come from your indexed files and mail, with the passages they rest on."),
     form, h("div", { class: "split wide" }, result, passage));
 
   try {
     const status = await api("/v1/index");
-    collection.append(...status.collections.map((c) => h("option", { value: c.name }, c.name)));
+    append(collection, ...status.collections.map((c) => h("option", { value: c.name }, c.name)));
     if (!status.chunks) {
-      result.append(h("p", { class: "notice" }, "Your index is empty: add a folder or a mailbox under ",
+      append(result, h("p", { class: "notice" }, "Your index is empty: add a folder or a mailbox under ",
         h("a", { href: "#/index" }, "Index"), " first."));
     }
   } catch (error) {
-    result.append(errorBox(error));
+    append(result, errorBox(error));
   }
 
   function filters() {
@@ -57,13 +57,13 @@ export async function render(main) {
 
   async function openPassage(chunkId, words) {
     passage.hidden = false;
-    clear(passage).append(h("p", { class: "muted" }, "Loading the passage…"));
+    append(clear(passage), h("p", { class: "muted" }, "Loading the passage…"));
     try {
       const p = await api(`/v1/index/passages/${chunkId}`);
       const d = p.document;
       const about = [d.kind, (d.date || "").slice(0, 10), d.sender].filter(Boolean).join(" · ");
       const whole = h("button", { type: "button" }, "Show the whole document");
-      clear(passage).append(
+      append(clear(passage), 
         h("h2", { tabindex: "-1" }, d.title || d.source.split("/").pop()),
         h("p", { class: "muted" }, about),
         h("p", {}, h("span", { class: "muted" }, "From "), h("code", { class: "path" }, d.source)),
@@ -75,11 +75,11 @@ export async function render(main) {
           h("button", { type: "button", onclick: () => { passage.hidden = true; } }, "Close")));
       whole.addEventListener("click", async () => {
         const doc = await api(`/v1/index/documents/${d.id}`);
-        passage.append(h("article", { class: "document" }, ...doc.passages.map((t) => h("p", {}, ...highlighted(t, words)))));
+        append(passage, h("article", { class: "document" }, ...doc.passages.map((t) => h("p", {}, ...highlighted(t, words)))));
       });
       passage.querySelector("h2").focus();
     } catch (error) {
-      clear(passage).append(errorBox(error));
+      append(clear(passage), errorBox(error));
     }
   }
 
@@ -100,53 +100,55 @@ export async function render(main) {
       type: "button", class: "cite", "aria-label": `Open source ${n}`,
       onclick: () => { const s = sources.find((x) => x.number === n); if (s) openPassage(s.chunk_id, words); },
     }, `[${n}]`)));
-    clear(result).append(h("h2", {}, "Answer"), answer, h("p", { class: "muted", role: "status" }, "searching…"));
+    append(clear(result), h("h2", {}, "Answer"), answer, h("p", { class: "muted", role: "status" }, "searching…"));
+    result.setAttribute("aria-busy", "true");
     controller = new AbortController();
     try {
       await stream("/v1/ask", { question: text, filters: filters() }, (ev) => {
         if (ev.type === "sources") {
           sources = ev.sources;
           result.lastChild.textContent = sources.length ? "answering…" : "";
-          if (sources.length) result.append(h("h2", {}, "Sources"), sourcesList(sources, words));
+          if (sources.length) append(result, h("h2", {}, "Sources"), sourcesList(sources, words));
         } else if (ev.type === "delta") {
           answerText += ev.text;
-          clear(answer).append(...markdown(answerText, { cite }));
+          append(clear(answer), ...markdown(answerText, { cite }));
         } else if (ev.type === "result") {
           result.querySelector("[role=status]").textContent = "";
           if (!ev.found) {
-            clear(answer).append(h("p", { class: "notice" }, "Not in your data: nothing in your index is close ",
+            append(clear(answer), h("p", { class: "notice" }, "Not in your data: nothing in your index is close ",
               "enough to this question, so no answer was made up."));
           }
           const unsupported = (ev.attributions || []).filter((a) => a.source === null).length;
           if (ev.found && unsupported) {
-            answer.append(h("p", { class: "warning" }, `${unsupported} of ${ev.attributions.length} sentence(s) of `,
+            append(answer, h("p", { class: "warning" }, `${unsupported} of ${ev.attributions.length} sentence(s) of `,
               "this answer match no source closely: check them against the sources."));
           }
         }
       }, controller.signal);
       announce("Answer complete");
     } catch (error) {
-      if (error.name !== "AbortError") result.append(errorBox(error));
+      if (error.name !== "AbortError") append(result, errorBox(error));
     } finally {
       controller = null;
+      result.setAttribute("aria-busy", "false");
     }
   }
 
   async function runSearch(text) {
     const words = questionWords(text);
-    clear(result).append(h("p", { class: "muted", role: "status" }, "searching…"));
+    append(clear(result), h("p", { class: "muted", role: "status" }, "searching…"));
     try {
       const found = await api("/v1/search", { method: "POST", body: { query: text, filters: filters(), k: 20 } });
-      clear(result).append(h("h2", {}, `${found.hits.length} result(s)`));
-      if (!found.hits.length) result.append(h("p", { class: "notice" }, "Nothing in your index matches."));
-      result.append(h("ol", { class: "hits" }, ...found.hits.map((hit) => h("li", {},
+      append(clear(result), h("h2", {}, `${found.hits.length} result(s)`));
+      if (!found.hits.length) append(result, h("p", { class: "notice" }, "Nothing in your index matches."));
+      append(result, h("ol", { class: "hits" }, ...found.hits.map((hit) => h("li", {},
         h("button", { type: "button", class: "link", onclick: () => openPassage(hit.chunk_id, words) },
           hit.title || hit.source.split("/").pop()),
         h("small", { class: "muted" }, " ", [hit.kind, (hit.date || "").slice(0, 10), hit.sender].filter(Boolean).join(" · ")),
         h("p", { class: "excerpt" }, ...spans(hit.snippet.text, hit.snippet.highlights))))));
       announce(`${found.hits.length} results`);
     } catch (error) {
-      clear(result).append(errorBox(error));
+      append(clear(result), errorBox(error));
     }
   }
 

@@ -2,7 +2,7 @@
 // and the system prompt per conversation. Answers are Markdown, rendered safely.
 
 import { api, stream } from "../api.js";
-import { announce, clear, errorBox, field, h, when } from "../dom.js";
+import { announce, append, clear, errorBox, field, h, when } from "../dom.js";
 import { markdown } from "../markdown.js";
 
 export async function render(main, params) {
@@ -18,7 +18,7 @@ export async function render(main, params) {
   const status = h("p", { class: "muted status" });
   const form = h("form", { class: "composer" }, input, h("div", { class: "row" }, send, stop, status));
 
-  main.append(
+  append(main, 
     h("div", { class: "split" },
       h("aside", { class: "side" },
         h("h1", {}, "Chat"),
@@ -31,11 +31,11 @@ export async function render(main, params) {
 
   async function loadList() {
     const all = await api("/v1/conversations");
-    clear(list).append(...all.map((c) => h("li", {},
+    append(clear(list), ...all.map((c) => h("li", {},
       h("a", { href: `#/chat/${c.id}`, "aria-current": c.id === state.id ? "page" : null,
         onclick: (e) => { e.preventDefault(); open(c.id); } }, c.title || "New chat"),
       h("small", { class: "muted" }, when(c.updated_at)))));
-    if (!all.length) list.append(h("li", { class: "muted" }, "No conversations yet."));
+    if (!all.length) append(list, h("li", { class: "muted" }, "No conversations yet."));
   }
 
   function bubble(role, content, extra = {}) {
@@ -43,7 +43,7 @@ export async function render(main, params) {
     const el = h("article", { class: `message ${role}` },
       h("h2", { class: "who" }, role === "user" ? "You" : (extra.model || "plait")), body,
       extra.stopped ? h("small", { class: "muted" }, "(stopped)") : null);
-    messages.append(el);
+    append(messages, el);
     return { el, body };
   }
 
@@ -56,7 +56,7 @@ export async function render(main, params) {
     system.value = state.conversation?.system || "";
     modelSelect.value = state.conversation?.model || modelSelect.dataset.default || "";
     for (const m of state.conversation?.messages || []) bubble(m.role, m.content, m);
-    if (!id) messages.append(h("p", { class: "muted empty" }, "Start a conversation: it is kept on this machine."));
+    if (!id) append(messages, h("p", { class: "muted empty" }, "Start a conversation: it is kept on this machine."));
     await loadList();
     input.focus();
   }
@@ -93,7 +93,7 @@ export async function render(main, params) {
           text += ev.text;
           if (!painted) { // repaint once a frame: Markdown is re-read as the text grows
             painted = true;
-            requestAnimationFrame(() => { clear(answer.body).append(...markdown(text)); painted = false;
+            requestAnimationFrame(() => { append(clear(answer.body), ...markdown(text)); painted = false;
               answer.el.scrollIntoView({ block: "end" }); });
           }
         }, state.controller.signal);
@@ -102,14 +102,14 @@ export async function render(main, params) {
     } catch (error) {
       if (error.name === "AbortError") {
         status.textContent = "stopped";
-        answer.el.append(h("small", { class: "muted" }, "(stopped)"));
+        append(answer.el, h("small", { class: "muted" }, "(stopped)"));
         announce("Answer stopped");
       } else {
-        answer.el.append(errorBox(error));
+        append(answer.el, errorBox(error));
         status.textContent = "";
       }
     } finally {
-      clear(answer.body).append(...markdown(text));
+      append(clear(answer.body), ...markdown(text));
       state.controller = null;
       send.disabled = false;
       stop.hidden = true;
@@ -132,11 +132,11 @@ export async function render(main, params) {
     const chatModels = catalog.filter((m) => m.capabilities.includes("chat"));
     const fallback = session?.chat_model?.value;
     modelSelect.dataset.default = fallback || "";
-    modelSelect.append(...chatModels.map((m) => h("option", { value: m.name },
+    append(modelSelect, ...chatModels.map((m) => h("option", { value: m.name },
       `${m.name}${m.status === "remote" ? " (remote)" : ""}`)));
     await open(state.id);
   } catch (error) {
-    main.append(errorBox(error));
+    append(main, errorBox(error));
   }
   return () => state.controller && state.controller.abort();
 }

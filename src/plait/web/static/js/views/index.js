@@ -2,7 +2,7 @@
 // read, the files skipped and why, removing a collection.
 
 import { api } from "../api.js";
-import { announce, clear, errorBox, field, h, size } from "../dom.js";
+import { announce, append, clear, errorBox, field, h, size } from "../dom.js";
 
 export async function render(main) {
   let polling = null;
@@ -13,7 +13,7 @@ export async function render(main) {
   const status = h("section", { class: "status" });
   const form = h("form", { class: "row wrap" }, field("Folder, file or mailbox (several: separate by ;)", paths),
     field("Collection", collectionName), add);
-  main.append(h("h1", {}, "Index"),
+  append(main, h("h1", {}, "Index"),
     h("p", { class: "muted" }, "Files and mail plait can search and answer from. Adding a folder again ",
       "reads only what changed."),
     h("h2", {}, "Add"), form, progress, status);
@@ -21,7 +21,7 @@ export async function render(main) {
   async function refresh() {
     try {
       const s = await api("/v1/index");
-      clear(status).append(h("h2", {}, "Collections"),
+      append(clear(status), h("h2", {}, "Collections"),
         s.collections.length ? h("table", {},
           h("thead", {}, h("tr", {}, ...["Collection", "Folders", "Files", "Documents", "Passages", "Skipped", ""]
             .map((t) => h("th", { scope: "col" }, t)))),
@@ -36,12 +36,12 @@ export async function render(main) {
           s.pending ? ` ${s.pending} file(s) left unfinished by a stopped run (the next add finishes them).` : ""));
       const problems = [...s.skipped.map((x) => ({ ...x, state: "skipped" })), ...s.partial.map((x) => ({ ...x, state: "partly read" }))];
       if (problems.length) {
-        status.append(h("h2", {}, `Skipped (${problems.length})`),
+        append(status, h("h2", {}, `Skipped (${problems.length})`),
           h("ul", { class: "skipped" }, ...problems.map((p) => h("li", {}, h("code", {}, p.path), " ",
             h("span", { class: "muted" }, `${p.state}: ${p.reason}`)))));
       }
     } catch (error) {
-      clear(status).append(errorBox(error));
+      append(clear(status), errorBox(error));
     }
   }
 
@@ -61,7 +61,8 @@ export async function render(main) {
     const total = p.units_total || 0;
     const done = p.units_done || 0;
     const bar = h("progress", { max: total || 1, value: total ? done : 0, "aria-label": "Indexing progress" });
-    const lines = [h("p", {}, `${job.title}: ${job.state}${p.phase ? ` (${p.phase})` : ""}`), bar,
+    const running = job.state === "running" || job.state === "queued";
+    const lines = [h("p", {}, `${job.title}: ${job.state}${running && p.phase ? ` (${p.phase})` : ""}`), bar,
       h("p", { class: "muted" }, total ? `${done} of ${total} files` : "", p.chunks_embedded ? `, ${p.chunks_embedded} passages embedded` : "",
         p.current ? ` — ${p.current}` : "")];
     if (job.state === "done" && job.result) {
@@ -70,7 +71,7 @@ export async function render(main) {
         `${r.chunks_added} passages added. ${r.skipped.length ? `${r.skipped.length} skipped (see below).` : ""}`));
     }
     if (job.state === "failed") lines.push(errorBox(job.error));
-    clear(progress).append(...lines);
+    append(clear(progress), ...lines);
   }
 
   async function poll(id) {
@@ -85,7 +86,7 @@ export async function render(main) {
         return;
       }
     } catch (error) {
-      clear(progress).append(errorBox(error));
+      append(clear(progress), errorBox(error));
     }
     polling = setTimeout(() => poll(id), 500);
   }
@@ -101,7 +102,7 @@ export async function render(main) {
       poll(job.id);
     } catch (error) {
       add.disabled = false;
-      clear(progress).append(errorBox(error));
+      append(clear(progress), errorBox(error));
     }
   });
   await refresh();

@@ -2,19 +2,19 @@
 // again), and the API keys other programs use: create (the secret is shown once), revoke.
 
 import { api } from "../api.js";
-import { announce, clear, errorBox, field, h } from "../dom.js";
+import { announce, append, clear, errorBox, field, h } from "../dom.js";
 
 const SCOPES = ["chat", "tasks", "index", "admin"];
 
 export async function render(main) {
   const settingsBox = h("section");
   const keysBox = h("section");
-  main.append(h("h1", {}, "Settings"), settingsBox, keysBox);
+  append(main, h("h1", {}, "Settings"), settingsBox, keysBox);
 
   async function load() {
     try {
       const settings = await api("/v1/settings");
-      clear(settingsBox).append(h("h2", {}, "Settings"),
+      append(clear(settingsBox), h("h2", {}, "Settings"),
         h("p", { class: "muted" }, "Saved to config.toml; a change applies when plait starts again."),
         h("table", {}, h("thead", {}, h("tr", {}, ...["Setting", "In effect", "From", "Change"].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, ...Object.entries(settings).map(([name, s]) => {
@@ -28,7 +28,8 @@ export async function render(main) {
               } catch (error) { save.after(errorBox(error)); }
             } }, "Save");
             return h("tr", {}, h("th", { scope: "row" }, name), h("td", { class: "path" }, JSON.stringify(s.value)),
-              h("td", {}, s.source), h("td", { class: "row" }, input, save));
+              h("td", {}, s.source), name === "home" ? h("td", { class: "muted" }, "PLAIT_HOME or --home")
+                : h("td", { class: "row" }, input, save));
           }))));
       const keyName = h("input", { name: "key-name", required: true, placeholder: "editor-plugin" });
       const boxes = SCOPES.map((s) => h("label", { class: "check" }, h("input", { type: "checkbox", value: s, checked: s !== "admin" }), ` ${s}`));
@@ -43,17 +44,17 @@ export async function render(main) {
           const made = await api("/v1/keys", { method: "POST", body: { name: keyName.value.trim(),
             scopes: boxes.map((b) => b.firstChild).filter((c) => c.checked).map((c) => c.value),
             rate_limit: rate.value ? Number(rate.value) : null } });
-          clear(shown).append(h("p", { class: "notice" }, "The key, shown this once (copy it now):"),
+          append(clear(shown), h("p", { class: "notice" }, "The key, shown this once (copy it now):"),
             h("pre", {}, h("code", { class: "secret" }, made.secret)));
           keyName.value = "";
           loadKeys();
         } catch (error) {
-          clear(shown).append(errorBox(error));
+          append(clear(shown), errorBox(error));
         }
       });
       async function loadKeys() {
         const current = await api("/v1/keys");
-        clear(table).append(h("thead", {}, h("tr", {}, ...["Name", "Key starts", "Scopes", "Created", "Last used", ""].map((t) => h("th", { scope: "col" }, t)))),
+        append(clear(table), h("thead", {}, h("tr", {}, ...["Name", "Key starts", "Scopes", "Created", "Last used", ""].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, ...current.map((k) => h("tr", { class: k.revoked_at ? "revoked" : "" },
             h("th", { scope: "row" }, k.name), h("td", {}, h("code", {}, k.prefix)), h("td", {}, k.scopes.join(", ")),
             h("td", {}, k.created_at), h("td", {}, k.last_used_at || "–"),
@@ -62,11 +63,11 @@ export async function render(main) {
                 await api(`/v1/keys/${encodeURIComponent(k.id)}`, { method: "DELETE" }); loadKeys(); } } }, "Revoke"))))));
       }
       const table = h("table");
-      clear(keysBox).append(h("h2", {}, "API keys"), h("p", { class: "muted" }, "Keys let other programs use plait's API."),
+      append(clear(keysBox), h("h2", {}, "API keys"), h("p", { class: "muted" }, "Keys let other programs use plait's API."),
         table, h("h3", {}, "New key"), create, shown);
       await loadKeys();
     } catch (error) {
-      main.append(errorBox(error));
+      append(main, errorBox(error));
     }
   }
   await load();

@@ -2,7 +2,7 @@
 // appears here by itself. Text pasted or a file uploaded; results shown as what they are.
 
 import { api, request, stream } from "../api.js";
-import { announce, clear, errorBox, field, h } from "../dom.js";
+import { announce, append, clear, errorBox, field, h } from "../dom.js";
 import { markdown } from "../markdown.js";
 
 function resolve(schema, root) {
@@ -105,10 +105,10 @@ export async function render(main, params) {
   const tasks = await api("/v1/tasks");
   const picker = h("nav", { class: "task-list", "aria-label": "Tasks" }, h("ul", {}, ...tasks.map((t) => h("li", {},
     h("a", { href: `#/tasks/${t.name}` }, t.name), h("small", { class: "muted" }, ` ${t.summary}`)))));
-  main.append(h("h1", {}, "Tasks"));
+  append(main, h("h1", {}, "Tasks"));
   const task = tasks.find((t) => t.name === params[0]);
   if (!task) {
-    main.append(h("p", { class: "muted" }, "Every task plait offers, with a form made from its request."), picker);
+    append(main, h("p", { class: "muted" }, "Every task plait offers, with a form made from its request."), picker);
     return null;
   }
   const schema = task.request;
@@ -122,38 +122,40 @@ export async function render(main, params) {
   const output = h("section", { class: "result", "aria-live": "polite" });
   const submit = h("button", { type: "submit", class: "primary" }, "Run");
   const form = h("form", { class: "task-form" }, ...fields, h("div", { class: "row" }, submit));
-  main.append(h("p", {}, h("a", { href: "#/tasks" }, "All tasks"), " · ", h("strong", {}, task.name), ": ", task.summary),
+  append(main, h("p", {}, h("a", { href: "#/tasks" }, "All tasks"), " · ", h("strong", {}, task.name), ": ", task.summary),
     form, output);
   let controller = null;
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     submit.disabled = true;
-    clear(output).append(h("p", { class: "muted", role: "status" }, "running…"));
+    output.setAttribute("aria-busy", "true");
+    append(clear(output), h("p", { class: "muted", role: "status" }, "running…"));
     try {
       const body = await collect(form, controls);
       if (task.media_type.startsWith("audio/")) {
         const response = await request(`/v1/${task.name}`, { method: "POST", body });
         const url = URL.createObjectURL(await response.blob());
-        clear(output).append(h("audio", { controls: true, src: url }), h("p", {}, h("a", { href: url, download: `${task.name}.wav` }, "Download")));
+        append(clear(output), h("audio", { controls: true, src: url }), h("p", {}, h("a", { href: url, download: `${task.name}.wav` }, "Download")));
       } else if (task.streams) {
         let text = "";
         const live = h("div", { class: "answer" });
-        clear(output).append(live);
+        append(clear(output), live);
         controller = new AbortController();
         await stream(`/v1/${task.name}`, body, (ev) => {
-          if (ev.type === "delta") { text += ev.text; clear(live).append(...markdown(text)); }
-          if (ev.type === "result") clear(output).append(...show(task, ev));
+          if (ev.type === "delta") { text += ev.text; append(clear(live), ...markdown(text)); }
+          if (ev.type === "result") append(clear(output), ...show(task, ev));
         }, controller.signal);
       } else {
         const data = await api(`/v1/${task.name}`, { method: "POST", body });
-        clear(output).append(...(Array.isArray(data) ? data.flatMap((d) => show(task, d)) : show(task, data)));
+        append(clear(output), ...(Array.isArray(data) ? data.flatMap((d) => show(task, d)) : show(task, data)));
       }
       announce(`${task.name} finished`);
     } catch (error) {
-      if (error.name !== "AbortError") clear(output).append(errorBox(error));
+      if (error.name !== "AbortError") append(clear(output), errorBox(error));
     } finally {
       submit.disabled = false;
+      output.setAttribute("aria-busy", "false");
       controller = null;
     }
   });

@@ -3,7 +3,7 @@
 // which workflow to enable and how.
 
 import { api } from "../api.js";
-import { announce, clear, errorBox, h, when } from "../dom.js";
+import { announce, append, clear, errorBox, h, when } from "../dom.js";
 import { markdown } from "../markdown.js";
 
 const TITLES = { "inbox-triage": "Inbox", "meeting-requests": "Meeting requests", "feed-reader": "Reading list",
@@ -27,7 +27,7 @@ function digestEntry(entry) {
 
 export async function render(main) {
   const body = h("div", { class: "today" });
-  main.append(h("h1", {}, "Today"), body);
+  append(main, h("h1", {}, "Today"), body);
 
   async function decide(section, entry, decision) {
     try {
@@ -55,8 +55,10 @@ export async function render(main) {
   }
 
   async function emptyState(enabled) {
-    const bundled = await api("/v1/workflows/bundled").catch(() => []);
-    body.append(h("section", { class: "empty" },
+    const order = ["inbox-triage", "meeting-requests", "feed-reader", "weekly-report", "documents-summaries"];
+    const rank = (name) => (order.includes(name) ? order.indexOf(name) : order.length);
+    const bundled = (await api("/v1/workflows/bundled").catch(() => [])).sort((a, b) => rank(a.name) - rank(b.name));
+    append(body, h("section", { class: "empty" },
       h("p", {}, enabled.length ? "Your workflows have made nothing yet today." : "Nothing here yet: Today shows what plait's workflows make for you."),
       h("p", {}, "Start with the inbox: point it at your mail folder (a Maildir) by setting ", h("code", {}, "PLAIT_MAILDIR"),
         " before ", h("code", {}, "plait up"), ", then enable it:"),
@@ -76,13 +78,13 @@ export async function render(main) {
       if (!data.sections.length) return emptyState(data.enabled);
       for (const section of data.sections) {
         const title = TITLES[section.workflow] || section.workflow;
-        body.append(h("section", { class: "day-section" },
+        append(body, h("section", { class: "day-section" },
           h("h2", {}, title, h("small", { class: "muted" }, ` ${section.kind === "ics" ? "proposals" : section.target}`)),
           h("ul", { class: "entries" }, ...section.entries.map((e) => (section.kind === "ics" ? proposal(section, e) : digestEntry(e))))));
       }
-      body.append(h("p", { class: "muted" }, "Updated ", when(Date.now() / 1000), "."));
+      append(body, h("p", { class: "muted" }, "Updated ", when(Date.now() / 1000), "."));
     } catch (error) {
-      clear(body).append(errorBox(error));
+      append(clear(body), errorBox(error));
     }
   }
   await load();

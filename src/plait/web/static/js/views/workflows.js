@@ -2,7 +2,7 @@
 // files they made; the bundled ones to enable; run now, enable, disable.
 
 import { api } from "../api.js";
-import { announce, clear, errorBox, h, size, when } from "../dom.js";
+import { announce, append, clear, errorBox, h, size, when } from "../dom.js";
 
 const STATES = ["pending", "running", "done", "failed", "skipped"];
 
@@ -11,7 +11,7 @@ export async function render(main, params) {
   const list = h("section", { class: "workflows" });
   const detail = h("section", { class: "detail", "aria-live": "polite" });
   const bundledBox = h("section", { class: "bundled" });
-  main.append(h("h1", {}, "Workflows"),
+  append(main, h("h1", {}, "Workflows"),
     h("p", { class: "muted" }, "Each runs on its trigger while plait is up; every item's progress is kept, so a ",
       "stopped run resumes without losing or repeating work."),
     h("div", { class: "split wide" }, list, detail), bundledBox);
@@ -36,7 +36,7 @@ export async function render(main, params) {
     const st = await api(`/v1/workflows/${encodeURIComponent(name)}`);
     const outputs = await api(`/v1/workflows/${encodeURIComponent(name)}/outputs`).catch(() => ({ files: [] }));
     const failed = await api(`/v1/workflows/${encodeURIComponent(name)}/items?state=failed&limit=50`);
-    clear(detail).append(
+    append(clear(detail), 
       h("h2", {}, name),
       st.extra?.description ? h("p", { class: "muted" }, st.extra.description) : null,
       st.problem ? h("p", { class: "error" }, st.problem) : null,
@@ -53,7 +53,7 @@ export async function render(main, params) {
       h("h3", {}, "History"),
       st.last_runs.length ? h("table", {}, h("thead", {}, h("tr", {}, ...["Started", "Kind", "Status", "Added", "Done", "Failed"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, ...st.last_runs.map((r) => h("tr", {}, h("td", {}, when(r.started_at)), h("td", {}, r.kind),
-          h("td", {}, r.status), h("td", {}, r.added), h("td", {}, r.done), h("td", {}, r.failed)))))
+          h("td", {}, r.status), h("td", {}, r.items_added), h("td", {}, r.items_done), h("td", {}, r.items_failed)))))
         : h("p", { class: "muted" }, "No run yet."),
       h("h3", {}, "Files it made"),
       outputs.files.length ? h("ul", { class: "outputs" }, ...outputs.files.slice(0, 30).map((f) => h("li", {},
@@ -66,7 +66,7 @@ export async function render(main, params) {
   async function refresh() {
     try {
       const all = await api("/v1/workflows");
-      clear(list).append(h("h2", {}, "Enabled"), all.length ? h("ul", { class: "cards" }, ...all.map((st) => h("li", {},
+      append(clear(list), h("h2", {}, "Enabled"), all.length ? h("ul", { class: "cards" }, ...all.map((st) => h("li", {},
         h("a", { href: `#/workflows/${encodeURIComponent(st.name)}`, "aria-current": st.name === selected ? "true" : null,
           onclick: (e) => { e.preventDefault(); selected = st.name; history.replaceState(null, "", `#/workflows/${encodeURIComponent(st.name)}`); refresh(); } },
           st.name), " ", counts(st), st.problem ? h("p", { class: "error-text" }, st.problem) : null)))
@@ -74,12 +74,12 @@ export async function render(main, params) {
       if (!selected && all.length) selected = all[0].name;
       if (selected) await showDetail(selected);
       const bundled = await api("/v1/workflows/bundled");
-      clear(bundledBox).append(h("h2", {}, "Workflows that come with plait"), h("ul", { class: "cards" }, ...bundled.map((b) => h("li", {},
+      append(clear(bundledBox), h("h2", {}, "Workflows that come with plait"), h("ul", { class: "cards" }, ...bundled.map((b) => h("li", {},
         h("strong", {}, b.name), h("small", { class: "muted" }, ` (${b.trigger})`), h("p", {}, b.description),
         b.enabled ? h("span", { class: "badge done" }, "enabled")
           : h("button", { type: "button", onclick: () => act(`/v1/workflows/${encodeURIComponent(b.name)}/enable`, undefined, `${b.name} enabled`) }, "Enable")))));
     } catch (error) {
-      clear(list).append(errorBox(error));
+      append(clear(list), errorBox(error));
     }
   }
 
