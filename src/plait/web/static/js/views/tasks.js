@@ -22,7 +22,16 @@ function control(name, prop, root, task) {
   const label = prop.title || name;
   const dflt = prop.default;
   if (task.file_input && name === task.input) {
-    return { el: h("input", { type: "file", name, required: true }), kind: "file", label };
+    const preview = h("div", { class: "preview" });
+    const input = h("input", { type: "file", name, required: true, accept: name === "image" ? "image/*" : "audio/wav,.wav",
+      onchange: () => {
+        const file = input.files[0];
+        if (!file) return;
+        const url = URL.createObjectURL(file); // the chosen file, shown before it is sent
+        append(clear(preview), file.type.startsWith("image/") ? h("img", { src: url, alt: file.name, class: "thumb" })
+          : h("audio", { controls: true, src: url }));
+      } });
+    return { el: input, kind: "file", label, extra: preview };
   }
   if (shape.enum) {
     const select = h("select", { name }, ...(dflt === undefined ? [h("option", { value: "" }, "—")] : []),
@@ -117,7 +126,7 @@ export async function render(main, params) {
   for (const [name, prop] of Object.entries(schema.properties || {})) {
     const c = control(name, prop, schema, task);
     controls[name] = c;
-    fields.push(field(c.label + ((schema.required || []).includes(name) ? " *" : ""), c.el, prop.description));
+    fields.push(field(c.label + ((schema.required || []).includes(name) ? " *" : ""), c.el, prop.description), c.extra);
   }
   const output = h("section", { class: "result", "aria-live": "polite" });
   const submit = h("button", { type: "submit", class: "primary" }, "Run");
