@@ -13,7 +13,7 @@ import pytest
 
 from plait.runtime import Runtime
 from plait.settings import resolve_settings
-from tests.servers import RunningServer, serve_in_thread
+from tests.servers import RunningServer, models_sharing_home, serve_in_thread
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).parent / "screenshots"
@@ -40,9 +40,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, shared_models_home: Path) -> 
     from plait.serve.app import create_app
     from plait.serve.auth import KeyStore, ensure_local_key
 
-    home = tmp_path_factory.mktemp("web-home")
-    (shared_models_home / "models").mkdir(exist_ok=True)
-    (home / "models").symlink_to(shared_models_home / "models")
+    home = models_sharing_home(tmp_path_factory, shared_models_home, "web-home")
     settings = resolve_settings(environ={}, home=home).settings  # the defaults: smollm2 and minilm-q8
     runtime = Runtime(settings)
     app = create_app(settings, runtime=runtime, workflows=True)
