@@ -84,9 +84,9 @@ def test_new_mail_arriving_while_the_workflow_runs_is_processed_exactly_once(tmp
     assert st.effect_counts() == {"file": 60, "table": 60}
     files = list((fake_models.settings.home / "output" / "imap" / "mail").iterdir())
     assert sorted(f.name for f in files) == sorted(f"ng-{i:04d}@plait.test.md" for i in range(60))
-    import sqlite3
+    from tests.homes import open_db
 
-    rows = sqlite3.connect(fake_models.settings.home / "workflows" / "tables.db").execute(
+    rows = open_db(fake_models.settings.home / "workflows" / "tables.db").execute(
         "SELECT COUNT(*), COUNT(DISTINCT message_id) FROM seen").fetchone()
     assert rows == (60, 60)
 

@@ -18,6 +18,7 @@ from plait.workflows.clock import ManualClock
 from plait.workflows.engine import Engine
 from tests import workflow_helpers as h
 from tests.mailboxes import newsgroup_messages, write_maildir, write_mbox
+from tests.homes import read_text
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +114,7 @@ steps:
         (inbox / "b.txt").write_text("second file")  # only the inotify event can wake it (rescan: 1 h)
         _wait_for(lambda: (out / "b.txt.md").exists())
         (inbox / "a.txt").write_text("first file, edited")
-        _wait_for(lambda: (out / "a.txt.md").read_text() == "first file, edited")
+        _wait_for(lambda: read_text(out / "a.txt.md") == "first file, edited")
     finally:
         engine.stop()
         thread.join(10)

@@ -411,3 +411,10 @@ def keys_for(path: Path) -> HomeKeys | None:
     """The keys that protect files at ``path``: those of the encrypted home it is in, else None."""
     home = home_of(path)
     return load_home_keys(home) if home is not None else None
+
+
+def sqlite_key_for(path: Path) -> bytes | None:
+    """The SQLCipher key for another SQLite file plait keeps at ``path`` (a workflow's tables): the database
+    key of the encrypted home it is in, or None (plain SQLite) outside one."""
+    keys = keys_for(path)
+    return keys.database_key if keys is not None else None

@@ -32,6 +32,17 @@ def read_bytes(path: Path) -> bytes:
     return keys.open(raw, what=str(path))
 
 
+def unsealed(path: Path, data: bytes) -> bytes:
+    """``data`` read from ``path`` by other means, decrypted if plait sealed it: so plait's readers (the index,
+    calendars) read plait's own encrypted outputs like any file."""
+    if not is_sealed(data):
+        return data
+    keys = keys_for(path)
+    if keys is None:
+        raise SecurityError(f"{path} was encrypted by plait, but is not inside the plait home that holds its key")
+    return keys.open(data, what=str(path))
+
+
 def read_text(path: Path, encoding: str = "utf-8") -> str:
     return read_bytes(path).decode(encoding)
 
