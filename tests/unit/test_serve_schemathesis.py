@@ -19,7 +19,8 @@ from tests.fakes import fake_runtime
 _home = Path(tempfile.mkdtemp(prefix="plait-schemathesis-"))
 atexit.register(shutil.rmtree, _home, ignore_errors=True)
 _runtime = fake_runtime(_home)
-_app = create_app(_runtime.settings, runtime=_runtime)
+# schemathesis calls the app as http://testserver: a name the server must be told to trust.
+_app = create_app(_runtime.settings.model_copy(update={"trusted_hosts": ("testserver",)}), runtime=_runtime)
 _key = ensure_local_key(KeyStore(_runtime.store), _home)
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app)
 

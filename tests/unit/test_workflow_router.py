@@ -59,7 +59,7 @@ def client(fake_models: Runtime) -> Iterator[tuple[TestClient, workflow_runner.R
 
     app.include_router(workflow_router(admin=[Depends(admin)]))
     try:
-        yield TestClient(app), handle
+        yield TestClient(app, base_url="http://127.0.0.1"), handle
     finally:
         handle.stop()
 

@@ -81,37 +81,39 @@ def keyring_usable() -> bool:
         return False
 
 
-def _keyring_name(home_id: str) -> str:
-    return f"home-{home_id}"
+def keyring_entry(home_id: str, version: int = 1) -> str:
+    """The keyring entry of a home's master key; a new master gets a new entry, so the old one stays until
+    the key file no longer needs it."""
+    return f"home-{home_id}" + (f"-{version}" if version > 1 else "")
 
 
-def keyring_get(home_id: str) -> bytes | None:
+def keyring_get(entry: str) -> bytes | None:
     if not keyring_usable():
         return None
     import keyring
 
     try:
-        value = keyring.get_password(KEYRING_SERVICE, _keyring_name(home_id))
+        value = keyring.get_password(KEYRING_SERVICE, entry)
     except Exception as exc:  # noqa: BLE001 - a locked or broken keyring: say so, do not guess
         raise SecurityError(f"the OS keyring did not give plait's key ({exc}); unlock it, or set PLAIT_KEY to the "
                             "key from `plait security export --key`") from exc
     return bytes.fromhex(value) if value and _HEX_KEY.match(value) else None
 
 
-def keyring_put(home_id: str, key: bytes) -> None:
+def keyring_put(entry: str, key: bytes) -> None:
     import keyring
 
     try:
-        keyring.set_password(KEYRING_SERVICE, _keyring_name(home_id), key.hex())
+        keyring.set_password(KEYRING_SERVICE, entry, key.hex())
     except Exception as exc:  # noqa: BLE001
         raise SecurityError(f"cannot store plait's key in the OS keyring ({exc}); set PLAIT_KEY instead") from exc
 
 
-def keyring_delete(home_id: str) -> None:
+def keyring_delete(entry: str) -> None:
     import keyring
 
     try:
-        keyring.delete_password(KEYRING_SERVICE, _keyring_name(home_id))
+        keyring.delete_password(KEYRING_SERVICE, entry)
     except Exception:  # noqa: BLE001, S110 - already gone
         pass
 
@@ -180,7 +182,7 @@ def open_master(slot: dict[str, Any], home_id: str, home: Path) -> Master:
     if found:
         return found
     if slot["kind"] == "key":
-        key = keyring_get(home_id) if slot.get("keyring") else None
+        key = keyring_get(str(slot["keyring"])) if slot.get("keyring") else None
         if key is not None:
             return Master(key, slot, "OS keyring")
         where = "the OS keyring has no key for it" if slot.get("keyring") else "its key was given as PLAIT_KEY"
@@ -203,7 +205,8 @@ def new_master(*, passphrase: str | None = None, use_keyring: bool | None = None
         if found:
             return found
     if use_keyring is not False and keyring_usable():
-        return Master(secrets.token_bytes(32), {"kind": "key", "keyring": True}, "OS keyring")
+        # The entry's name is filled in when the home's id is known (create_home_keys).
+        return Master(secrets.token_bytes(32), {"kind": "key", "keyring": "new"}, "OS keyring")
     raise SecurityError("plait encrypts its home and needs a key, but this machine has no OS keyring: set PLAIT_KEY "
                         "(a passphrase of a few words, or `openssl rand -hex 32`) and keep it safe, or run "
                         "`plait security init` to type a passphrase")
@@ -354,7 +357,8 @@ def create_home_keys(home: Path, master: Master) -> HomeKeys:
     data_key = secrets.token_bytes(32)
     slot = dict(master.slot)
     if slot.get("kind") == "key" and slot.get("keyring"):
-        keyring_put(home_id, master.key)
+        slot["keyring"] = keyring_entry(home_id)
+        keyring_put(slot["keyring"], master.key)
     kf = KeyFile(home / KEY_FILE, True, home_id, slot, {1: wrap(master.key, data_key, home_id, 1)}, 1, 1, None,
                  time.time())
     kf.write()
@@ -392,6 +396,9 @@ def database_key(db_path: Path) -> bytes | None:
     if not kf.encrypted:
         return None
     if kf.rotation is not None:
+        if kf.rotation.get("migration"):
+            raise SecurityError(f"encrypting {home} was interrupted; run `plait security init` to finish it (the "
+                                f"backup made first is in {kf.rotation.get('backup')})")
         raise SecurityError(f"a key rotation of {home} was interrupted; run `plait security rotate-key` to finish it "
                             "(nothing is lost: every file is readable with the keys kept until then)")
     keys = load_home_keys(home)

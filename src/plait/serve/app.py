@@ -46,6 +46,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     from plait import __version__
     from plait.serve import errors
     from plait.serve.context import ServerContext
+    from plait.serve.hardening import RequestGuard, trusted_names
     from plait.serve.middleware import AccessLog, BodyLimit
     from plait.serve.routes import health, ollama, openai, tasks
 
@@ -78,13 +79,17 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
             rt.pool.close()  # frees the models; the database reopens by itself if the app starts again
 
     app = fastapi.FastAPI(
-        title="plait", version=__version__, lifespan=lifespan,
+        title="plait", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Local models over HTTP: OpenAI- and Ollama-compatible APIs and plait's task routes. "
                     "Send an API key as 'Authorization: Bearer <key>' (`plait keys create`).",
     )
     app.state.ctx = ctx
     app.state.workflows = None
     errors.install(app)
+    if settings.api_docs:
+        from plait.serve.docs import install_docs
+
+        install_docs(app)  # /docs from swagger-ui files installed with plait, never a CDN
     app.include_router(health.router)
     app.include_router(openai.router)
     app.include_router(ollama.router)
@@ -97,6 +102,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     from plait.workflows.router import workflow_router
 
     app.include_router(workflow_router(admin=[Depends(require("admin"))]), tags=["Workflows"], responses=ERRORS)
+    from plait.serve.routes import security as security_routes
+
+    app.include_router(security_routes.router)
 
     # Outermost first: the access log sees every response, including a 413 from the size limit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
@@ -105,7 +113,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(AccessLog, metrics=ctx.metrics)
+    # The guard refuses foreign Host names and cross-site origins before anything else runs (but inside the
+    # access log, which records the refusal).
+    app.add_middleware(RequestGuard, trusted=trusted_names(settings.host, settings.trusted_hosts),
+                       origins=settings.cors_origins)
+    app.add_middleware(AccessLog, metrics=ctx.metrics, audit=lambda: ctx.audit)
     return app
 
 
