@@ -303,6 +303,7 @@ def bad_input(base: Path) -> dict[str, Any]:
     # the other posts without "space" in their text hit an undefined field (a template error: failed at once).
     path.write_text(f"""name: faulty
 trigger: {{type: maildir, path: "{maildir}"}}
+network: {{allow: ["127.0.0.1"]}}
 retry: {{attempts: 2, backoff_seconds: 0.1}}
 steps:
   - id: call

@@ -143,6 +143,7 @@ TRIAGE = """
 name: {name}
 description: inbox triage over a Maildir, with one sink of each durable kind, for kill -9 tests
 trigger: {{type: maildir, path: "{maildir}"}}
+network: {{allow: ["127.0.0.1"]}}  # the webhook receiver of the test runs on this machine
 batch_size: {batch}
 vars:
   labels:

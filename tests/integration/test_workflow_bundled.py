@@ -12,10 +12,9 @@ from plait.corpora import lee_articles
 from plait.runtime import Runtime
 from plait.workflows.enabled import BUNDLED
 from plait.workflows.engine import Engine
-
 from plait.workflows.loader import load_workflow
-from tests.mailboxes import newsgroup_messages, write_maildir
 from tests.homes import open_db, read_text
+from tests.mailboxes import newsgroup_messages, write_maildir
 
 pytestmark = pytest.mark.model
 

@@ -38,7 +38,9 @@ def imap() -> Iterator[Dovecot]:
 
 
 def _wf(tmp_path: Path, server: Dovecot, poll: float = 60) -> object:
-    return h.workflow(tmp_path, f"name: imap\ntrigger: {server.trigger_yaml(poll_seconds=poll)}\n{STEPS}")
+    # The test's mail server runs on this machine: the workflow must allow it (see plait.security.ssrf).
+    return h.workflow(tmp_path, f"name: imap\ntrigger: {server.trigger_yaml(poll_seconds=poll)}\n"
+                                f"network: {{allow: [127.0.0.1]}}\n{STEPS}")
 
 
 def test_imap_messages_are_read_by_uid_once(tmp_path: Path, fake_models: Runtime, imap: Dovecot) -> None:

@@ -184,7 +184,6 @@ def test_sinks_act_once_per_item_even_when_the_item_comes_again(tmp_path: Path, 
     _run(wf, fake_models, [{"text": "a"}, {"text": "b"}])
     summary = _run(wf, fake_models, [{"text": "a"}, {"text": "b"}])  # same keys: known items
     assert summary.added == 0 and summary.done == 0  # type: ignore[attr-defined]
-    from tests.homes import open_db
 
     rows = open_db(fake_models.settings.home / "workflows" / "tables.db").execute(
         "SELECT _key, text FROM seen ORDER BY _key").fetchall()

@@ -22,7 +22,7 @@ HOOK = """name: hook
 trigger: {type: webhook, poll_seconds: 30}
 steps:
   - id: line
-    template: "{{ item.event }} for {{ item.user }}"
+    template: "{{ item.body.event }} for {{ item.body.user }}"
   - sink: file
     with: {path: "{{ key_slug }}.txt", content: "{{ line }}"}
 """

@@ -84,13 +84,14 @@ def test_move_copy_and_tag_act_once_even_when_the_ledger_write_was_lost(tmp_path
     for n in range(3):
         (src / f"f{n}.txt").write_text(f"file {n}")
         items.append({"path": str(src / f"f{n}.txt")})
+    # Items given by hand name files outside any trigger folder: the author lists where they may be.
     steps = f"""
   - sink: copy
-    with: {{to: "{tmp_path}/backup"}}
+    with: {{to: "{tmp_path}/backup", within: ["{src}"]}}
   - sink: tag
-    with: {{tags: [work, "{{{{ key }}}}"]}}
+    with: {{tags: [work, "{{{{ key }}}}"], within: ["{src}"]}}
   - sink: move
-    with: {{to: "{tmp_path}/done"}}
+    with: {{to: "{tmp_path}/done", within: ["{src}"]}}
 """
     assert _run(tmp_path, fake_models, steps, items).done == 3  # type: ignore[attr-defined]
     _lose_ledger(fake_models, "s", "move")  # killed after moving, before recording it
@@ -102,7 +103,8 @@ def test_move_copy_and_tag_act_once_even_when_the_ledger_write_was_lost(tmp_path
     assert read_tags(tmp_path / "done" / "f1.txt") == ["k1", "work"]
     assert h.state(fake_models, "s").effect_counts() == {"copy": 3, "tag": 3, "move": 3}
     # Tagging again (killed after tagging, before recording it) adds nothing.
-    tag_only = '  - sink: tag\n    with: {tags: [work, "{{ key }}"], path: "{{ item.path }}"}\n'
+    tag_only = (f'  - sink: tag\n    with: {{tags: [work, "{{{{ key }}}}"], path: "{{{{ item.path }}}}", '
+                f'within: ["{tmp_path}/done"]}}\n')
     moved = [{"path": str(tmp_path / "done" / f"f{n}.txt")} for n in range(3)]
     _run(tmp_path, fake_models, tag_only, moved, name="t2")
     _lose_ledger(fake_models, "t2", "tag")
@@ -212,8 +214,10 @@ def test_webhook_posts_carry_an_idempotency_key_and_retry_server_errors(tmp_path
         seen.append((key, body))
         return httpx.Response(201)
 
+    # hooks.test does not resolve (the transport is a fake): the workflow allows the name itself.
     summary = _run(tmp_path, fake_models, '  - sink: webhook\n    with: {url: "https://hooks.test/in"}\n',
-                   [{"text": "a"}, {"text": "b", "bad": True}], transport=httpx.MockTransport(handler))
+                   [{"text": "a"}, {"text": "b", "bad": True}], transport=httpx.MockTransport(handler),
+                   extra="network: {allow: [hooks.test]}\n")
     assert summary.done == 1 and summary.failed == 1  # type: ignore[attr-defined]
     assert seen[0][0] == "s/k0/webhook" and seen[0][1]["item"] == {"text": "a"}
     assert "answered 400: rejected" in summary.errors[0]  # type: ignore[attr-defined]
@@ -288,7 +292,7 @@ def test_mail_sink_sends_over_smtp(tmp_path: Path, fake_models: Runtime, smtp_se
       to: [me@example.org]
       subject: "Digest"
       body: "{{{{ item.text }}}}"
-""", [{"text": "hello over smtp"}])
+""", [{"text": "hello over smtp"}], extra="network: {allow: [127.0.0.1]}\n")
     assert summary.done == 1  # type: ignore[attr-defined]
     msg = email.message_from_bytes(received[0], policy=email.policy.default)
     assert msg["Subject"] == "Digest" and "hello over smtp" in msg.get_content()

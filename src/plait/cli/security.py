@@ -79,8 +79,9 @@ def init(
     from plait.security.keys import create_home_keys
 
     keys = create_home_keys(home, choose())
-    _say(f"{home} is encrypted; its key: {keys.master_source}. Keep the key safe: without it the data cannot be read"
-         + (" (`plait security export --key` prints it for safekeeping)" if keys.file.slot.get("kind") == "key" else ""))
+    hint = " (`plait security export --key` prints it for safekeeping)" if keys.file.slot.get("kind") == "key" else ""
+    _say(f"{home} is encrypted; its key: {keys.master_source}. Keep the key safe: without it the data cannot be "
+         f"read{hint}")
 
 
 @app.command()
@@ -122,8 +123,8 @@ def rotate_key(
                                              "in the keyring, or a new passphrase (typed, or PLAIT_NEW_KEY)")] = False,
 ) -> None:
     """Re-encrypt everything under a new data key; run it again to finish one that was interrupted."""
-    from plait.security.keys import SecurityError, key_file, keyring_usable, master_from_env, new_master as make
-    from plait.security.keys import prompt_passphrase
+    from plait.security.keys import SecurityError, key_file, keyring_usable, master_from_env, prompt_passphrase
+    from plait.security.keys import new_master as make
     from plait.security.rotation import rotate
 
     home = _home(ctx)

@@ -110,7 +110,6 @@ class ExactAnn(Ann):
         return self._ids.copy()
 
     def save(self, prefix: Path) -> list[Path]:
-        import numpy as np
 
         paths = [prefix.with_suffix(".ids.npy"), prefix.with_suffix(".vectors.npy")]
         _save_array(paths[0], self._ids)
@@ -119,7 +118,6 @@ class ExactAnn(Ann):
 
     @classmethod
     def load(cls, prefix: Path, dimensions: int) -> ExactAnn:
-        import numpy as np
 
         ann = cls(dimensions)
         ann._ids = _load_array(prefix.with_suffix(".ids.npy"))
@@ -191,7 +189,6 @@ class HnswAnn(Ann):
         return np.fromiter(self._live, dtype=np.int64, count=len(self._live))
 
     def save(self, prefix: Path) -> list[Path]:
-        import numpy as np
 
         from plait.security.keys import keys_for
         from plait.security.storage import write_bytes

@@ -120,7 +120,8 @@ def migrate(home: Path, master: Master | None, *, backup_to: Path | None = None,
         else:
             if master is None:
                 raise SecurityError("no master key given")
-            report.backup = backup_to or home.with_name(f"{home.name}-unencrypted-backup-{time.strftime('%Y%m%d-%H%M%S')}")
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            report.backup = backup_to or home.with_name(f"{home.name}-unencrypted-backup-{stamp}")
             for db in databases.sqlite_files(home):
                 databases.checkpoint(db, None)
             backup(home, report.backup, say)

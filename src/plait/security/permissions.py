@@ -57,7 +57,7 @@ def check(home: Path) -> list[Loose]:
         return found
     for root, dirs, files in os.walk(home):
         base = Path(root)
-        for name, wanted in [(d, DIR_MODE) for d in dirs] + [(f, FILE_MODE) for f in files]:
+        for name in dirs + files:
             path = base / name
             try:
                 st = path.lstat()

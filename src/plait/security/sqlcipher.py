@@ -2,8 +2,9 @@
 
 ``sqlcipher3`` has the ``sqlite3`` API, but its own exception classes: an ``except sqlite3.IntegrityError``
 elsewhere in plait would not catch SQLCipher's. :func:`_share_exceptions` makes each of its error classes
-also a subclass of the standard one of the same name (once), so every existing handler catches both. SQLCipher's own error log (it prints failed page checks to stderr) is silenced: a wrong key
-is reported once, by plait, as one line.
+also a subclass of the standard one of the same name (once), so every existing handler catches both.
+SQLCipher's own error log (it prints failed page checks to stderr) is silenced: a wrong key is reported
+once, by plait, as one line.
 """
 
 from __future__ import annotations

@@ -18,14 +18,14 @@ from plait.errors import CapabilityError
 from plait.models.base import Embedder
 from plait.models.spec import ModelSpec
 from plait.runtime import Runtime
+from plait.security.audit import AuditLog
+from plait.security.backoff import AuthBackoff
 from plait.serve.auth import KeyStore
 from plait.serve.batching import BatcherPool
 from plait.serve.cache import ResponseCache, cache_key, model_version
 from plait.serve.metrics import Metrics
 from plait.serve.queue import GenerationQueue
 from plait.serve.ratelimit import RateLimiter
-from plait.security.audit import AuditLog
-from plait.security.backoff import AuthBackoff
 from plait.settings import Settings
 
 T = TypeVar("T")
