@@ -8,6 +8,7 @@ internals (the traceback goes to the server log).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -74,10 +75,26 @@ def error_responses(body: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": body, "description": text} for status, text in _REFUSALS.items()}
 
 
+# "UnboundLocalError: cannot access local variable…", "(KeyError: 'x')": what a library raised inside plait.
+_INTERNAL = re.compile(r"\s*\(?\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Warning)\b:[^;)]*\)?")
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\.py\", line \d+")
+
+
+def public_message(message: str) -> str:
+    """An error message fit for an HTTP answer: the text of an exception raised by a library (its class name
+    and message) or a traceback is removed; it stays in the server log. plait's own messages pass as they are."""
+    if _TRACEBACK.search(message):
+        return "internal server error; see the server log"
+    cleaned = _INTERNAL.sub("", message).replace("()", "")
+    cleaned = re.sub(r":\s*(?=;|$)", "", cleaned).strip()
+    return cleaned or "the request failed; see the server log"
+
+
 def body_for(path: str, err: ApiError) -> dict[str, Any]:
+    message = public_message(err.message)
     if path.startswith("/api/"):
-        return {"error": err.message}
-    return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
+        return {"error": message}
+    return {"error": {"message": message, "type": err.type, "param": err.param, "code": err.code}}
 
 
 def install(app: Any) -> None:

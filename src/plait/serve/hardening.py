@@ -34,9 +34,15 @@ def host_name(value: str) -> str:
 
 
 def trusted_names(host: str, extra: tuple[str, ...] | list[str] = ()) -> frozenset[str]:
+    """Loopback names, ``extra``, and the bind address; beyond loopback also this machine's names and
+    addresses (what other machines reach it by)."""
     names = set(LOOPBACK_NAMES) | {host_name(h) for h in extra if h.strip()}
     if host_name(host) not in WILDCARDS:
         names.add(host_name(host))
+    if host_name(host) not in LOOPBACK_NAMES:
+        from plait.security.tls import machine_names
+
+        names |= {host_name(n) if n.count(":") < 2 else n.lower() for n in machine_names()}
     return frozenset(names)
 
 
