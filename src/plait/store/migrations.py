@@ -337,5 +337,13 @@ def m500_security_audit(conn: sqlite3.Connection) -> None:
         CREATE TRIGGER security_audit_no_delete BEFORE DELETE ON security_audit BEGIN
             SELECT RAISE(ABORT, 'the audit log is append-only');
         END;
+        CREATE TABLE security_vault (         -- redaction placeholders kept so the owner can restore a text
+            vault TEXT NOT NULL,
+            placeholder TEXT NOT NULL,        -- <PERSON_1>
+            entity TEXT NOT NULL,
+            value TEXT NOT NULL,              -- the personal data it stands for
+            created_at REAL NOT NULL,
+            PRIMARY KEY (vault, placeholder)
+        );
         """
     _execute_script(conn, script)
