@@ -81,12 +81,28 @@ def _access_log(target: str | None, settings: Settings) -> None:
     else:
         from logging.handlers import RotatingFileHandler
 
+        from plait.security.permissions import private_dir
+
         path = Path(target) if target else settings.logs_dir / "access.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         handler = RotatingFileHandler(path, maxBytes=20_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.handlers[:] = [handler]
-    logging.getLogger("plait.serve").addHandler(logging.StreamHandler(sys.stderr))
+    errors = logging.StreamHandler(sys.stderr)
+    if settings.redact_logs:
+        from plait.errors import MissingDependency
+        from plait.security.logs import RedactingFilter
+        from plait.security.pii import warm_up
+
+        try:
+            warm_up()  # Presidio imported now, before the server's threads start
+        except MissingDependency as exc:
+            print(f"plait: log lines are not redacted: {exc}", file=sys.stderr)
+        else:
+            for h in (handler, errors):
+                h.addFilter(RedactingFilter())
+    for name in ("plait.serve", "plait.security", "plait.workflows"):
+        logging.getLogger(name).addHandler(errors)
 
 
 def run_server(ctx: typer.Context, host: str | None, port: int | None, access_log: str | None,

@@ -425,6 +425,10 @@ class Ingester:
             return True
         if source != doc.source:
             doc = replace(doc, source=source)
+        if self.index.settings.redact_index:  # personal data masked before anything is stored or embedded
+            from plait.tasks.redact import redact_document
+
+            doc = redact_document(doc)
         chunks = chunk_document(doc)
         if not chunks:
             return False

@@ -63,6 +63,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     async def lifespan(app: Any) -> AsyncIterator[None]:
         if ctx.closing:
             ctx.open()
+        if any(s.backend == "openai" for s in rt.catalog.all()):
+            # Presidio imported now, before other threads load models (see plait.security.pii._presidio).
+            await ctx.run(_warm_redaction)
         if preload:
             for name in (settings.chat_model, settings.embed_model):
                 ctx.work_pool.submit(_preload, rt, name)
@@ -119,6 +122,16 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
                        origins=settings.cors_origins)
     app.add_middleware(AccessLog, metrics=ctx.metrics, audit=lambda: ctx.audit)
     return app
+
+
+def _warm_redaction() -> None:
+    from plait.errors import MissingDependency
+    from plait.security.pii import warm_up
+
+    try:
+        warm_up()
+    except MissingDependency:
+        pass  # redaction says what is missing when it is first needed
 
 
 def _preload(runtime: Runtime, name: str) -> None:

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait.errors import InputError
+from plait.readers.document import Document
 from plait.runtime import Runtime, get_runtime
 from plait.security.pii import ENTITIES, NER_ENTITIES, Detector, default_detector
 from plait.security.placeholders import PLACEHOLDER, Vault, apply
@@ -103,3 +104,21 @@ def restore(text: str, vault: str, *, runtime: Runtime | None = None) -> str:
     kept = Vault()
     kept.back = {r[0]: r[1] for r in rows}
     return kept.restore(text)
+
+
+PERSONAL_METADATA = ("author", "sender", "recipients", "subject", "to", "cc", "from")
+
+
+def redact_document(doc: Document, *, detector: Detector | None = None) -> Document:
+    """A document read for the index with its personal data masked (``<PERSON>``…) in its text, title,
+    sections and personal headers (the ``redact_index`` setting)."""
+    from dataclasses import replace
+
+    found = detector or default_detector(nlp=True)
+
+    def mask(text: str | None) -> str | None:
+        return apply(text, found.detect(text, ENTITIES), None)[0] if text else text
+
+    sections = tuple(replace(s, text=mask(s.text) or "", heading=mask(s.heading)) for s in doc.sections)
+    metadata = {k: (mask(v) or "") if k in PERSONAL_METADATA else v for k, v in doc.metadata.items()}
+    return replace(doc, text=mask(doc.text) or "", title=mask(doc.title), sections=sections, metadata=metadata)
