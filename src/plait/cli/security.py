@@ -177,3 +177,70 @@ def export(
     else:
         assert dest is not None
         export_home(home, dest, say=_say)
+
+
+def _since(value: str | None) -> float | None:
+    """'90m', '6h', '2d' ago, or an ISO date/time."""
+    import re
+    import time
+    from datetime import datetime
+
+    from plait.errors import InputError
+
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d+)([mhd])", value.strip())
+    if match:
+        return time.time() - int(match.group(1)) * {"m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError as exc:
+        raise InputError(f"--since '{value}': give 90m, 6h, 2d or an ISO date such as 2026-12-01") from exc
+
+
+@app.command()
+def audit(
+    ctx: typer.Context,
+    key: Annotated[str | None, typer.Option("--key", help="one API key (its id or name)")] = None,
+    kind: Annotated[str | None, typer.Option(help="request, egress, auth_failure or alert (comma-separated)")] = None,
+    alerts: Annotated[bool, typer.Option("--alerts", help="only the alerts of anomaly detection")] = False,
+    since: Annotated[str | None, typer.Option(help="90m, 6h, 2d, or an ISO date")] = None,
+    limit: Annotated[int, typer.Option(help="newest rows shown")] = 50,
+    verify: Annotated[bool, typer.Option("--verify", help="check that no row was changed or removed")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per row")] = False,
+) -> None:
+    """Read the audit log: who (which key) did what, from where, when; and the alerts it raised."""
+    from datetime import datetime
+
+    from plait.security.audit import read
+    from plait.security.audit import verify as verify_chain
+
+    store = state(ctx).runtime().store
+    if verify:
+        count, bad = verify_chain(store)
+        if bad is not None:
+            print(f"the audit log was changed outside plait: row {bad} does not match the chain ({count} checked)",
+                  file=sys.stderr)
+            raise typer.Exit(1)
+        print(f"audit log intact: {count} row(s), chain verified", file=sys.stderr)
+        return
+    kinds = ("alert",) if alerts else tuple(k.strip() for k in kind.split(",")) if kind else ()
+    rows = read(store, since=_since(since), key=key, kinds=kinds, limit=limit)
+    for event in reversed(rows):
+        if as_json:
+            print(json.dumps(event.as_dict(), default=str))
+            continue
+        when = datetime.fromtimestamp(event.at).strftime("%Y-%m-%d %H:%M:%S")
+        who = event.key_name or event.key or "-"
+        if event.kind == "alert":
+            print(f"{when}  ALERT {event.detail.get('kind')}: {event.detail.get('message')}")
+        else:
+            extra = ""
+            if event.detail.get("passages"):
+                extra += f" passages={len(event.detail['passages'])}"
+            for out in event.detail.get("egress", []):
+                extra += f" sent {out['bytes']}B to {out['backend']} ({out['redacted']} redacted)"
+            print(f"{when}  {event.kind:<12} {who:<12} {event.client or '-':<15} {event.method or ''} "
+                  f"{event.route or ''} {event.status or ''} in={event.bytes_in} out={event.bytes_out}{extra}")
+    if not rows:
+        print("no audit rows match", file=sys.stderr)
