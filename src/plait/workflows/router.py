@@ -192,7 +192,7 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
         wf = known(request, name)
         if wf.trigger.type != "webhook":
             raise HTTPException(409, f"workflow '{name}' is triggered by {wf.trigger.type}, not webhooks")
-        settings = rt.settings
+        settings = getattr(ctx, "settings", None) or rt.settings  # the server's settings, else the runtime's
         wait = deliveries.check(name, settings.webhook_rate_per_minute)
         if wait > 0:
             return refuse(429, f"workflow '{name}' takes {settings.webhook_rate_per_minute} deliveries a minute "
