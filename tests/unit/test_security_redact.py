@@ -22,7 +22,8 @@ from plait.security.pii import Detector, Finding, resolve_overlaps
 from plait.security.placeholders import StreamRestorer, Vault, apply
 from plait.tasks.redact import RedactRequest, redact, restore
 
-PATTERNS = {"EMAIL_ADDRESS": r"[\w.]+@[\w.]+\w", "PERSON": r"\b(?:Anna Berg|Anna|Tom)\b", "PHONE_NUMBER": r"\+\d[\d ]{8,}\d"}
+PATTERNS = {"EMAIL_ADDRESS": r"[\w.]+@[\w.]+\w",
+            "PERSON": r"\b(?:Anna Berg|Anna|Tom)\b", "PHONE_NUMBER": r"\+\d[\d ]{8,}\d"}
 
 
 class FakeDetector(Detector):
