@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from bench._common import make_home, percentile, write_results  # noqa: E402
+from tests.corpora import lee_articles, newsgroups, split_sentences  # noqa: E402
 
-from plait.corpora import lee_articles, newsgroups, split_sentences  # noqa: E402
 from plait.runtime import Runtime  # noqa: E402
 from plait.settings import load_settings  # noqa: E402
 

@@ -109,7 +109,7 @@ def _value(kind: str, rng: random.Random, person: str) -> str:
 
 
 def labelled_set(n: int = 120, seed: int = 7) -> list[Labelled]:
-    from plait.corpora import lee_articles
+    from tests.corpora import lee_articles
 
     rng = random.Random(seed)
     articles = [a for a in lee_articles() if len(a.split()) > 60]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from plait.corpora import lee_articles
 from plait.runtime import Runtime
 from plait.workflows.enabled import BUNDLED
 from plait.workflows.engine import Engine
 from plait.workflows.loader import load_workflow
+from tests.corpora import lee_articles
 from tests.homes import open_db, read_text
 from tests.mailboxes import newsgroup_messages, write_maildir
 

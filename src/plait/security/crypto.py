@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from plait.errors import PlaitError
+from plait.security.deps import require_crypto
 
 MAGIC = b"PLAITENC"
 VERSION = 1
@@ -39,8 +40,6 @@ class DecryptError(PlaitError):
 
 
 def _aead() -> tuple[type, type, type]:
-    from plait.security.keys import require_crypto
-
     require_crypto()
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from plait.errors import MissingDependency, PlaitError
+from plait.errors import PlaitError
+from plait.security.deps import require_crypto, require_sqlcipher
 
 KEY_FILE = "security.json"
 ENV_KEY = "PLAIT_KEY"
@@ -47,21 +48,6 @@ class SecurityError(PlaitError):
     """The home's key is missing or wrong, or its key file is damaged."""
 
     exit_code = 7
-
-
-def require_crypto() -> None:
-    try:
-        import cryptography  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependency("encryption at rest", extra="security", package="cryptography") from exc
-
-
-def require_sqlcipher() -> Any:
-    try:
-        import sqlcipher3.dbapi2 as sqlcipher
-    except ImportError as exc:
-        raise MissingDependency("an encrypted database", extra="security", package="sqlcipher3") from exc
-    return sqlcipher
 
 
 # -- the master key -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plait.security.crypto import write_file_atomic
-from plait.security.keys import require_crypto
+from plait.security.deps import require_crypto
 from plait.security.permissions import private_dir
 
 VALID_DAYS = 397

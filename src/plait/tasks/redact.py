@@ -16,22 +16,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from plait.errors import InputError
 from plait.readers.document import Document
 from plait.runtime import Runtime, get_runtime
 from plait.security.pii import ENTITIES, NER_ENTITIES, Detector, default_detector
 from plait.security.placeholders import PLACEHOLDER, Vault, apply
+from plait.tasks.registry import Task, TaskRequest
 
 MAX_CHARS = 1_000_000
 Entity = Literal["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IBAN_CODE", "CREDIT_CARD", "IP_ADDRESS", "LOCATION",
                  "STREET_ADDRESS"]
 
 
-class RedactRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RedactRequest(TaskRequest):
     text: str = Field(max_length=MAX_CHARS, description="the text to redact")
     entities: list[Entity] | None = Field(None, description="the kinds of personal data to find (default: all)")
     names: bool = Field(True, description="find names of people and places (spaCy's NER); false: only the kinds "
@@ -122,3 +121,12 @@ def redact_document(doc: Document, *, detector: Detector | None = None) -> Docum
     sections = tuple(replace(s, text=mask(s.text) or "", heading=mask(s.heading)) for s in doc.sections)
     metadata = {k: (mask(v) or "") if k in PERSONAL_METADATA else v for k, v in doc.metadata.items()}
     return replace(doc, text=mask(doc.text) or "", title=mask(doc.title), sections=sections, metadata=metadata)
+
+
+TASK = Task(
+    name="redact", summary="Replace personal data (names, e-mail addresses, phone, card and IBAN numbers…) by "
+    "placeholders", request=RedactRequest, result=RedactResult,
+    run=lambda request, ctx: redact(request.text, entities=request.entities, names=request.names, mode=request.mode,
+                                    keep=request.keep, runtime=ctx.runtime),
+    cacheable=lambda request: not request.keep,  # a kept vault is a new one each time
+)
