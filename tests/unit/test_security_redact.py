@@ -131,8 +131,12 @@ def test_log_lines_are_redacted_but_loopback_is_kept(caplog: pytest.LogCaptureFi
     handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
     logger.addHandler(handler)
     logger.warning("could not read %s", "mail from bo@example.org")
+    logger.warning('{"ts": 1796287643.012, "client": "198.51.100.7", "path": "/v1/models", "status": 200}')
     logger.removeHandler(handler)
-    assert seen == ["could not read mail from <EMAIL_ADDRESS>"]
+    assert seen[0] == "could not read mail from <EMAIL_ADDRESS>"
+    # A structured line stays valid JSON: numbers (a Unix time looks like a phone number) are left alone.
+    assert json.loads(seen[1]) == {"ts": 1796287643.012, "client": "<IP_ADDRESS>", "path": "/v1/models",
+                                   "status": 200}
 
 
 def test_documents_can_be_redacted_before_indexing(fake_models: Runtime, tmp_path: Path,

@@ -9,7 +9,9 @@ unspecified addresses, which identify no one.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+from typing import Any
 
 from plait.security.pii import CARD, EMAIL, IBAN, IP, PHONE, Detector, Finding, default_detector
 from plait.security.placeholders import apply
@@ -41,7 +43,26 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = redact_line(message, self.detector)
+        masked = self._json(message) if message.startswith("{") else redact_line(message, self.detector)
         if masked != message:
             record.msg, record.args = masked, None
         return True
+
+    def _json(self, message: str) -> str:
+        """A structured line (the access log) keeps its shape: only its text values are redacted (a Unix time
+        is not a phone number)."""
+        try:
+            data = json.loads(message)
+        except ValueError:
+            return redact_line(message, self.detector)
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, str):
+                return redact_line(value, self.detector)
+            if isinstance(value, dict):
+                return {k: walk(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(v) for v in value]
+            return value
+
+        return json.dumps(walk(data), ensure_ascii=False)
