@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,39 @@ def test_the_audit_log_is_append_only_and_tamper_evident(fake_models: Runtime) -
     conn.execute("DROP TRIGGER security_audit_no_update")
     conn.execute("UPDATE security_audit SET status = 500 WHERE id = 3")
     assert verify(fake_models.store) == (3, 3)
+
+
+def test_plait_security_audit_reads_filters_and_verifies(fake_models: Runtime,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from plait.security.audit import AuditEvent, AuditLog
+    from tests.cli import plait
+
+    log = AuditLog(fake_models.store, background=False)
+    log.record(AuditEvent(START, "request", key="k1", key_name="editor", client="127.0.0.1", method="POST",
+                          route="/v1/search", status=200, bytes_in=40, bytes_out=900,
+                          detail={"passages": [3, 4], "egress": [{"backend": "http://h/v1", "bytes": 10,
+                                                                  "redacted": 2}]}))
+    for i in range(12):
+        log.record(AuditEvent(START + 1 + i, "auth_failure", client="203.0.113.9", route="/v1/models"))
+    code, out, _ = plait(capsys, "security", "audit", "--key", "editor")
+    assert code == 0 and "/v1/search 200" in out and "passages=2" in out and "(2 redacted)" in out
+    code, out, _ = plait(capsys, "security", "audit", "--alerts")
+    assert code == 0 and out.count("ALERT failed_auth") == 1 and "203.0.113.9" in out
+    code, out, _ = plait(capsys, "security", "audit", "--kind", "auth_failure", "--json", "--limit", "3")
+    assert code == 0 and len(out.splitlines()) == 3
+    code, _, err = plait(capsys, "security", "audit", "--verify")
+    assert code == 0 and "14 row(s), chain verified" in err
+    code, _, err = plait(capsys, "security", "audit", "--since", "yesterday-ish")
+    assert code == 4 and "--since" in err
+
+
+def test_network_allow_entries_are_checked_when_the_workflow_is_loaded(tmp_path: Path) -> None:
+    from plait.workflows.errors import SpecError
+    from tests import workflow_helpers as h
+
+    with pytest.raises(SpecError, match="network"):
+        h.workflow(tmp_path, "name: bad\ntrigger: {type: manual}\nnetwork: {allow: ['10.0.0.0/33x']}\n"
+                             "steps:\n  - template: x\n")
+    ok = h.workflow(tmp_path, "name: ok\ntrigger: {type: manual}\nnetwork: {allow: ['[::1]:8080', nas.local, "
+                              "'192.168.1.0/24', '127.0.0.1:9']}\nsteps:\n  - template: x\n", name="ok.yml")
+    assert ok.network.allow[0] == "[::1]:8080"

@@ -203,9 +203,13 @@ class NetworkSpec(BaseModel):
     @field_validator("allow")
     @classmethod
     def _entries(cls, value: list[str]) -> list[str]:
+        from plait.errors import InputError
         from plait.security.ssrf import policy_from
 
-        policy_from(value, 0)  # a malformed entry is a validation error naming it
+        try:
+            policy_from(value, 0)
+        except InputError as exc:
+            raise ValueError(str(exc)) from exc  # a validation error naming the entry
         return value
 
 
