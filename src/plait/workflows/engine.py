@@ -118,7 +118,9 @@ class Engine:
         if dry_run:
             # A dry run keeps its records in a throwaway database; it reads the real one to skip known items.
             self._tmp = Path(tempfile.mkdtemp(prefix="plait-dry-run-"))
-            self.state = WorkflowState(Store(self._tmp / "dry-run.db"), workflow.name, self.clock)
+            # Encrypted like the real one (the throwaway copy holds the same items), with the same key.
+            self.state = WorkflowState(Store(self._tmp / "dry-run.db", key=self.runtime.store.key), workflow.name,
+                                       self.clock)
         else:
             self.state = self.durable
         self.output_dir = output_dir or self._output_dir()
