@@ -180,7 +180,7 @@ class AuditLog:
 def read(store: Store, *, since: float | None = None, key: str | None = None, kinds: tuple[str, ...] = (),
          limit: int = 100) -> list[AuditEvent]:
     """The newest ``limit`` events, newest first, filtered by time, key (id or name) and kind."""
-    sql, params = "SELECT * FROM security_audit WHERE 1", []
+    sql, params = "SELECT * FROM security_audit WHERE 1", list[Any]()
     if since is not None:
         sql += " AND at >= ?"
         params.append(since)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from plait.security import databases
 from plait.security.crypto import write_file_atomic
-from plait.security.keys import KEY_FILE, SecurityError, key_file, load_home_keys, open_master
+from plait.security.keys import KEY_FILE, HomeKeys, SecurityError, key_file, load_home_keys, open_master
 from plait.security.permissions import private_dir
 from plait.security.rotation import sealed_files
 
@@ -26,7 +26,7 @@ class ExportReport:
     files: int
 
 
-def _keys(home: Path):  # type: ignore[no-untyped-def]
+def _keys(home: Path) -> HomeKeys:
     keys = load_home_keys(home)
     if keys is None:
         raise SecurityError(f"{home} is not encrypted: its files can be read as they are")

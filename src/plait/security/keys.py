@@ -387,9 +387,9 @@ def database_key(db_path: Path) -> bytes | None:
                                 f"backup made first is in {kf.rotation.get('backup')})")
         raise SecurityError(f"a key rotation of {home} was interrupted; run `plait security rotate-key` to finish it "
                             "(nothing is lost: every file is readable with the keys kept until then)")
-    keys = load_home_keys(home)
-    assert keys is not None
-    return keys.database_key
+    loaded = load_home_keys(home)
+    assert loaded is not None
+    return loaded.database_key
 
 
 def home_of(path: Path) -> Path | None:

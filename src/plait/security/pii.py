@@ -106,7 +106,7 @@ def _offline_email_recognizer(presidio: Any) -> Any:
 
     extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool:
             return bool(extract(pattern_text.rsplit("@", 1)[-1]).suffix)
 

@@ -49,7 +49,7 @@ def open_encrypted(target: str, key: bytes, *, timeout: float, uri: bool = False
     conn.execute("PRAGMA cipher_log_level = NONE")
     conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
     conn.row_factory = module.Row
-    return conn  # type: ignore[no-any-return]
+    return conn
 
 
 def wrong_key(exc: BaseException) -> bool:

@@ -182,7 +182,7 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
                           backoff.wait(client))
         secret = request.headers.get(WEBHOOK_HEADER) or request.query_params.get("key")
         if not verify_webhook_key(rt.store, name, secret):
-            if backoff is not None and secret:
+            if ctx is not None and backoff is not None and secret:
                 from plait.serve.deps import auth_failed
 
                 auth_failed(ctx, request, client)
