@@ -240,8 +240,9 @@ class Workflow(BaseModel):
     output: str | None = Field(None, description="folder for relative sink paths (default: "
                                                  "$PLAIT_HOME/output/NAME); relative to the workflow file")
     concurrency: int = Field(1, ge=1, le=64, description="items processed at once")
-    network: NetworkSpec = Field(default_factory=lambda: NetworkSpec.model_validate({}), description="private addresses its "
-                                 "HTTP requests may reach, and redirects (none by default)")
+    network: NetworkSpec = Field(default_factory=lambda: NetworkSpec.model_validate({}),
+                                 description="private addresses its HTTP requests may reach, and redirects (none "
+                                             "by default)")
     batch_size: int = Field(32, ge=1, le=10_000, description="items taken from the trigger at a time")
     retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())  # a fresh default per workflow
 
