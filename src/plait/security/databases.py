@@ -102,8 +102,10 @@ class CopyMismatch(Exception):
 def check_copy(source: Path, source_key: bytes | None, dest: Path, dest_key: bytes | None) -> None:
     """Raise :class:`CopyMismatch` unless ``dest`` passes SQLite's integrity check and holds exactly the rows
     of ``source``."""
-    a = connect(source, source_key, readonly=True)
-    b = connect(dest, dest_key, readonly=True)
+    # Read-write connections, though nothing is written: a read-only one cannot remove its WAL when it
+    # closes, and a WAL left beside a file that is then swapped for another must not exist.
+    a = connect(source, source_key)
+    b = connect(dest, dest_key)
     try:
         if integrity(b) != "ok":
             raise CopyMismatch(f"{dest} fails SQLite's integrity check")

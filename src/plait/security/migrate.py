@@ -41,7 +41,8 @@ from plait.security.keys import (
     load_home_keys,
     open_master,
 )
-from plait.security.permissions import private_dir
+from plait.security.permissions import check, private_dir
+from plait.security.permissions import fix as tighten
 
 # Files plait keeps that hold personal data, besides databases: what workflows wrote into the home.
 SEALED_FOLDERS = ("output",)
@@ -56,6 +57,7 @@ class MigrationReport:
     sealed_files: int = 0
     removed_derived: int = 0
     resumed: bool = False
+    tightened: int = 0
 
 
 def _sha256(path: Path) -> str:
@@ -138,6 +140,8 @@ def migrate(home: Path, master: Master | None, *, backup_to: Path | None = None,
             databases.checkpoint(db, None)
             tmp = db.with_name(db.name + ".encrypting")
             databases.export(db, None, tmp, db_key)
+            databases.checkpoint(db, None)  # no WAL of the plain file may stay beside the encrypted one
+            databases.checkpoint(tmp, db_key)
             os.replace(tmp, db)
             report.databases.append(str(db.relative_to(home)))
         for path in personal_files(home):
@@ -157,6 +161,8 @@ def migrate(home: Path, master: Master | None, *, backup_to: Path | None = None,
         assert final is not None
         final.rotation = None
         final.write()
+        report.tightened = tighten(check(home))  # an older plait made folders 0755 and files 0644
     say(f"encrypted {len(report.databases)} database(s) and {report.sealed_files} file(s); "
-        f"{report.removed_derived} vector index file(s) removed, rebuilt encrypted on the next search")
+        f"{report.removed_derived} vector index file(s) removed, rebuilt encrypted on the next search; "
+        f"{report.tightened} path(s) made private")
     return report
