@@ -10,8 +10,10 @@ Parts (each side by side in the same run, same inputs, same settings and threads
   into a fresh encrypted home (SQLCipher database, sealed vector files: plait's default) and a fresh home
   kept unencrypted, in alternating order over two rounds (the faster round of each side is kept); then
   300 queries (each article's first sentence) in keyword and hybrid mode, p50 and p95, and the time to
-  open the saved vector index in a new process state. Ratios are encrypted / unencrypted. Identical
-  results on both sides are checked (same hits for every query).
+  open the saved vector index in a new process state. Ratios are encrypted / unencrypted. Whether both
+  sides return the same hits is reported per mode: keyword search must agree exactly; vector and hybrid
+  rankings may not, because the default int8 ONNX embedder's vectors depend on how chunks are batched
+  (with a deterministic embedder both homes give identical results in every mode: a unit test checks it).
 - redact: the labelled set of tests/pii_corpus.py (real news text with inserted personal data): time per
   1,000 words with Presidio's pattern recognizers alone (what logs use) and with spaCy's NER as well (what
   requests to remote models use), and the precision/recall per entity type on the same set.
@@ -102,7 +104,8 @@ def encryption(base: Path) -> dict[str, Any]:
         for side in order:
             rounds[side].append(_side(base, f"{side}-{r}", side == "encrypted", corpus, queries))
     best = {side: min(runs, key=lambda x: x["ingest_seconds"]) for side, runs in rounds.items()}
-    same = all(best["encrypted"]["_hits"][m] == best["unencrypted"]["_hits"][m] for m in ("keyword", "hybrid"))
+    same = {m: sum(a != b for a, b in zip(best["encrypted"]["_hits"][m], best["unencrypted"]["_hits"][m], strict=True))
+            for m in ("keyword", "hybrid")}
     for side in best.values():
         side.pop("_hits")
     for runs in rounds.values():
@@ -115,7 +118,7 @@ def encryption(base: Path) -> dict[str, Any]:
               "vector_index_open": round(enc["vector_index_open_ms"] / plain["vector_index_open_ms"], 3),
               "on_disk_bytes": round(enc["on_disk_bytes"] / plain["on_disk_bytes"], 3)}
     return {"files": 499, "queries": len(queries), "encrypted": enc, "unencrypted": plain,
-            "ratio_encrypted_over_unencrypted": ratios, "identical_results": same,
+            "ratio_encrypted_over_unencrypted": ratios, "queries_with_different_hits": same,
             "rounds": {k: [{"ingest_seconds": r["ingest_seconds"], "keyword_p50_ms": r["keyword"]["p50_ms"],
                             "hybrid_p50_ms": r["hybrid"]["p50_ms"]} for r in v] for k, v in rounds.items()}}
 

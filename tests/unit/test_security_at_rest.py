@@ -335,3 +335,30 @@ def test_export_writes_an_unencrypted_copy(plait_home: Path, capsys: pytest.Capt
     assert code == 0 and out == "sealed text B"
     code, _, err = plait(capsys, "security", "export", str(plait_home / "inside"))
     assert code == 7 and "outside the home" in err
+
+
+def test_search_gives_the_same_results_on_an_encrypted_and_an_unencrypted_home(tmp_path: Path) -> None:
+    from plait.index.core import Index
+    from plait.security.keys import mark_plaintext
+    from plait.tasks.search import search
+    from tests.corpora import lee_articles, split_sentences
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    queries = []
+    for i, article in enumerate(lee_articles()[:40]):
+        first = split_sentences(article)[0]
+        (docs / f"a{i}.txt").write_text(article[article.index(first) + len(first):])
+        queries.append(first)
+    found = {}
+    for name in ("encrypted", "plain"):
+        home = tmp_path / name
+        if name == "plain":
+            mark_plaintext(home)
+        rt = fake_runtime(home)
+        Index(rt).add([docs])
+        found[name] = {mode: [[h.path for h in search(q, k=10, mode=mode, runtime=rt).hits] for q in queries]
+                       for mode in ("keyword", "vector", "hybrid")}
+        rt.close()
+    assert is_plain_sqlite(tmp_path / "plain" / "plait.db") and not is_plain_sqlite(tmp_path / "encrypted" / "plait.db")
+    assert found["encrypted"] == found["plain"]
