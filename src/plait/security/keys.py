@@ -193,6 +193,12 @@ def new_master(*, passphrase: str | None = None, use_keyring: bool | None = None
     if use_keyring is not False and keyring_usable():
         # The entry's name is filled in when the home's id is known (create_home_keys).
         return Master(secrets.token_bytes(32), {"kind": "key", "keyring": "new"}, "OS keyring")
+    if use_keyring is None and sys.stdin.isatty():
+        print("plait encrypts what it keeps, and this machine has no OS keyring for its key: choose a passphrase "
+              "(PLAIT_KEY set to it spares typing it again)", file=sys.stderr)
+        typed = prompt_passphrase(confirm=True)
+        if typed:
+            return new_master(passphrase=typed)
     raise SecurityError("plait encrypts its home and needs a key, but this machine has no OS keyring: set PLAIT_KEY "
                         "(a passphrase of a few words, or `openssl rand -hex 32`) and keep it safe, or run "
                         "`plait security init` to type a passphrase")
