@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras="all"
-[[ "${1:-}" == "--dev" ]] && extras="all,dev"
+[[ "${1:-}" == "--dev" ]] && extras="all,dev,llama-cpp-python"
 
 PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
@@ -21,9 +21,11 @@ if ! "$py" -c "import torch" 2>/dev/null; then
   pip install -q "torch==2.13.0"
 fi
 
-# llama-cpp-python has no wheel on PyPI and compiles from source; this portable build (AVX2, no
-# multimodal, no tools) takes ~4 minutes on 2 cores and pip caches the wheel for the next venv.
-if ! "$py" -c "import llama_cpp" 2>/dev/null; then
+# Everything in `all` installs from prebuilt wheels: no compiler, about two minutes on a fresh machine.
+# llama-cpp-python is the exception (it compiles); only the test tools need it (exact zero-shot label scores,
+# GGUF requantization): this portable build (AVX2, no multimodal, no tools) takes ~4 minutes on 2 cores and
+# pip caches the wheel for the next venv.
+if [[ "$extras" == *dev* ]] && ! "$py" -c "import llama_cpp" 2>/dev/null; then
   CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
   CMAKE_ARGS=${CMAKE_ARGS:-"-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"} \
     pip install -q "llama-cpp-python>=0.3.7,<0.4"

@@ -72,6 +72,8 @@ class GenerationRequest:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    # Of the prompt tokens, those the backend did not read again: held in its cache from an earlier request.
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -112,6 +114,8 @@ class TextGenerator(Model):
     default_max_tokens: int = 512
     default_temperature: float = 0.7
     context_length: int | None = None  # tokens the model can attend to, where known
+    # Requests the backend decodes at once (llama.cpp's slots); the server admits this many per model.
+    parallel: int = 1
 
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text``; backends with a tokenizer override this rough estimate (~4 chars a token)."""

@@ -164,10 +164,15 @@ def finish_reason(reason: FinishReason | str | None) -> OpenAIFinish:
     return "length" if reason == "length" else "stop"
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(0, description="prompt tokens not read again: the model's cache held them")
+
+
 class UsageOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int = 0
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class AssistantMessage(BaseModel):
