@@ -44,6 +44,8 @@ class GenerationOptions:
     # Constrained decoding: the output must match this JSON schema (backends compile it to a grammar).
     json_schema: dict[str, Any] | None = None
     json_object: bool = False  # any JSON object (OpenAI's response_format json_object)
+    # Added to the logits of these token ids before sampling (OpenAI's logit_bias; -100 all but bans a token).
+    logit_bias: dict[int, float] | None = None
 
     def with_defaults(self, max_tokens: int, temperature: float) -> GenerationOptions:
         return replace(

@@ -69,7 +69,8 @@ def slots(spec: ModelSpec, settings: Settings) -> int:
 class LlamaServer:
     """A llama.cpp server context for one GGUF file, reachable only from this process."""
 
-    def __init__(self, spec: ModelSpec, settings: Settings, *, embedding: bool = False) -> None:
+    def __init__(self, spec: ModelSpec, settings: Settings, *, embedding: bool = False,
+                 pooling: str | None = None) -> None:
         x = _xllamacpp()
         self.spec = spec
         self.slots = slots(spec, settings)
@@ -90,6 +91,8 @@ class LlamaServer:
             # llama.cpp embeds a text in one micro-batch: it must hold a whole input.
             params.embedding = True
             params.n_batch = params.n_ubatch = self.context_length
+            if pooling is not None:
+                params.pooling_type = getattr(x.llama_pooling_type, f"LLAMA_POOLING_TYPE_{pooling.upper()}")
         else:
             params.n_batch = params.n_ubatch = min(settings.prompt_chunk_tokens, self.context_length)
             params.cache_ram_mib = settings.prompt_cache_mib
@@ -205,6 +208,8 @@ class LlamaCppGenerator(TextGenerator):
             body["top_p"] = opts.top_p
         if opts.seed is not None:
             body["seed"] = opts.seed
+        if opts.logit_bias:
+            body["logit_bias"] = {str(token): bias for token, bias in opts.logit_bias.items()}
         # "Any JSON object" is the schema {"type": "object"}; llama.cpp turns a schema into a grammar.
         schema = opts.json_schema if opts.json_schema is not None else ({"type": "object"} if opts.json_object
                                                                          else None)
@@ -260,10 +265,27 @@ class LlamaCppGenerator(TextGenerator):
 
 
 class LlamaCppEmbedder(Embedder):
-    # llama.cpp batches the texts of one call itself, across its slots.
-    def __init__(self, spec: ModelSpec, server: LlamaServer) -> None:
-        self.spec, self.server = spec, server
-        probe = self._call(["dimensions"])
+    """Embeddings from a GGUF model, pooled as its file says (``pooling`` option: mean, cls or last to choose).
+
+    A chat model's GGUF declares no pooling; it is mean-pooled. llama.cpp batches the texts of one call.
+    """
+
+    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+        self.spec = spec
+        pooling = spec.options.get("pooling")
+        self.server = LlamaServer(spec, settings, embedding=True, pooling=str(pooling) if pooling else None)
+        try:
+            try:
+                probe = self._call(["dimensions"])
+            except InputError as exc:
+                if pooling or "Pooling type 'none'" not in str(exc):
+                    raise
+                self.server.close()
+                self.server = LlamaServer(spec, settings, embedding=True, pooling="mean")
+                probe = self._call(["dimensions"])
+        except BaseException:
+            self.server.close()
+            raise
         self.dimensions = int(probe.shape[1])
 
     def _call(self, texts: Sequence[str]) -> np.ndarray:
@@ -285,5 +307,5 @@ class LlamaCppEmbedder(Embedder):
 
 def load(spec: ModelSpec, settings: Settings) -> TextGenerator | Embedder:
     if "embed" in spec.capabilities and "chat" not in spec.capabilities:
-        return LlamaCppEmbedder(spec, LlamaServer(spec, settings, embedding=True))
+        return LlamaCppEmbedder(spec, settings)
     return LlamaCppGenerator(spec, LlamaServer(spec, settings))
