@@ -42,8 +42,7 @@ class Settings(BaseModel):
     chat_model: str = Field("smollm2", description="catalog name of the default chat/generation model")
     embed_model: str = Field("minilm-q8", description="catalog name of the default embedding model")
     threads: int = Field(default_factory=_default_threads, ge=1, description="CPU threads per model")
-    generation_threads: int = Field(0, ge=0, description="llama.cpp threads (0: `threads`, but one fewer under the "
-                                    "server, which needs a core of its own)")
+    generation_threads: int = Field(0, ge=0, description="llama.cpp threads (0: `threads`)")
     context_length: int = Field(2048, ge=128, description="context window for llama.cpp models (tokens, per slot)")
     generation_slots: int = Field(4, ge=1, le=64, description="requests one llama.cpp model answers at once, "
                                   "sharing each decode step (continuous batching); more wait their turn")

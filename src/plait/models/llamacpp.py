@@ -84,7 +84,7 @@ class LlamaServer:
         # Each slot gets context_length tokens of its own KV cache (the total is split between slots).
         params.n_parallel = self.slots
         params.n_ctx = self.context_length * self.slots
-        self.threads = threads = settings.generation_threads or settings.threads
+        self.threads = threads = self.threads_for(settings)
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         if embedding:
@@ -108,6 +108,10 @@ class LlamaServer:
             shutil.rmtree(self._folder, ignore_errors=True)
             raise ModelFileError(path, f"could not be loaded by llama.cpp ({exc})",
                                  "check that it is a complete GGUF file of a model llama.cpp supports") from exc
+
+    @staticmethod
+    def threads_for(settings: Settings) -> int:
+        return settings.generation_threads or settings.threads
 
     @property
     def listening_address(self) -> str:
