@@ -25,6 +25,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +78,8 @@ class LlamaServer:
         self.context_length = int(spec.options.get("n_ctx", settings.context_length))
         self.key = secrets.token_urlsafe(32)
         self._folder = Path(tempfile.mkdtemp(prefix="plait-llama-"))  # mkdtemp makes it 0700
+        # Removed on close, or when the process exits with the model still loaded.
+        self._remove_folder = weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
         self.socket = self._folder / "llama.sock"
         path = spec.local_path()
         params = x.CommonParams()
@@ -105,7 +108,7 @@ class LlamaServer:
         try:
             self.server = x.Server(params)
         except RuntimeError as exc:
-            shutil.rmtree(self._folder, ignore_errors=True)
+            self._remove_folder()
             raise ModelFileError(path, f"could not be loaded by llama.cpp ({exc})",
                                  "check that it is a complete GGUF file of a model llama.cpp supports") from exc
 
@@ -174,7 +177,7 @@ class LlamaServer:
     def close(self) -> None:
         server = self.__dict__.pop("server", None)
         del server  # the binding's destructor stops the server loop and frees the model
-        shutil.rmtree(self._folder, ignore_errors=True)
+        self._remove_folder()
 
 
 def _error_of(chunk: dict[str, Any]) -> dict[str, Any] | None:
