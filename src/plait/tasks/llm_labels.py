@@ -223,7 +223,11 @@ class _LlamaScorer:
         if len(tokens) > llm.n_ctx():
             raise BackendError(f"the classification prompt ({len(tokens)} tokens) does not fit the model's "
                                f"context ({llm.n_ctx()}); use fewer labels or shorter descriptions")
-        llm.eval(tokens[common:])
+        # The last token always alone: llama.cpp's batched and single-token kernels round differently, so
+        # scores would otherwise depend on how much of the prompt the cache happened to hold.
+        if common < len(tokens) - 1:
+            llm.eval(tokens[common:-1])
+        llm.eval(tokens[-1:])
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(self.n_vocab,))
         z = logits.astype(np.float64)
         z -= z.max()
