@@ -11,7 +11,9 @@ threads for decoding and for prompts, greedy decoding, and bans SmolLM2's specia
 is exactly max_tokens long. Each round sends a new prompt (the same one to every side, each side an engine
 of its own), so the time to first token includes reading the prompt, never a cache hit; the sides take turns
 going first. Reported per side: time to first token and decode tokens/s (tokens after the first / time after
-the first), medians over rounds; ratios are plait over the engine used directly. Results:
+the first), medians over rounds; ratios are plait over the engine used directly. Then chunked prompt
+reading: three answers stream while a fourth request brings a 1,450-token prompt; the longest pause between
+two of their tokens, with plait's prompt_chunk_tokens and with 2048 (the whole prompt in one step). Results:
 bench/results/generate.json.
 """
 
@@ -82,6 +84,47 @@ def engine_stream(server: Any, prompt: str, max_tokens: int) -> Iterator[str]:
     while (chunk := chunks.get()) is not None:
         for choice in chunk.get("choices") or ():
             yield (choice.get("delta") or {}).get("content") or ""
+
+
+def long_prompt_stall(settings: Any, chunk: int, max_tokens: int) -> dict[str, float]:
+    """Three answers streaming when a fourth request brings a 1,450-token prompt: the longest pause between
+    two tokens of the three while it is read, with llama.cpp reading ``chunk`` prompt tokens per step."""
+    import time
+
+    from plait.models.base import GenerationOptions, GenerationRequest, TextGenerator
+    from plait.models.catalog import BUILTINS
+    from plait.models.loading import load_model
+
+    model = load_model(BUILTINS["smollm2"], settings.model_copy(update={"prompt_chunk_tokens": chunk}))
+    assert isinstance(model, TextGenerator)
+    gaps: list[float] = []
+    long_ttft: list[float] = []
+
+    def stream(prompt: str, record: bool) -> None:
+        request = GenerationRequest(prompt=prompt, options=GenerationOptions(max_tokens=max_tokens, temperature=0,
+                                                                             logit_bias=NO_END))
+        start = last = time.perf_counter()
+        for delta in model.stream(request):
+            if delta.text:
+                now = time.perf_counter()
+                if record:
+                    gaps.append(now - last)
+                elif not long_ttft:
+                    long_ttft.append(now - start)
+                last = now
+
+    document = " ".join(PROMPTS * 12)  # 1,452 tokens
+    streams = [threading.Thread(target=stream, args=(f"Story {i}: once upon a time", True)) for i in range(3)]
+    for t in streams:
+        t.start()
+    time.sleep(1.0)  # the three are decoding
+    stream("Summarise: " + document, False)
+    for t in streams:
+        t.join()
+    model.close()
+    return {"prompt_chunk_tokens": chunk, "longest_pause_ms": round(max(gaps) * 1000, 1),
+            "median_pause_ms": round(statistics.median(gaps) * 1000, 1),
+            "long_prompt_ttft_ms": round(long_ttft[0] * 1000, 1) if long_ttft else float("nan")}
 
 
 def main() -> None:
@@ -158,6 +201,8 @@ def main() -> None:
         }
     assert len({tuple(s["tokens"]) for s in summary.values()}) == 1, "sides generated different token counts"
     base = summary["engine_direct"]
+    stall = [long_prompt_stall(settings, chunk, 256) for chunk in (settings.prompt_chunk_tokens, 2048)]
+    print(f"long prompt beside three answers: {stall}", file=sys.stderr)
     write_results("generate", {
         "model": "smollm2 (SmolLM2-135M-Instruct Q4_1 GGUF)", "prompts": PROMPTS[:args.rounds],
         "max_tokens": args.max_tokens, "sampling": "greedy, repeat_penalty 1.0, special tokens banned",
@@ -167,6 +212,7 @@ def main() -> None:
         "total_tok_s_ratio_plait_over_engine": round(summary["plait"]["total_tok_s"] / base["total_tok_s"], 3),
         "ttft_ratio_plait_over_engine": round(summary["plait"]["ttft_ms_p50"] / base["ttft_ms_p50"], 3),
         "target": {"decode_tok_s_ratio_plait_over_engine": ">= 0.95"},
+        "long_prompt_beside_three_answers": stall,
     })
 
 

@@ -209,3 +209,53 @@ def test_gguf_embeddings(runtime: Runtime) -> None:
     assert vectors.shape == (3, 576)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def _write_lora(path: object, strength: float) -> None:
+    """A real GGUF LoRA adapter for SmolLM2-135M (30 blocks, 576 wide): rank 4 on every attention query
+    projection, as llama.cpp's converter writes one. ``strength`` 0 makes it a no-op."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_string(gguf.Keys.General.TYPE, gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 4.0)
+    rng = np.random.default_rng(0)
+    for block in range(30):
+        writer.add_tensor(f"blk.{block}.attn_q.weight.lora_a", rng.standard_normal((4, 576)).astype(np.float32))
+        writer.add_tensor(f"blk.{block}.attn_q.weight.lora_b",
+                          (rng.standard_normal((576, 4)) * strength).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_gguf_lora_adapter_changes_the_answers(runtime: Runtime, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from plait.errors import ModelFileError
+    from plait.models.catalog import BUILTINS
+    from plait.models.loading import load_model
+
+    pytest.importorskip("gguf")
+    folder = Path(str(tmp_path))
+    _write_lora(folder / "noop.gguf", 0.0)
+    _write_lora(folder / "strong.gguf", 0.5)
+    opts = GenerationOptions(max_tokens=12, temperature=0)
+    answers = {}
+    for name, lora in (("base", None), ("noop", folder / "noop.gguf"), ("strong", folder / "strong.gguf")):
+        options = {"lora": str(lora)} if lora else {}
+        spec = BUILTINS["smollm2"].model_copy(update={"name": name, "options": options, "builtin": False})
+        model = load_model(spec, runtime.settings)
+        try:
+            answers[name] = model.complete("The capital of France is", opts).text  # type: ignore[union-attr]
+        finally:
+            model.close()
+    assert answers["noop"] == answers["base"]  # the adapter is applied, and a zero update changes nothing
+    assert answers["strong"] != answers["base"]
+    bad = BUILTINS["smollm2"].model_copy(update={"name": "bad", "options": {"lora": str(folder / "none.gguf")},
+                                                 "builtin": False})
+    with pytest.raises(ModelFileError, match="none.gguf"):
+        load_model(bad, runtime.settings)

@@ -96,6 +96,8 @@ def add(
     remote_model: Annotated[str | None, typer.Option(help="model name on the remote server")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the API key")] = None,
     tokenizer: Annotated[str | None, typer.Option(help="tokenizer.json for an ONNX model")] = None,
+    lora: Annotated[list[Path] | None, typer.Option(help="a LoRA adapter (GGUF) applied to a GGUF model "
+                                                         "(repeatable)")] = None,
     description: Annotated[str, typer.Option(help="a note shown in `models list`")] = "",
     replace: Annotated[bool, typer.Option("--replace", help="overwrite an entry of the same name")] = False,
 ) -> None:
@@ -104,6 +106,8 @@ def add(
     for key, value in (("remote_model", remote_model), ("api_key_env", api_key_env), ("tokenizer", tokenizer)):
         if value:
             options[key] = value
+    if lora:
+        options["lora"] = [str(p.expanduser().resolve()) for p in lora]
     spec = spec_from_source(name, source, capabilities=tuple(capability) if capability else None,
                             backend=backend, options=options, description=description)
     state(ctx).runtime().catalog.add(spec, replace=replace)

@@ -1,5 +1,5 @@
 """GGUF models through llama.cpp's own server loop, in process (the ``xllamacpp`` binding): chat with the
-model's chat template, completion and embeddings.
+model's chat template, completion, JSON-schema output, embeddings, and LoRA adapters (GGUF) on top.
 
 One loaded model is one llama.cpp server context with ``generation_slots`` sequence slots. Requests that
 run at the same time share every decode step (continuous batching: one batch holds the next token of
@@ -62,6 +62,26 @@ def _xllamacpp() -> Any:
     return xllamacpp
 
 
+def lora_adapters(spec: ModelSpec) -> list[tuple[Path, float]]:
+    """The entry's LoRA adapters (``lora``: a GGUF adapter file or a list of them; ``lora_scale``: their
+    strength, 1.0 by default), applied by llama.cpp on top of the base weights, each file checked."""
+    value = spec.options.get("lora") or []
+    paths = [value] if isinstance(value, str) else list(value)
+    scale = float(spec.options.get("lora_scale", 1.0))
+    out = []
+    for item in paths:
+        path = Path(str(item)).expanduser()
+        if not path.is_file():
+            raise ModelFileError(path, "(a LoRA adapter of this model) does not exist",
+                                 f"fix or remove the lora option of '{spec.name}' (`plait models add --lora`)")
+        with path.open("rb") as f:
+            if f.read(4) != b"GGUF":
+                raise ModelFileError(path, "is not a GGUF file", "convert the adapter to GGUF "
+                                     "(llama.cpp's convert_lora_to_gguf.py) and add the model again")
+        out.append((path, scale))
+    return out
+
+
 def slots(spec: ModelSpec, settings: Settings) -> int:
     """Requests a llama.cpp model decodes at once: the entry's own ``slots`` option, else the setting."""
     return max(1, int(spec.options.get("slots", settings.generation_slots)))
@@ -99,6 +119,7 @@ class LlamaServer:
         else:
             params.n_batch = params.n_ubatch = min(settings.prompt_chunk_tokens, self.context_length)
             params.cache_ram_mib = settings.prompt_cache_mib
+        params.lora_adapters = [x.CommonAdapterLoraInfo(str(adapter), scale) for adapter, scale in lora_adapters(spec)]
         params.hostnames = [str(self.socket)]
         params.api_keys = [self.key]
         params.ui = False
