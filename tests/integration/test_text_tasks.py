@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from plait.corpora import lee_articles, newsgroups
 from plait.readers import read_document
 from plait.readers.sentences import sentences
 from plait.runtime import Runtime
 from plait.tasks.extract import extract, extract_json
 from plait.tasks.sentiment import sentiment
 from plait.tasks.summarize import summarize
+from tests.corpora import lee_articles, newsgroups
 from tests.docfiles import MAIL
 
 pytestmark = pytest.mark.model

@@ -1,7 +1,9 @@
 """Named, append-only schema migrations.
 
-Each migration is a function registered in order under a unique name; the ``_migrations`` table records
-which names have run. Never edit or reorder a released migration: add a new one at the end.
+Each migration is a function registered in order under a unique name that reads in that order (``m001_…``,
+``m002_…``); the ``_migrations`` table records which names have run. Never edit or reorder a released
+migration: add a new one at the end, numbered after the last. A migration renamed after release keeps its
+old name as ``formerly``, so a database that recorded it under that name does not run it again.
 """
 
 from __future__ import annotations
@@ -15,13 +17,21 @@ if TYPE_CHECKING:
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
+FORMERLY: dict[str, str] = {}  # a migration's current name → the name it was released under
 
 
-def migration(fn: Migration) -> Migration:
-    if any(name == fn.__name__ for name, _ in MIGRATIONS):
-        raise ValueError(f"duplicate migration name {fn.__name__}")
-    MIGRATIONS.append((fn.__name__, fn))
-    return fn
+def migration(*, formerly: str | None = None) -> Callable[[Migration], Migration]:
+    def register(fn: Migration) -> Migration:
+        name = fn.__name__
+        if any(name == existing for existing, _ in MIGRATIONS):
+            raise ValueError(f"duplicate migration name {name}")
+        if MIGRATIONS and name <= MIGRATIONS[-1][0]:
+            raise ValueError(f"migration {name} must sort after {MIGRATIONS[-1][0]}: number it in order")
+        MIGRATIONS.append((name, fn))
+        if formerly:
+            FORMERLY[name] = formerly
+        return fn
+    return register
 
 
 def _execute_script(conn: sqlite3.Connection, script: str) -> None:
@@ -45,14 +55,14 @@ def migrate(store: Store) -> list[str]:
     with store.transaction():  # the write lock serialises concurrent migrators
         done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
         for name, fn in MIGRATIONS:
-            if name not in done:
+            if name not in done and FORMERLY.get(name) not in done:
                 fn(conn)
                 conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
                 applied.append(name)
     return applied
 
 
-@migration
+@migration()
 def m001_models(conn: sqlite3.Connection) -> None:
     # User catalog entries; built-ins are resolved from installed packages and never stored.
     conn.execute(
@@ -64,8 +74,8 @@ def m001_models(conn: sqlite3.Connection) -> None:
     )
 
 
-@migration
-def m200_serve_api_keys(conn: sqlite3.Connection) -> None:
+@migration(formerly="m200_serve_api_keys")
+def m002_serve_api_keys(conn: sqlite3.Connection) -> None:
     # Server API keys. Only a SHA-256 of each secret is kept: secrets are 256-bit random tokens, so a
     # fast hash is enough (no password stretching needed) and a stolen database reveals no usable key.
     conn.execute(
@@ -83,8 +93,8 @@ def m200_serve_api_keys(conn: sqlite3.Connection) -> None:
     )
 
 
-@migration
-def m100_index_schema(conn: sqlite3.Connection) -> None:
+@migration(formerly="m100_index_schema")
+def m003_index_schema(conn: sqlite3.Connection) -> None:
     # The personal index. These tables are the store of record; the FTS5 table is kept in step by
     # triggers inside the same transactions, and the vector index (a file) is derived from index_vectors.
     script = """
@@ -169,8 +179,8 @@ def m100_index_schema(conn: sqlite3.Connection) -> None:
     _execute_script(conn, script)
 
 
-@migration
-def m400_adapt_runs(conn: sqlite3.Connection) -> None:
+@migration(formerly="m400_adapt_runs")
+def m004_adapt_runs(conn: sqlite3.Connection) -> None:
     # Training runs of `plait tune`: one row per run (kept when it fails or is interrupted, so a person
     # sees what was tried), and its metrics per epoch. TensorBoard event files and plots live in run_dir.
     conn.execute(
@@ -206,8 +216,8 @@ def m400_adapt_runs(conn: sqlite3.Connection) -> None:
     )
 
 
-@migration
-def m300_workflows_state(conn: sqlite3.Connection) -> None:
+@migration(formerly="m300_workflows_state")
+def m005_workflows_state(conn: sqlite3.Connection) -> None:
     # Workflows: every item a trigger produced, each step's state and output per item, the sinks' ledger of
     # effects (so each happens once), trigger cursors, one lock per workflow, and what digest/.ics sinks
     # gather before rendering. Times are Unix seconds from the engine's clock (tests control it).
@@ -301,6 +311,50 @@ def m300_workflows_state(conn: sqlite3.Connection) -> None:
             secret_hash TEXT NOT NULL,
             prefix TEXT NOT NULL,
             created_at REAL NOT NULL
+        );
+        """
+    _execute_script(conn, script)
+
+
+@migration()
+def m006_web_page(conn: sqlite3.Connection) -> None:
+    script = """
+        CREATE TABLE web_signin_tokens (      -- one-time links that open the web page; SHA-256 only
+            token_hash TEXT PRIMARY KEY,
+            expires_at REAL NOT NULL
+        );
+        CREATE TABLE web_sessions (           -- a browser signed in by a token link; SHA-256 only
+            id TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL UNIQUE,
+            csrf TEXT NOT NULL,               -- the page sends it back on every change it asks for
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            title TEXT NOT NULL,
+            model TEXT,
+            system TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE conversation_messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content TEXT NOT NULL,
+            model TEXT,                       -- the model that wrote an answer
+            stopped INTEGER NOT NULL DEFAULT 0,  -- the answer was stopped before its end
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX conversation_messages_conversation ON conversation_messages(conversation_id, id);
+        CREATE TABLE today_decisions (        -- what the person decided about a proposal of a workflow
+            workflow TEXT NOT NULL,
+            sink TEXT NOT NULL,
+            item_key TEXT NOT NULL,
+            decision TEXT NOT NULL CHECK (decision IN ('accept', 'decline')),
+            decided_at REAL NOT NULL,
+            PRIMARY KEY (workflow, sink, item_key)
         );
         """
     _execute_script(conn, script)
