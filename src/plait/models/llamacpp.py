@@ -124,7 +124,7 @@ class LlamaServer:
         params.api_keys = [self.key]
         params.ui = False
         params.endpoint_slots = False
-        params.endpoint_metrics = False
+        params.endpoint_metrics = True  # see the metrics call below
         params.verbosity = -1
         try:
             self.server = x.Server(params)
@@ -132,6 +132,10 @@ class LlamaServer:
             self._remove_folder()
             raise ModelFileError(path, f"could not be loaded by llama.cpp ({exc})",
                                  "check that it is a complete GGUF file of a model llama.cpp supports") from exc
+        # The binding returns before its server loop has started, and a loop that starts after a stop request
+        # never ends (closing such a model hung). A metrics request is answered by the loop itself: once it
+        # returns, the loop runs and close() can stop it.
+        self.server.handle_metrics()
 
     @staticmethod
     def threads_for(settings: Settings) -> int:
