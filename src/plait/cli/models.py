@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,6 +64,8 @@ def add(
     remote_model: Annotated[str | None, typer.Option(help="model name on the remote server")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the API key")] = None,
     tokenizer: Annotated[str | None, typer.Option(help="tokenizer.json for an ONNX model")] = None,
+    lora: Annotated[list[Path] | None, typer.Option(help="a LoRA adapter (GGUF) applied to a GGUF model "
+                                                         "(repeatable)")] = None,
     description: Annotated[str, typer.Option(help="a note shown in `models list`")] = "",
     replace: Annotated[bool, typer.Option("--replace", help="overwrite an entry of the same name")] = False,
     redact: Annotated[bool | None, typer.Option("--redact/--no-redact", help="for a remote server: replace personal "
@@ -74,6 +77,8 @@ def add(
     for key, value in (("remote_model", remote_model), ("api_key_env", api_key_env), ("tokenizer", tokenizer)):
         if value:
             options[key] = value
+    if lora:
+        options["lora"] = [str(p.expanduser().resolve()) for p in lora]
     spec = spec_from_source(name, source, capabilities=tuple(capability) if capability else None,
                             backend=backend, options=options, description=description)
     state(ctx).runtime().catalog.add(spec, replace=replace)

@@ -63,6 +63,8 @@ class RemoteModel(TextGenerator, Embedder):
                 body[key] = value
         if opts.stop:
             body["stop"] = list(opts.stop)
+        if opts.logit_bias:
+            body["logit_bias"] = {str(token): bias for token, bias in opts.logit_bias.items()}
         if opts.json_schema is not None:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "output", "schema": opts.json_schema, "strict": True}}
