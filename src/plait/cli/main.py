@@ -79,6 +79,21 @@ def main(
     ctx.call_on_close(lambda: s._runtime.close() if s._runtime else None)
 
 
+def _database(args: list[str]) -> Path | None:
+    """The database this invocation uses (--home, else the settings), to name it in an error."""
+    for i, arg in enumerate(args):
+        if arg == "--home" and i + 1 < len(args):
+            return Path(args[i + 1]).expanduser() / "plait.db"
+        if arg.startswith("--home="):
+            return Path(arg.split("=", 1)[1]).expanduser() / "plait.db"
+    try:
+        from plait.settings import load_settings
+
+        return load_settings().database_path
+    except Exception:  # noqa: BLE001 - only to name a file in a message
+        return None
+
+
 def run(argv: list[str] | None = None) -> None:
     """Run the CLI; every error becomes one line on stderr and a non-zero exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -109,6 +124,14 @@ def run(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(0)  # `plait ... | head` closed the pipe; not an error
     except Exception as exc:  # a bug: still one line unless --debug
+        from plait.store.failures import store_error
+
+        known = store_error(exc, _database(args))  # a damaged database, a full disk, a read-only home
+        if known is not None:
+            if debug:
+                traceback.print_exc()
+            print(f"plait: error: {known}", file=sys.stderr)
+            sys.exit(known.exit_code)
         if debug:
             traceback.print_exc()
         print(f"plait: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
