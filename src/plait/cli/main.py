@@ -11,9 +11,11 @@ import click
 import typer
 
 from plait import __version__
+from plait.cli import backup as backup_cli
 from plait.cli import classify as classify_cli
 from plait.cli import compress as compress_cli
 from plait.cli import config, embed, generate, models, text_tasks
+from plait.cli import doctor as doctor_cli
 from plait.cli import explain as explain_cli
 from plait.cli import hear as hear_cli
 from plait.cli import index as index_cli
@@ -57,6 +59,8 @@ tune_cli.register(app)
 app.add_typer(runs_cli.app, name="runs")
 explain_cli.register(app)
 compress_cli.register(app)
+doctor_cli.register(app)
+backup_cli.register(app)
 
 
 def _version(value: bool) -> None:
