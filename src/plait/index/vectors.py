@@ -396,6 +396,10 @@ class VectorIndex:
         with self._lock:
             if self._ann is None:
                 return
+            # The database's commits reach the disk first (a checkpoint syncs the WAL): after a power cut the
+            # saved file is never ahead of the database, whose chunk ids it could otherwise confuse with
+            # ids the database hands out again.
+            self.store.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self.folder.mkdir(parents=True, exist_ok=True)
             token = uuid.uuid4().hex[:12]
             written = self._ann.save(self.folder / token)

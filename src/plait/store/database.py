@@ -9,8 +9,9 @@ Durability, decided per kind of write (a power cut loses the tail of the WAL tha
 
 - ``synchronous = NORMAL`` by default: a commit reaches the disk at the next checkpoint. A power cut can
   lose the last commits, never corrupt the database. That is right for what can be done again: index
-  rows (the next ``plait index add`` re-reads files whose record is gone, by content hash), a workflow's
-  items, step outputs and cursors (steps are re-run, triggers re-read; keys make items unique).
+  rows (the next ``plait index add`` re-reads files whose record is gone, by content hash; the vector
+  index file is saved only after a checkpoint, so it is never ahead of them), a workflow's items, step
+  outputs and cursors (steps are re-run, triggers re-read; keys make items unique).
 - ``transaction(durable=True)`` commits with ``synchronous = FULL``: the WAL is synced before COMMIT
   returns, and with it every earlier commit. The workflow ledger (``workflow_effects``), which guards
   external effects (a webhook POST, a mail sent), is written this way: a ledger row that is lost after its
