@@ -13,11 +13,12 @@ Durability, decided per kind of write (a power cut loses the tail of the WAL tha
   index file is saved only after a checkpoint, so it is never ahead of them), a workflow's items, step
   outputs and cursors (steps are re-run, triggers re-read; keys make items unique).
 - ``transaction(durable=True)`` commits with ``synchronous = FULL``: the WAL is synced before COMMIT
-  returns, and with it every earlier commit. The workflow ledger (``workflow_effects``), which guards
-  external effects (a webhook POST, a mail sent), is written this way: a ledger row that is lost after its
-  effect makes the effect happen again, so it must be on disk before the next effect starts. A power cut
-  then repeats at most the effect in flight, which sinks make harmless (Idempotency-Key, same file, same
-  Message-ID). Catalog entries and migrations are written durably too: rare, and costly to lose.
+  returns, and with it every earlier commit. The workflow ledger (``workflow_effects``) rows of effects
+  that leave the machine (a webhook POST, a mail sent by SMTP) are written this way: a ledger row lost
+  after its effect makes the effect happen again, so it must be on disk before the next effect starts. A
+  power cut then repeats at most the effect in flight (sent with the same Idempotency-Key or Message-ID).
+  Ledger rows of local effects (files, table rows, digests) are not synced on their own: redoing them
+  gives the same file or row. Catalog entries and migrations are written durably too: rare, costly to lose.
 """
 
 from __future__ import annotations

@@ -485,7 +485,8 @@ class Engine:
             self.state.step_done(row.id, path, fingerprint, preview)
             return preview
         detail = to_jsonable(sink.apply(ctx))
-        self.state.step_done(row.id, path, fingerprint, detail, effect=(row.key, step.sink, detail, self._run_id))
+        self.state.step_done(row.id, path, fingerprint, detail, effect=(row.key, step.sink, detail, self._run_id),
+                             durable=sink.external)
         with self._touched_lock:
             self._touched.add(step.step_id)
         return detail

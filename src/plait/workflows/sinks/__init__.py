@@ -52,6 +52,13 @@ class SinkOptions(BaseModel):
 class Sink(ABC):
     Options: ClassVar[type[SinkOptions]] = SinkOptions
 
+    @property
+    def external(self) -> bool:
+        """Its effect leaves this machine (a POST, a mail sent): its ledger row is synced to disk before the
+        next effect starts, so a power cut cannot make it happen again (see plait.store.database). Local
+        effects (files, table rows) are redone harmlessly and need no sync of their own."""
+        return False
+
     def __init__(self, options: Any, env: SinkEnv) -> None:
         self.options = options
         self.env = env
