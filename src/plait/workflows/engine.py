@@ -177,6 +177,10 @@ class Engine:
         try:
             if backfill and not self.dry_run:
                 summary.added += self.state.unskip(since_ts)
+            if not self.dry_run:  # half-written files a killed run left (this run holds the lock)
+                from plait.workflows.sinks import remove_temporaries
+
+                remove_temporaries(self.output_dir)
             self._flush_sinks()  # files a killed run gathered entries for but did not write
             while True:
                 if intake:

@@ -15,6 +15,7 @@ A new sink plugs in with one line: ``register_sink("name", "package.module:Class
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -111,6 +112,9 @@ def make_sink(step: SinkStep, env: SinkEnv) -> Sink:
     return cls(cls.Options.model_validate(step.with_), env)
 
 
+TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # write_atomic's names: .NAME.XXXXXXXX.tmp
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write a whole file or nothing: a crash never leaves half a file (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,3 +139,15 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed process left while writing (never a finished file): call it only
+    while holding the workflow's lock, when no write of this workflow can be in progress."""
+    removed = []
+    if folder.is_dir():
+        for path in folder.rglob(".*.tmp"):
+            if TEMPORARY.match(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
