@@ -148,6 +148,7 @@ def test_backup_while_a_workflow_and_an_ingestion_run_then_restore(fake_models: 
     for t in threads:
         t.join(120)
     assert code == 0, err
+    assert (tmp_path / "during").stat().st_mode & 0o077 == 0  # private to its owner
     mid = json.loads((tmp_path / "during" / "manifest.json").read_text())
     assert "plait.db" in mid["databases"]
 

@@ -11,6 +11,8 @@ A backup is a folder:
   training runs, enabled workflows, ``config.toml`` and the local API key (kept private, mode 0600);
 - ``manifest.json``: plait's version, the schema migrations, and a SHA-256 of every file.
 
+The backup folder is made readable by its owner only (mode 0700).
+
 Not copied: the vector index (derived from the database, rebuilt on first search), logs, and model files
 that live outside the home (``plait models add`` keeps their path; the manifest lists them).
 
@@ -96,6 +98,7 @@ def backup_home(store: Store, home: Path, dest: Path, *, progress: Callable[[str
     if home.resolve() in (dest.resolve(), *dest.resolve().parents):
         raise InputError(f"{dest} is inside plait's home {home}; put the backup somewhere else")
     dest.mkdir(parents=True, exist_ok=True)
+    os.chmod(dest, 0o700)  # a backup holds personal mail, notes and key hashes: its owner's only
     report = BackupReport(dest)
     (progress or (lambda _: None))("database")
     copy_database(store.connection, dest / DATABASE)
