@@ -159,6 +159,7 @@ def bench_classify(rt: Runtime, args: argparse.Namespace, keep: dict[str, Any]) 
         "finetune": TuneConfig(method="finetune", epochs=args.finetune_epochs, max_length=128, seed=0),
         "lora": TuneConfig(method="lora", epochs=args.lora_epochs, max_length=128, seed=0),
     }
+    methods = {m: c for m, c in methods.items() if m in args.methods.split(",")}
     baselines = ("tfidf_logreg", "tfidf_logreg_fixed_c")
     results: dict[str, dict[str, Any]] = {m: {"reports": [], "seconds": [], "params": 0, "total": 0, "bytes": 0}
                                           for m in [*methods, *baselines]}
@@ -435,6 +436,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sections", default="classify,imbalance,instruct,explain")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--methods", default="head,finetune,lora",
+                        help="plait's methods in the classify section (the baselines always run)")
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--lora-epochs", type=int, default=1)
     parser.add_argument("--draws", type=int, default=3)
