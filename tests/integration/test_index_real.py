@@ -87,7 +87,11 @@ def test_real_text_search_and_answers(runtime: Runtime, tmp_path: Path) -> None:
 CHILD = """
 import sys
 sys.path.insert(0, {src!r})
+import plait.index.ingest
 from plait.index import open_index
+# Embed and commit 32 chunks at a time (256 by default): the ~440 chunks of 300 articles then give a dozen
+# commit points for the kills to land between and inside.
+plait.index.ingest.FLUSH_CHUNKS = 32
 open_index().add([{folder!r}])
 """
 
@@ -109,8 +113,8 @@ def _chunks(rt: Runtime, folder: Path) -> dict[tuple[str, int], tuple[str, np.nd
 
 def test_kill_9_at_several_points_of_ingestion_gives_the_uninterrupted_result(
         runtime: Runtime, plait_home: Path, tmp_path: Path) -> None:
-    # Essential and ~1 min: 300 articles are many embedding flushes (FLUSH_CHUNKS), so three kills at a third,
-    # a half and three quarters of the chunks (plus a random delay) land between and inside commits.
+    # Essential and ~1 min: three kills at a third, a half and three quarters of the chunks (plus a random
+    # delay) land between and inside the child's commits.
     import random
 
     from plait.settings import load_settings
@@ -149,13 +153,20 @@ def test_kill_9_at_several_points_of_ingestion_gives_the_uninterrupted_result(
     assert store.query("SELECT count(*) FROM index_files WHERE state = 'indexed'")[0][0] == total
     assert store.query("SELECT count(*) FROM index_documents")[0][0] == total
     # The same chunks as the uninterrupted run: none lost (a document's last chunks), none doubled, same text,
-    # and the same vectors (int8 activations are quantized per batch, so batches of other texts move them a
-    # little: compared by cosine).
+    # and the same vectors. The embedder quantizes activations to int8 per batch, so a chunk embedded in
+    # another batch moves a little (measured: cosine 0.984 at worst, median 0.995); each vector must still
+    # be its own chunk's, nearer to it than to any other chunk's.
     got = _chunks(runtime, folder)
-    assert got.keys() == expected.keys()
-    assert all(got[k][0] == expected[k][0] for k in expected)
-    cosines = np.array([float(got[k][1] @ expected[k][1]) for k in expected])
-    assert cosines.min() > 0.995, cosines.min()
+    keys = sorted(expected)
+    assert sorted(got) == keys
+    assert all(got[k][0] == expected[k][0] for k in keys)
+    mine = np.stack([got[k][1] for k in keys])
+    theirs = np.stack([expected[k][1] for k in keys])
+    cosines = np.einsum("ij,ij->i", mine, theirs)
+    assert cosines.min() > 0.97 and np.median(cosines) > 0.99, (cosines.min(), np.median(cosines))
+    nearest = (mine @ theirs.T).argmax(axis=1)
+    texts = [expected[k][0] for k in keys]
+    assert all(texts[j] == texts[i] for i, j in enumerate(nearest))
     consistency = index.check()
     chunks = len(got)
     assert consistency.consistent and consistency.indexed == chunks
