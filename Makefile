@@ -24,5 +24,4 @@ bench:
 		.venv/bin/python bench/$$b.py || exit 1; done
 
 lint:
-	.venv/bin/ruff check src tests bench
-	.venv/bin/mypy
+	scripts/lint.sh

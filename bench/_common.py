@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 from plait.compress.measure import percentile  # noqa: F401 - one definition, shared with plait compress
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The real corpora the benchmarks run on are plait's test data (tests/corpora.py), not part of plait.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 T = TypeVar("T")
 
 

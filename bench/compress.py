@@ -59,7 +59,7 @@ def rows(report: Any) -> dict[str, Any]:
 
 def split_posts(seed: int = 0) -> tuple[list[Any], list[Any]]:
     """Half of each newsgroup for training, the other half held out."""
-    from plait.corpora import newsgroups
+    from tests.corpora import newsgroups
 
     train, test = [], []
     for label in sorted({p.label for p in newsgroups()}):
@@ -182,10 +182,11 @@ def chat_part(rt: Any) -> dict[str, Any]:
 
 
 def bad_input_part(rt: Any, have_classifier: bool) -> dict[str, Any]:
+    from tests.corpora import lee_articles
+
     from plait.compress.budget import compress_to_budget
     from plait.compress.data import known_item
     from plait.compress.variants import compress
-    from plait.corpora import lee_articles
     from plait.errors import PlaitError
 
     out: dict[str, Any] = {}

@@ -23,7 +23,7 @@ from _common import peak_rss_mb, timed, write_results  # noqa: E402
 
 
 def texts(limit: int | None) -> list[str]:
-    from plait.corpora import lee_sentences
+    from tests.corpora import lee_sentences
 
     items = list(lee_sentences())
     return items[:limit] if limit else items

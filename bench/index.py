@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from bench._common import make_home, peak_rss_mb, percentile, write_results  # noqa: E402
+from tests.corpora import lee_articles, lee_sentences, split_sentences  # noqa: E402
 
-from plait.corpora import lee_articles, lee_sentences, split_sentences  # noqa: E402
 from plait.index.core import Index  # noqa: E402
 from plait.runtime import Runtime  # noqa: E402
 from plait.settings import load_settings  # noqa: E402

@@ -30,8 +30,8 @@ K = 50
 
 def main() -> None:
     import numpy as np
+    from tests.corpora import lee_sentences
 
-    from plait.corpora import lee_sentences
     from plait.tasks.embed import embed
 
     parser = argparse.ArgumentParser()

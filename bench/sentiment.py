@@ -2,7 +2,7 @@
 
 Data: Drugs.com patient reviews (a train split of 600 and a test split of 379, rated 1-10; positive 7-10,
 negative 1-4, neutral 5-6 left out of the binary score) and 200 movie-review sentences (Pang & Lee),
-both from installed packages (see plait.corpora).
+both from installed packages (see tests/corpora.py).
 
 Each method scores every text with plait's own ``sentiment()`` (a document's score is the length-weighted mean
 of its sentences'). Reported per method:
@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from tests.corpora import Review, drug_reviews, movie_review_sentences  # noqa: E402
+
 from _common import make_home, write_results  # noqa: E402
-from plait.corpora import Review, drug_reviews, movie_review_sentences  # noqa: E402
 from plait.runtime import Runtime  # noqa: E402
 from plait.settings import load_settings  # noqa: E402
 from plait.tasks.sentiment import sentiment  # noqa: E402

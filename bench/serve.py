@@ -289,7 +289,7 @@ def _batch_sizes(server: Server) -> dict[str, float]:
 
 
 def bench_embeddings(home: Path, quick: bool) -> dict[str, Any]:
-    from plait.corpora import lee_sentences
+    from tests.corpora import lee_sentences
 
     sentences = list(dict.fromkeys(lee_sentences()))
     n = 320 if quick else 1000
@@ -348,7 +348,7 @@ def _model_ceiling(home: Path, model: str, texts: list[str]) -> dict[str, Any]:
 # 3. Cache -----------------------------------------------------------------------------------------------
 
 def bench_cache(server: Server, repeats: int) -> dict[str, Any]:
-    from plait.corpora import lee_articles
+    from tests.corpora import lee_articles
 
     article = lee_articles()[0]
     out: dict[str, Any] = {}
@@ -378,7 +378,7 @@ def bench_cache(server: Server, repeats: int) -> dict[str, Any]:
 
 async def mixed_load(url: str, key: str, seconds: float, workers: int) -> dict[str, Any]:
     """Run in the second process: chat, embeddings, classify and search until ``seconds`` pass."""
-    from plait.corpora import lee_sentences
+    from tests.corpora import lee_sentences
 
     sentences = lee_sentences()
     headers = {"Authorization": f"Bearer {key}"}

@@ -39,11 +39,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from tests.corpora import lee_articles  # noqa: E402
 from tests.mailboxes import newsgroup_messages, write_maildir  # noqa: E402
 from tests.workflow_processes import Receiver, start_plait  # noqa: E402
 
 from _common import make_home, write_results  # noqa: E402
-from plait.corpora import lee_articles  # noqa: E402
 
 MAIL = """name: mail
 trigger: {{type: maildir, path: "{maildir}", poll_seconds: 2}}

@@ -30,8 +30,9 @@ import numpy as np
 # prompt evaluation many times slower (as the server does, see plait.serve.app).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tests.corpora import newsgroups  # noqa: E402
+
 from _common import peak_rss_mb, timed, write_results  # noqa: E402
-from plait.corpora import newsgroups  # noqa: E402
 from plait.models.base import Embedder, EmbedKind  # noqa: E402
 from plait.runtime import Runtime  # noqa: E402
 from plait.tasks.calibration import expected_calibration_error  # noqa: E402

@@ -74,8 +74,8 @@ def cpu_timed(fn: Callable[[], T]) -> tuple[T, float, float]:
 
 def bench_recommend(home: Path) -> dict[str, object]:
     from surprise import BaselineOnly, Dataset, Reader
+    from tests.corpora import movielens_100k
 
-    from plait.corpora import movielens_100k
     from plait.models.recommender import STRATEGIES, Recommender
     from plait.runtime import Runtime
     from plait.settings import load_settings

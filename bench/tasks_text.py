@@ -67,8 +67,8 @@ def clip(text: str, chars: int) -> str:
 
 def bench_extract(rt: Any, n_docs: int, n_baseline: int, chars: int) -> dict[str, Any]:
     import jsonschema
+    from tests.corpora import lee_articles, newsgroups
 
-    from plait.corpora import lee_articles, newsgroups
     from plait.errors import BackendError
     from plait.models.base import GenerationOptions, Message, TextGenerator
     from plait.tasks.extract import SYSTEM, describe_schema, extract_json
@@ -176,8 +176,8 @@ def bench_extract(rt: Any, n_docs: int, n_baseline: int, chars: int) -> dict[str
 
 def bench_summarize(rt: Any, n: int, n_abstractive: int) -> dict[str, Any]:
     import numpy as np
+    from tests.corpora import lee_articles
 
-    from plait.corpora import lee_articles
     from plait.models.base import Embedder
     from plait.readers.sentences import sentences
     from plait.tasks.summarize import summarize
@@ -250,8 +250,8 @@ def bench_summarize(rt: Any, n: int, n_abstractive: int) -> dict[str, Any]:
 
 def bench_sentiment(rt: Any) -> dict[str, Any]:
     import numpy as np
+    from tests.corpora import lee_sentences
 
-    from plait.corpora import lee_sentences
     from plait.models.base import Embedder
     from plait.tasks.sentiment import embedding_scores, label_for, vader_scores
 

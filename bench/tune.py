@@ -39,11 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from tests.corpora import lee_articles, newsgroups, split_sentences  # noqa: E402
+
 from _common import peak_rss_mb, write_results  # noqa: E402
 from plait.adapt import TuneConfig  # noqa: E402
 from plait.adapt.datasets import Dataset, Example, Split, oversample, stratified_split  # noqa: E402
 from plait.adapt.evaluate import classification_report, decide, tune_thresholds  # noqa: E402
-from plait.corpora import lee_articles, newsgroups, split_sentences  # noqa: E402
 from plait.runtime import Runtime  # noqa: E402
 from plait.settings import load_settings  # noqa: E402
 from plait.tasks.calibration import softmax  # noqa: E402

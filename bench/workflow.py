@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from tests.corpora import newsgroups  # noqa: E402
 from tests.mailboxes import newsgroup_messages, write_maildir  # noqa: E402
 from tests.workflow_processes import (  # noqa: E402
     Receiver,
@@ -54,7 +55,6 @@ from tests.workflow_processes import (  # noqa: E402
 )
 
 from _common import make_home, peak_rss_mb, write_results  # noqa: E402
-from plait.corpora import newsgroups  # noqa: E402
 from plait.runtime import Runtime  # noqa: E402
 from plait.settings import load_settings  # noqa: E402
 

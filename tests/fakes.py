@@ -62,7 +62,7 @@ class FakeEmbed(Embedder):
         return out
 
 
-def _fake_loader(spec: ModelSpec, settings: Settings) -> TextGenerator | Embedder:
+def _fake_loader(spec: ModelSpec, settings: Settings, models: object) -> TextGenerator | Embedder:
     return FakeEmbed(spec) if "embed" in spec.capabilities else FakeChat(spec)
 
 

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from plait.corpora import Post, newsgroups
+from tests.corpora import Post, newsgroups
 
 
 def post_message(post: Post, number: int, *, when: datetime | None = None) -> EmailMessage:

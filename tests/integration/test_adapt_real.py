@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from plait.adapt import TuneConfig, tune
-from plait.corpora import lee_articles, newsgroups, split_sentences
 from plait.models.base import GenerationOptions, Message, TextGenerator
 from plait.runtime import Runtime
 from plait.tasks.classifiers import Classifier
+from tests.corpora import lee_articles, newsgroups, split_sentences
 
 pytestmark = pytest.mark.model
 

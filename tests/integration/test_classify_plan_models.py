@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from plait.corpora import newsgroups
 from plait.models.base import GenerationOptions, TextGenerator
 from plait.runtime import Runtime
 from plait.tasks.classify import build_classifier, classify
 from plait.tasks.llm_labels import LlmClassifier
 from plait.tasks.plan import PlanConfig, plan
+from tests.corpora import newsgroups
 
 pytestmark = pytest.mark.model
 LABELS = ["alt.atheism", "sci.space"]

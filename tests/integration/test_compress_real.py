@@ -10,8 +10,8 @@ import pytest
 
 from plait.compress.data import EvalSet, classifier_eval, known_item
 from plait.compress.measure import Timing
-from plait.corpora import lee_articles, newsgroups
 from plait.runtime import Runtime
+from tests.corpora import lee_articles, newsgroups
 
 pytestmark = pytest.mark.model
 # Enough timing to exercise every measurement; the benchmark (bench/compress.py) times properly.

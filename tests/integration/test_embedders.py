@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from plait.corpora import lee_sentences
 from plait.models.base import Embedder
 from plait.runtime import Runtime
+from tests.corpora import lee_sentences
 
 pytestmark = pytest.mark.model
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plait.corpora import lee_articles, newsgroups, split_sentences
 from plait.index import make_filters, open_index
 from plait.runtime import Runtime
 from plait.tasks.ask import ask_stream
 from plait.tasks.search import search
+from tests.corpora import lee_articles, newsgroups, split_sentences
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,12 +18,12 @@ def test_beats_baselines_on_movielens_slice(runtime: Runtime) -> None:
     pytest.importorskip("surprise")
     from surprise import BaselineOnly, Dataset, Reader
 
-    from plait.corpora import movielens_100k
     from plait.models.recommender import Recommender
     from plait.tasks.recommend import recommend, train_recommender
     from plait.tasks.recommend_data import ItemText, RatingsTable
     from plait.tasks.recommend_eval import relevant_sets, rmse, top_k_metrics
     from plait.tasks.recommend_fit import RecommendConfig
+    from tests.corpora import movielens_100k
 
     ml = movielens_100k()
     ratings = ml.ratings[ml.ratings["user"] <= 200]

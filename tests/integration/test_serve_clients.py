@@ -93,8 +93,13 @@ def test_openai_json_schema_output_parses(client: openai.OpenAI) -> None:
 
 
 def test_openai_completion(client: openai.OpenAI) -> None:
-    out = client.completions.create(model="smollm2", prompt="The capital of France is", max_tokens=5, temperature=0)
+    # plait's `raw` continues the text; by default a chat model answers the prompt as a question (as
+    # `plait generate` and Ollama's /api/generate do).
+    out = client.completions.create(model="smollm2", prompt="The capital of France is", max_tokens=5, temperature=0,
+                                    extra_body={"raw": True})
     assert "paris" in out.choices[0].text.lower()
+    out = client.completions.create(model="smollm2", prompt="Name three fruits.", max_tokens=24, temperature=0)
+    assert any(fruit in out.choices[0].text.lower() for fruit in ("banana", "orange", "apple", "grape"))
 
 
 def test_openai_embeddings(client: openai.OpenAI) -> None:

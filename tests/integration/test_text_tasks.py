@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from plait.corpora import lee_articles, newsgroups
 from plait.readers import read_document
 from plait.readers.sentences import sentences
 from plait.runtime import Runtime
 from plait.tasks.extract import extract, extract_json
 from plait.tasks.sentiment import sentiment
 from plait.tasks.summarize import summarize
+from tests.corpora import lee_articles, newsgroups
 from tests.docfiles import MAIL
 
 pytestmark = pytest.mark.model
@@ -97,7 +97,7 @@ def test_embedding_sentiment_with_minilm(runtime: Runtime) -> None:
 
 
 def test_the_default_sentiment_beats_vader_on_real_review_sentences(runtime: Runtime) -> None:
-    from plait.corpora import movie_review_sentences
+    from tests.corpora import movie_review_sentences
 
     reviews = movie_review_sentences()
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from plait.corpora import lee_articles
 from plait.runtime import Runtime
 from plait.workflows.enabled import BUNDLED
 from plait.workflows.engine import Engine
 from plait.workflows.loader import load_workflow
+from tests.corpora import lee_articles
 from tests.mailboxes import newsgroup_messages, write_maildir
 
 pytestmark = pytest.mark.model

@@ -283,3 +283,22 @@ def test_missing_extras_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     files = _report().write(tmp_path / "r")
     assert "chart" not in files and "Install matplotlib" in files["html"].read_text()
+
+
+def test_default_evaluation_text_is_the_persons_own_index(fake_models: Runtime, tmp_path: Path) -> None:
+    from plait.compress.data import load_eval, load_train
+    from plait.index.core import open_index
+
+    source = source_of(fake_models.catalog.get("fake-embed"))
+    with pytest.raises(InputError, match="give --eval DATA.*plait index add"):
+        load_eval(source, None, (), fake_models.store)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"{i}.txt").write_text(f"Note {i} is about topic {i}. It goes on about topic {i} at length.")
+    open_index(fake_models).add([folder], collection="notes")
+    data = load_eval(source, None, (), fake_models.store)
+    assert data.kind == "embedder" and len(data.queries) == 12 and data.source == "documents of your index"
+    assert data.queries[3].startswith("Note")
+    train = load_train(source, None, (), fake_models.store)
+    assert len(train.texts) >= 12 and train.source == "sentences of your index"

@@ -59,7 +59,7 @@ class FakeEar(SpeechRecognizer):
         return Transcript(f"{loud} {seconds:.1f}", (Word(loud, 0.0, seconds, 1.0),), seconds)
 
 
-def _loader(spec: ModelSpec, settings: Settings) -> ImageClassifier | SpeechRecognizer:
+def _loader(spec: ModelSpec, settings: Settings, models: object) -> ImageClassifier | SpeechRecognizer:
     return FakeVision(spec) if "see" in spec.capabilities else FakeEar(spec)
 
 

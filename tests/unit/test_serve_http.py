@@ -39,7 +39,7 @@ class GatedChat(TextGenerator):
         yield Delta("", finish_reason="stop", usage=Usage(1, 2))
 
 
-def _load(spec: ModelSpec, settings: Settings) -> GatedChat:
+def _load(spec: ModelSpec, settings: Settings, models: object) -> GatedChat:
     return GatedChat(spec)
 
 

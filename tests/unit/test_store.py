@@ -45,3 +45,29 @@ def test_several_processes_write_without_lock_errors(tmp_path: Path) -> None:
         p.join(60)
     assert all(p.exitcode == 0 for p in procs)
     assert Store(path).query("SELECT count(*) FROM models")[0][0] == 160
+
+
+def test_migrations_read_in_the_order_they_run_and_old_names_are_honoured(tmp_path: Path) -> None:
+    import sqlite3
+
+    from plait.store import Store
+    from plait.store.migrations import FORMERLY, MIGRATIONS
+
+    names = [name for name, _ in MIGRATIONS]
+    assert names == sorted(names)
+    # A database made when the migrations had their released names: nothing runs twice.
+    path = tmp_path / "old.db"
+    store = Store(path)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM _migrations")
+    conn.executemany("INSERT INTO _migrations VALUES (?, datetime('now'))",
+                     [(FORMERLY.get(name, name),) for name in names])
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    try:
+        assert store.query("SELECT count(*) FROM _migrations")[0][0] == len(names)
+        assert store.query("SELECT count(*) FROM index_documents")[0][0] == 0  # the schema is there, intact
+    finally:
+        store.close()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from plait.corpora import lee_articles
 from plait.runtime import Runtime
 from plait.workflows.enabled import BUNDLED
 from plait.workflows.engine import Engine
 from plait.workflows.loader import load_workflow
+from tests.corpora import lee_articles
 
 
 def test_documents_summaries_summarises_and_indexes_a_folder(tmp_path: Path, fake_models: Runtime,

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from plait.adapt.config import TuneConfig
 from plait.adapt.datasets import Dataset, Split
-from plait.adapt.finetune import Say, Trained, fit, require_torch, seed_everything
 from plait.adapt.tracking import RunTracker
+from plait.adapt.training import Say, Trained, fit, require_torch, seed_everything
 from plait.errors import InputError, MissingDependency
 from plait.models.spec import ModelSpec
 from plait.settings import Settings

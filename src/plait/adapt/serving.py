@@ -29,6 +29,8 @@ from plait.tasks.classifiers import Classification, Classifier, LabelScore, chec
 if TYPE_CHECKING:
     import numpy as np
 
+    from plait.models.loading import Models
+
 Progress = Callable[[int], None]
 HEAD_FILE = "head.safetensors"
 
@@ -136,19 +138,6 @@ class TextRegressor(Model):
 # Loading -------------------------------------------------------------------------------------------
 
 
-def _catalog_spec(name: str, settings: Settings) -> ModelSpec:
-    from plait.models.catalog import BUILTINS, Catalog
-    from plait.store import Store
-
-    if name in BUILTINS:
-        return BUILTINS[name]
-    store = Store(settings.database_path)
-    try:
-        return Catalog(store).get(name)
-    finally:
-        store.close()
-
-
 def _require_torch(feature: str) -> None:
     try:
         import torch  # noqa: F401
@@ -167,7 +156,7 @@ def _load_head_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return state["weight"], state["bias"]
 
 
-def _encoder_scorer(spec: ModelSpec, folder: Path, settings: Settings, kind: str) -> EncoderScorer:
+def _encoder_scorer(spec: ModelSpec, folder: Path, settings: Settings, kind: str, models: Models) -> EncoderScorer:
     _require_torch("tuned encoder models")
     import torch
     from transformers import AutoTokenizer
@@ -185,7 +174,7 @@ def _encoder_scorer(spec: ModelSpec, folder: Path, settings: Settings, kind: str
         from plait.adapt.networks import quiet_peft
 
         quiet_peft()
-        base = load_encoder(_catalog_spec(str(spec.options["base"]), settings).local_path())
+        base = load_encoder(models.spec(str(spec.options["base"])).local_path())
         # Merged once at load: inference then costs exactly what the base model costs.
         encoder = PeftModel.from_pretrained(base, str(folder / "adapter")).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
@@ -195,7 +184,7 @@ def _encoder_scorer(spec: ModelSpec, folder: Path, settings: Settings, kind: str
     return EncoderScorer(net, tokenizer, int(spec.options.get("max_length", 128)))
 
 
-def _chat(spec: ModelSpec, folder: Path, settings: Settings) -> Model:
+def _chat(spec: ModelSpec, folder: Path, settings: Settings, models: Models) -> Model:
     _require_torch("tuned chat models")
     try:
         from peft import PeftModel
@@ -207,7 +196,7 @@ def _chat(spec: ModelSpec, folder: Path, settings: Settings) -> Model:
 
     quiet_peft()
 
-    base = base_generator_spec(_catalog_spec(str(spec.options["base"]), settings), settings)
+    base = base_generator_spec(models.spec(str(spec.options["base"])), settings)
     generator = TransformersGenerator(base, settings)
     generator.model = PeftModel.from_pretrained(generator.model, str(folder / "adapter")).merge_and_unload()
     generator.model.eval()
@@ -215,24 +204,22 @@ def _chat(spec: ModelSpec, folder: Path, settings: Settings) -> Model:
     return generator
 
 
-def load(spec: ModelSpec, settings: Settings) -> Model:
+def load(spec: ModelSpec, settings: Settings, models: Models) -> Model:
+    """A tuned model; what it is built on (its embedder, its base model's files) comes from ``models``."""
     folder = spec.local_path()
     kind = str(spec.options.get("kind", ""))
     if kind == "chat-lora":
-        return _chat(spec, folder, settings)
+        return _chat(spec, folder, settings, models)
     scorer: Scorer
     if kind == "head":
-        from plait.models.base import Embedder as EmbedderType
-        from plait.models.loading import load_model
-
-        embedder = load_model(_catalog_spec(str(spec.options["embedder"]), settings), settings)
-        if not isinstance(embedder, EmbedderType):
+        embedder = models.get(str(spec.options["embedder"]))
+        if not isinstance(embedder, Embedder):
             raise ModelFileError(folder, f"names '{spec.options['embedder']}' as its embedder, which cannot embed",
                                  "tune it again with an embedding model")
         weight, bias = _load_head_arrays(folder)
         scorer = EmbeddingHead(embedder, weight, bias)
     elif kind in ("encoder", "encoder-lora"):
-        scorer = _encoder_scorer(spec, folder, settings, kind)
+        scorer = _encoder_scorer(spec, folder, settings, kind, models)
     else:
         raise ModelFileError(folder, f"has an unknown kind '{kind}'", "tune the model again with `plait tune`")
     task = spec.options.get("task")

@@ -20,9 +20,9 @@ from typing import Any
 from plait.adapt import evaluate
 from plait.adapt.config import TuneConfig
 from plait.adapt.datasets import Dataset, Split, length_stats, load_dataset, oversample, stratified_split
-from plait.adapt.finetune import Trained
 from plait.adapt.registry import check_name, publish, staging_folder
 from plait.adapt.tracking import RunTracker, epoch_metrics
+from plait.adapt.training import Trained
 from plait.models.spec import ModelSpec
 from plait.runtime import Runtime, get_runtime
 

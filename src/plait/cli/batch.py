@@ -23,7 +23,9 @@ def expand_files(paths: Sequence[Path], suffixes: Sequence[str], *, what: str) -
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            from plait.readers.walk import walk
+
+            found = [e.path for e in walk(path, stores=False) if e.error is None and e.path.suffix.lower() in suffixes]
             if not found:
                 raise InputError(f"{path} holds no {what} files ({', '.join(suffixes)})")
             out.extend(found)

@@ -58,6 +58,8 @@ def chat(
     model: ModelOpt = None,
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
     max_tokens: MaxTokens = None, temperature: Temperature = None, top_p: TopP = None, seed: Seed = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print each answer as one JSON object (text and usage), "
+                                                         "for scripts feeding turns on standard input")] = False,
 ) -> None:
     """Talk with a chat model: multi-turn, streamed; Ctrl-C stops the current answer and keeps the session."""
     rt = state(ctx).runtime()
@@ -98,9 +100,13 @@ def chat(
         history.append(Message("user", line))
         # The chat task drops the oldest turns when the conversation outgrows the context window.
         messages = [{"role": m.role, "content": m.content} for m in history]
-        _, stream = stream_task(ctx, "chat", {"messages": messages, **options})
-        if interactive:
+        task, stream = stream_task(ctx, "chat", {"messages": messages, **options})
+        if interactive and not as_json:
             write(f"{name}> ")
-        relay(stream)
-        write("\n")
-        history.append(Message("assistant", stream.result().text))
+        relay(stream, echo=not as_json)
+        answer = stream.result()
+        if as_json:
+            print_json(task, answer)
+        else:
+            write("\n")
+        history.append(Message("assistant", answer.text))

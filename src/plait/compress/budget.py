@@ -150,13 +150,13 @@ def compress_to_budget(model: str, *, budget_ms: float | None = None, budget_mb:
     if final_name in rt.catalog.names():
         raise InputError(f"a model named '{final_name}' already exists; pass --name")
     labels = source.labels(rt.settings)
-    data = eval_for(source, rt.settings, eval_data, labels)
-    train_set = train_for(source, list(chains.values()), train, labels)
+    data = eval_for(source, rt.store, eval_data, labels)
+    train_set = train_for(source, list(chains.values()), train, labels, rt.store)
     staged: list[Staged] = []
     try:
         for method_name, chain in chains.items():
             staged.append(build_chain(source, default_name(source.spec.name, method_name), chain, rt.settings,
-                                      params, train_set, labels, log))
+                                      params, train_set, labels, log, rt.pool))
         entries = [Entry(f"{source.spec.name} (original)", source.spec, "original")]
         entries += [Entry(s.name, s.spec, s.chain) for s in staged]
         rows = measure(entries, data, rt.settings, timing=timing, memory=False, log=log)

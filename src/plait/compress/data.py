@@ -21,6 +21,7 @@ from pathlib import Path
 
 from plait.compress.source import Kind, Source
 from plait.errors import InputError
+from plait.store import Store
 
 LABELLED_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
 MIN_DOCUMENTS = 10
@@ -57,7 +58,7 @@ def classifier_eval(texts: Sequence[str], labels: Sequence[str | Sequence[str]],
 
 def known_item(documents: Sequence[str], source: str = "") -> EvalSet:
     """Query = a document's first sentence, target = the rest; documents under two sentences are skipped."""
-    from plait.corpora import split_sentences
+    from plait.readers.sentences import sentences as split_sentences
 
     queries, targets = [], []
     for doc in documents:
@@ -80,14 +81,14 @@ def check_labels(gold: Sequence[Sequence[str]], known: Sequence[str], where: str
 
 def _documents(path: Path) -> list[str]:
     """A folder's documents, or a text file's non-empty lines (one document per line)."""
-    from plait.readers import can_read, read_documents
+    from plait.readers import read_documents
     from plait.readers.text import read_text
+    from plait.readers.walk import readable_files
 
     if not path.exists():
         raise InputError(f"{path} does not exist")
     if path.is_dir():
-        docs = [d.text for f in sorted(path.rglob("*")) if f.is_file() and can_read(f)
-                for d in read_documents(f) if d.text.strip()]
+        docs = [d.text for f in readable_files(path) for d in read_documents(f) if d.text.strip()]
     else:
         docs = [line.strip() for line in read_text(path).splitlines() if line.strip()]
     if not docs:
@@ -99,9 +100,32 @@ def _labelled(path: Path) -> bool:
     return (path.is_dir() and any(p.is_dir() for p in path.iterdir())) or path.suffix.lower() in LABELLED_SUFFIXES
 
 
-def load_eval(source: Source, path: Path | None, labels: Sequence[str] = ()) -> EvalSet:
-    """The evaluation set for ``source`` from ``path`` (or the default for its kind)."""
-    from plait.corpora import lee_articles
+INDEX_DOCUMENTS = 300  # documents of the person's index measured by default: enough for a stable figure
+
+
+def indexed_documents(store: Store, limit: int = INDEX_DOCUMENTS) -> list[str]:
+    """Up to ``limit`` documents of the person's own index, their passages joined in order: the default
+    evaluation and training text, so a model is measured on what it will be used for."""
+    rows = store.query("SELECT c.document_id, c.text FROM index_chunks c WHERE c.document_id IN "
+                       "(SELECT id FROM index_documents ORDER BY id LIMIT ?) ORDER BY c.document_id, c.position",
+                       (limit,))
+    docs: dict[int, list[str]] = {}
+    for document_id, text in rows:
+        docs.setdefault(document_id, []).append(text)
+    return [" ".join(parts) for parts in docs.values()]
+
+
+def _default_documents(store: Store, what: str, option: str) -> list[str]:
+    docs = indexed_documents(store)
+    if len(docs) < MIN_DOCUMENTS:
+        raise InputError(f"{what} needs text to measure on: give {option} DATA (a folder of documents, or a text "
+                         f"file with one per line), or index at least {MIN_DOCUMENTS} of your documents first "
+                         f"(`plait index add FOLDER`; the index has {len(docs)})")
+    return docs
+
+
+def load_eval(source: Source, path: Path | None, labels: Sequence[str], store: Store) -> EvalSet:
+    """The evaluation set for ``source`` from ``path`` (default: documents of the person's index)."""
     from plait.models.encoder import is_multi_label
 
     if source.kind == "classifier":
@@ -114,22 +138,25 @@ def load_eval(source: Source, path: Path | None, labels: Sequence[str] = ()) -> 
         gold = [e.labels for e in dataset.examples]
         check_labels(gold, labels, str(path))
         return classifier_eval(dataset.texts, gold, str(path))
+    what = f"measuring '{source.spec.name}'"
     if source.kind == "embedder":
         if path is None:
-            return known_item(lee_articles(), "Lee news articles (gensim)")
+            return known_item(_default_documents(store, what, "--eval"), "documents of your index")
         return known_item(_documents(path), str(path))
     if path is None:
-        return EvalSet("chat", tuple(lee_articles()), source="Lee news articles (gensim)")
+        return EvalSet("chat", tuple(_default_documents(store, what, "--eval")), source="documents of your index")
     return EvalSet("chat", tuple(_documents(path)), source=str(path))
 
 
-def load_train(source: Source, path: Path | None, labels: Sequence[str] = ()) -> TrainSet:
-    """Texts to distil on (labelled or not); embedders default to the Lee news sentences."""
+def load_train(source: Source, path: Path | None, labels: Sequence[str], store: Store) -> TrainSet:
+    """Texts to distil on (labelled or not); embedders default to the sentences of the person's index."""
     if path is None:
         if source.kind == "embedder":
-            from plait.corpora import lee_sentences
+            from plait.readers.sentences import sentences as split_sentences
 
-            return TrainSet(tuple(lee_sentences()), source="Lee news sentences (gensim)")
+            docs = _default_documents(store, f"distilling '{source.spec.name}'", "--train")
+            sentences = [s for doc in docs for s in split_sentences(doc) if len(s.split()) >= 4]
+            return TrainSet(tuple(sentences), source="sentences of your index")
         raise InputError(f"training a smaller '{source.spec.name}' needs texts from its domain: give --train DATA "
                          "(labelled examples, or texts one per line, which the teacher labels)")
     from plait.models.encoder import is_multi_label

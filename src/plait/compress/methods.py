@@ -28,7 +28,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,9 @@ from plait.compress.data import TrainSet
 from plait.compress.source import Family, Kind, Source
 from plait.errors import CapabilityError, CatalogError, InputError, MissingDependency
 from plait.settings import Settings
+
+if TYPE_CHECKING:
+    from plait.models.loading import Models
 
 FOLDER = "{folder}"  # stands for the variant's final folder in options (filled in at registration)
 Log = Callable[[str], None]
@@ -66,6 +69,7 @@ class BuildContext:
     labels: tuple[str, ...] = ()  # a classifier's labels, in logit order
     train: TrainSet | None = None
     log: Log = lambda message: None
+    models: Models | None = None  # what the source is built on (a tuned model's base), from the pool
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ def _repair(ctx: BuildContext, model: Any, *, required: bool = False) -> dict[st
     max_length = p.max_length or int(ctx.source.encoder_options(ctx.settings).get("max_length", 256))
     config = TrainConfig(epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, max_length=max_length,
                          temperature=p.temperature, alpha=p.alpha, seed=p.seed)
-    teacher = ctx.source.torch_module(ctx.settings)
+    teacher = ctx.source.torch_module(ctx.settings, ctx.models)
     tokenizer = open_tokenizer(str(ctx.source.tokenizer(ctx.settings)), max_length)
     ctx.log(f"training on {len(ctx.train.texts)} texts from {ctx.train.source or 'the training data'} "
             f"for {p.epochs} epoch(s)…")
@@ -174,7 +178,7 @@ def _repair(ctx: BuildContext, model: Any, *, required: bool = False) -> dict[st
 def _torch_int8(ctx: BuildContext) -> Built:
     from plait.compress.quantize import quantize_torch_dynamic
 
-    built = _encoder_result(ctx, quantize_torch_dynamic(ctx.source.torch_module(ctx.settings)), int8=True)
+    built = _encoder_result(ctx, quantize_torch_dynamic(ctx.source.torch_module(ctx.settings, ctx.models)), int8=True)
     built.options["quantized"] = "int8"
     return built
 
@@ -192,7 +196,7 @@ def _onnx(ctx: BuildContext, *, int8: bool) -> Built:
         if ctx.source.spec.option_path("tokenizer") is None:  # it sat beside the parent's graph
             shutil.copyfile(ctx.source.tokenizer(ctx.settings), ctx.out / "tokenizer.json")
         return Built(ctx.source.spec.backend, "model.onnx", options)
-    module = ctx.source.torch_module(ctx.settings, attn="eager")  # eager attention exports a faster graph
+    module = ctx.source.torch_module(ctx.settings, ctx.models, attn="eager")  # eager attention exports a faster graph
     output = "logits" if ctx.source.kind == "classifier" else "last_hidden_state"
     if int8:
         fp32 = export_module(module, ctx.out / ".fp32.onnx", output=output)
@@ -236,7 +240,7 @@ def _onnx_int8(ctx: BuildContext) -> Built:
 def _magnitude(ctx: BuildContext) -> Built:
     from plait.compress.prune import magnitude_prune
 
-    model = ctx.source.torch_module(ctx.settings)
+    model = ctx.source.torch_module(ctx.settings, ctx.models)
     sparsity = magnitude_prune(model, ctx.params.amount)
     return _encoder_result(ctx, model, amount=ctx.params.amount, sparsity=round(sparsity, 4))
 
@@ -245,7 +249,7 @@ def _magnitude(ctx: BuildContext) -> Built:
 def _heads(ctx: BuildContext) -> Built:
     from plait.compress.prune import prune_heads
 
-    model = ctx.source.torch_module(ctx.settings)
+    model = ctx.source.torch_module(ctx.settings, ctx.models)
     kept = prune_heads(model, ctx.params.amount)
     return _encoder_result(ctx, model, amount=ctx.params.amount, heads_kept=kept, **_repair(ctx, model))
 
@@ -254,7 +258,7 @@ def _heads(ctx: BuildContext) -> Built:
 def _neurons(ctx: BuildContext) -> Built:
     from plait.compress.prune import prune_neurons
 
-    model = ctx.source.torch_module(ctx.settings)
+    model = ctx.source.torch_module(ctx.settings, ctx.models)
     kept = prune_neurons(model, ctx.params.amount)
     return _encoder_result(ctx, model, amount=ctx.params.amount, neurons_kept=kept, **_repair(ctx, model))
 
@@ -269,7 +273,7 @@ def _keep_layers(ctx: BuildContext, model: Any) -> list[int]:
 @method("drop-layers", "layer dropping: a shallower copy keeping layers spread from first to last",
         uses_train=True)
 def _drop(ctx: BuildContext) -> Built:
-    model = ctx.source.torch_module(ctx.settings)
+    model = ctx.source.torch_module(ctx.settings, ctx.models)
     kept = _keep_layers(ctx, model)
     return _encoder_result(ctx, model, layers_kept=kept, **_repair(ctx, model))
 
@@ -277,7 +281,7 @@ def _drop(ctx: BuildContext) -> Built:
 @method("distill", "knowledge distillation into a shallower student started from the teacher's layers",
         needs_train=True)
 def _distill(ctx: BuildContext) -> Built:
-    student = ctx.source.torch_module(ctx.settings)  # a fresh copy: the teacher is loaded on its own
+    student = ctx.source.torch_module(ctx.settings, ctx.models)  # a fresh copy: the teacher is loaded on its own
     kept = _keep_layers(ctx, student)
     ctx.log(f"student: layers {kept} of the teacher")
     return _encoder_result(ctx, student, layers_kept=kept, **_repair(ctx, student, required=True))

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from plait.errors import CapabilityError, CatalogError
 from plait.models.spec import ModelSpec
 from plait.settings import Settings
+
+if TYPE_CHECKING:
+    from plait.models.loading import Models
 
 Kind = Literal["classifier", "embedder", "chat"]
 Family = Literal["torch", "torch-int8", "onnx", "gguf", "other"]
@@ -75,7 +78,7 @@ class Source:
         options.setdefault("task", self.task)
         return options
 
-    def torch_module(self, settings: Settings, *, attn: str = "sdpa") -> Any:
+    def torch_module(self, settings: Settings, models: Models | None = None, *, attn: str = "sdpa") -> Any:
         """A fresh float32 PyTorch module of this model (an int8 model cannot be compressed further)."""
         from plait.models.encoder import INT8_WEIGHTS, build_module, torch_modules
 
@@ -86,9 +89,9 @@ class Source:
             raise CapabilityError(f"'{self.spec.name}' is {self.describe()}, not a float32 PyTorch model; "
                                   "compress its float32 original instead")
         if self.spec.backend == "adapted":
-            from plait.adapt.serving import load
+            from plait.models.loading import load_model
 
-            net = load(self.spec, settings).scorer.net  # type: ignore[attr-defined]
+            net = load_model(self.spec, settings, models=models).scorer.net  # type: ignore[attr-defined]
             net.encoder.set_attn_implementation(attn)
             return net.eval()
         return build_module(folder, self.task, attn=attn)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.compress.data import EvalSet, TrainSet, load_eval, load_train
 from plait.compress.measure import DEFAULT_TIMING, Entry, Log, Timing, measure
@@ -35,6 +35,10 @@ from plait.errors import BackendError, CatalogError, InputError, PlaitError
 from plait.models.spec import ModelSpec
 from plait.runtime import Runtime, get_runtime
 from plait.settings import Settings
+from plait.store import Store
+
+if TYPE_CHECKING:
+    from plait.models.loading import Models
 
 
 @dataclass
@@ -116,7 +120,7 @@ def prepare(runtime: Runtime, model: str, methods: Sequence[str], names: Sequenc
 
 
 def build_chain(source: Source, name: str, chain: list[Method], settings: Settings, params: MethodParams,
-                train: TrainSet | None, labels: tuple[str, ...], log: Log) -> Staged:
+                train: TrainSet | None, labels: tuple[str, ...], log: Log, models: Models | None = None) -> Staged:
     """Run ``chain`` into a hidden folder; returns it staged (not registered)."""
     models_dir = settings.models_dir
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +136,7 @@ def build_chain(source: Source, name: str, chain: list[Method], settings: Settin
             folders.append(folder)
             log(f"{name}: {m.name} ({m.summary})…")
             ctx = BuildContext(current, settings, folder, params, labels,
-                               train if (m.needs_train or m.uses_train) else None, log)
+                               train if (m.needs_train or m.uses_train) else None, log, models)
             try:
                 result = m.build(ctx)
             except (PlaitError, KeyboardInterrupt):
@@ -193,8 +197,8 @@ def discard(staged: Sequence[Staged]) -> None:
         shutil.rmtree(s.folder, ignore_errors=True)
 
 
-def eval_for(source: Source, settings: Settings, eval_data: Path | EvalSet | None,
-              labels: tuple[str, ...]) -> EvalSet:
+def eval_for(source: Source, store: Store, eval_data: Path | EvalSet | None,
+             labels: tuple[str, ...]) -> EvalSet:
     if isinstance(eval_data, EvalSet):
         if eval_data.kind != source.kind:
             raise InputError(f"the evaluation set is for a {eval_data.kind}, but '{source.spec.name}' is "
@@ -204,17 +208,17 @@ def eval_for(source: Source, settings: Settings, eval_data: Path | EvalSet | Non
 
             check_labels(eval_data.labels, labels, eval_data.source or "the evaluation set")
         return eval_data
-    return load_eval(source, eval_data, labels)
+    return load_eval(source, eval_data, labels, store)
 
 
 def train_for(source: Source, chains: Sequence[list[Method]], train: Path | TrainSet | None,
-               labels: tuple[str, ...]) -> TrainSet | None:
+              labels: tuple[str, ...], store: Store) -> TrainSet | None:
     needs = any(m.needs_train for c in chains for m in c)
     uses = any(m.uses_train for c in chains for m in c)
     if isinstance(train, TrainSet):
         return train
     if needs or (uses and train is not None):
-        return load_train(source, train, labels)
+        return load_train(source, train, labels, store)
     return None
 
 
@@ -246,12 +250,12 @@ def compress(model: str, methods: Sequence[str], *, names: Sequence[str] | None 
     params = params or MethodParams()
     source, plan = prepare(rt, model, methods, names, replace)
     labels = source.labels(rt.settings)
-    data = eval_for(source, rt.settings, eval_data, labels) if measure_variants else None
-    train_set = train_for(source, [c for _, c in plan], train, labels)
+    data = eval_for(source, rt.store, eval_data, labels) if measure_variants else None
+    train_set = train_for(source, [c for _, c in plan], train, labels, rt.store)
     staged: list[Staged] = []
     try:
         for name, chain in plan:
-            staged.append(build_chain(source, name, chain, rt.settings, params, train_set, labels, log))
+            staged.append(build_chain(source, name, chain, rt.settings, params, train_set, labels, log, rt.pool))
         report = None
         if data is not None:
             entries = [Entry(f"{source.spec.name} (original)", source.spec, "original")]
@@ -287,7 +291,7 @@ def compare(model: str, others: Sequence[str], *, eval_data: Path | EvalSet | No
         if other.kind != source.kind:
             raise InputError(f"'{spec.name}' is {other.describe()}; it cannot be compared with '{model}', "
                              f"{source.describe()}")
-    data = eval_for(source, rt.settings, eval_data, source.labels(rt.settings))
+    data = eval_for(source, rt.store, eval_data, source.labels(rt.settings))
     entries = [Entry(f"{source.spec.name} (original)", source.spec, "original")]
     entries += [Entry(spec.name, spec, str(spec.provenance.get("method", spec.backend))) for spec in specs]
     rows = measure(entries, data, rt.settings, timing=timing, memory=memory, log=log)

@@ -25,7 +25,7 @@ CONTEXT_WEIGHT, TEXT_WEIGHT = 2.0, 1.0
 MAX_TERMS = 32
 POSTINGS_BUDGET = 5_000
 MIN_TERMS = 3
-# The tokenizer of index_fts (see the m100_index_schema migration): query words are stemmed the same way
+# The tokenizer of index_fts (see the m003_index_schema migration): query words are stemmed the same way
 # to look up their document frequencies.
 TOKENIZE = "porter unicode61 remove_diacritics 2"
 

@@ -1,9 +1,9 @@
-"""Finding what to index under the paths a person gave, and recognising content by its hash.
+"""What to index under the paths a person gave (found by :func:`plait.readers.walk.walk`), and recognising
+content by its hash.
 
 A *unit* is what the index tracks as one file: a regular file, or a folder that a reader takes as one
-store (a Maildir). Hidden files and folders (``.git``, ``.cache``…) are passed over, as are symbolic
-links to folders (they can loop). A unit's size and modification time are compared with what was
-recorded; only units that differ are hashed, and only those whose hash differs are read again.
+store (a Maildir). A unit's size and modification time are compared with what was recorded; only units
+that differ are hashed, and only those whose hash differs are read again.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from plait.errors import InputError
+from plait.readers.walk import walk
 
 HASH_BLOCK = 1 << 20
 
@@ -28,19 +28,6 @@ class Unit:
     error: str | None = None  # the unit could not even be examined (stat failed)
 
 
-def _folder_reader_name(path: Path) -> str | None:
-    from plait.readers.document import FOLDER_READERS, _ensure_builtin_readers
-
-    _ensure_builtin_readers()
-    for name, recognises, _ in FOLDER_READERS:
-        try:
-            if recognises(path):
-                return name
-        except OSError:
-            return None
-    return None
-
-
 def _folder_unit(path: Path) -> Unit:
     # A mail store changes by adding, removing and renaming message files (flags live in Maildir
     # names); the listing of its files, sizes and times therefore stands for its content.
@@ -52,47 +39,22 @@ def _folder_unit(path: Path) -> Unit:
 
 
 def _files_under(folder: Path) -> Iterator[Unit]:
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=None):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            yield Unit(path, st.st_size, st.st_mtime_ns)
+    for entry in walk(folder, stores=False):
+        try:
+            st = os.stat(entry.path)
+        except OSError:
+            continue
+        yield Unit(str(entry.path), st.st_size, st.st_mtime_ns)
 
 
 def scan(root: str | Path) -> Iterator[Unit]:
     """Every unit under ``root`` (or ``root`` itself when it is a file), in a stable order."""
-    top = Path(root)
-    if not top.exists():
-        raise InputError(f"{top} does not exist")
-    if top.is_file() or _folder_reader_name(top):
-        yield _unit(top)
-        return
-    errors: list[OSError] = []
-    for dirpath, dirnames, filenames in os.walk(top, onerror=errors.append):
-        here = Path(dirpath)
-        keep = []
-        for d in sorted(dirnames):
-            sub = here / d
-            if d.startswith(".") or sub.is_symlink():
-                continue
-            if _folder_reader_name(sub):
-                yield _unit(sub)
-            else:
-                keep.append(d)
-        dirnames[:] = keep
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield _unit(here / name)
-    for error in errors:
-        # A folder that cannot be listed is reported like an unreadable file, not silently dropped.
-        yield Unit(str(error.filename or top), 0, 0,
-                   error=f"folder cannot be listed ({error.strerror or error})")
+    for entry in walk(root):
+        if entry.error is not None:
+            # A folder that cannot be listed is reported like an unreadable file, not silently dropped.
+            yield Unit(str(entry.path), 0, 0, error=entry.error)
+        else:
+            yield _unit(entry.path)
 
 
 def _unit(path: Path) -> Unit:

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from plait.errors import CapabilityError, CatalogError
 from plait.models.base import Embedder, Model, TextGenerator
@@ -22,9 +22,21 @@ from plait.models.catalog import Catalog
 from plait.models.spec import ModelSpec
 from plait.settings import Settings
 
-Loader = Callable[[ModelSpec, Settings], Model]
-BACKENDS: dict[str, Loader] = {}
 M = TypeVar("M", bound=Model)
+
+
+class Models(Protocol):
+    """What a loader may ask for besides its own spec: other catalog entries, and other models, which come
+    from the pool like any model (so an adapted classifier shares the loaded embedder it was tuned on
+    instead of loading a second copy)."""
+
+    def spec(self, name: str) -> ModelSpec: ...
+
+    def get(self, name: str) -> Model: ...
+
+
+Loader = Callable[[ModelSpec, Settings, Models], Model]
+BACKENDS: dict[str, Loader] = {}
 
 
 def register_backend(name: str, loader: Loader) -> None:
@@ -33,10 +45,12 @@ def register_backend(name: str, loader: Loader) -> None:
     BACKENDS[name] = loader
 
 
-def _lazy(module: str) -> Loader:
-    def load(spec: ModelSpec, settings: Settings) -> Model:
-        loader: Loader = importlib.import_module(f"plait.models.{module}").load
-        return loader(spec, settings)
+def _lazy(module: str, *, needs_models: bool = False) -> Loader:
+    """The loader of ``plait.models.<module>``, imported on first use. Its ``load(spec, settings)`` also gets
+    ``models`` when it ``needs_models`` (other models it is built on)."""
+    def load(spec: ModelSpec, settings: Settings, models: Models) -> Model:
+        loader: Callable[..., Model] = importlib.import_module(f"plait.models.{module}").load
+        return loader(spec, settings, models) if needs_models else loader(spec, settings)
     return load
 
 
@@ -52,11 +66,13 @@ register_backend("pocketsphinx", _lazy("pocketsphinx"))
 register_backend("recommender", _lazy("recommender"))
 register_backend("encoder", _lazy("encoder"))  # PyTorch encoders written by plait (compress)
 register_backend("onnx-classifier", _lazy("onnx_classifier"))
-register_backend("adapted", _lazy("adapted"))  # models made by `plait tune` (plait.adapt.serving)
+register_backend("adapted", _lazy("adapted", needs_models=True))  # made by `plait tune` (plait.adapt.serving)
 
 
-def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = None) -> Model:
-    """Load a model without the pool (benchmarks, one-off scripts). Builds a derived model's files first."""
+def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = None, *,
+               models: Models | None = None) -> Model:
+    """Load one model (the pool calls this; so do benchmarks and one-off scripts, without a pool, when the
+    models it is built on are loaded alongside it). Builds a derived model's files first."""
     from plait.models.validate import check_local_model
 
     if spec.parent is not None and not spec.derived_path(settings.models_dir).exists():
@@ -65,7 +81,7 @@ def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = No
     if spec.backend not in BACKENDS:
         raise CatalogError(f"model '{spec.name}' uses unknown backend '{spec.backend}'; "
                            f"known: {', '.join(sorted(BACKENDS))}")
-    model = BACKENDS[spec.backend](spec, settings)
+    model = BACKENDS[spec.backend](spec, settings, models or _Unpooled(catalog, settings))
     if isinstance(model, TextGenerator):
         model.default_max_tokens, model.default_temperature = settings.max_tokens, settings.temperature
     return model
@@ -82,6 +98,22 @@ def _build_derived(spec: ModelSpec, settings: Settings, catalog: Catalog | None)
     # Once per PLAIT_HOME; takes seconds, so say what is happening.
     print(f"plait: preparing {spec.name} from {parent.name} (once)…", file=sys.stderr)
     build(spec, parent, spec.derived_path(settings.models_dir))
+
+
+@dataclass
+class _Unpooled:
+    """Models for a loader called without a pool: each asked-for model is loaded here, once."""
+
+    catalog: Catalog | None
+    settings: Settings
+
+    def spec(self, name: str) -> ModelSpec:
+        from plait.models.catalog import BUILTINS
+
+        return self.catalog.get(name) if self.catalog is not None else BUILTINS[name]
+
+    def get(self, name: str) -> Model:
+        return load_model(self.spec(name), self.settings, self.catalog)
 
 
 @dataclass
@@ -112,12 +144,15 @@ class ModelPool:
             with self._lock:
                 if name in self._loaded:
                     return self._touch(name)
-            model = load_model(self.catalog.get(name), self.settings, self.catalog)
+            model = load_model(self.catalog.get(name), self.settings, self.catalog, models=self)
             with self._lock:
                 self._loaded[name] = _Loaded(model, self.clock())
                 self._evict_over_capacity()  # dropped, not closed: see unload_idle
         self._start_reaper()
         return model
+
+    def spec(self, name: str) -> ModelSpec:
+        return self.catalog.get(name)
 
     def get_as(self, name: str, kind: type[M]) -> M:
         model = self.get(name)

@@ -53,13 +53,8 @@ def register_folder_reader(name: str, recognises: Callable[[Path], bool], reader
     FOLDER_READERS.append((name, recognises, reader))
 
 
-def _ensure_builtin_readers() -> None:
-    # The per-format modules register themselves on import; importing the package imports them all.
-    import plait.readers  # noqa: F401
-
-
 def reader_for(path: Path) -> Reader:
-    _ensure_builtin_readers()
+    # The built-in readers are registered: importing this module imported the package, which imports them.
     if path.is_dir():
         for _, recognises, reader in FOLDER_READERS:
             if recognises(path):

@@ -45,8 +45,8 @@ def _soup(markup: str) -> Any:
         return BeautifulSoup(markup, "html.parser")
 
 
-def parse_html(markup: str) -> ParsedHtml:
-    soup = _soup(markup.replace(_MARK, ""))
+def _head(soup: Any) -> tuple[str | None, dict[str, str]]:
+    """The page's title and its author and date, from <title>, <meta> and <time>."""
     metadata: dict[str, str] = {}
     title = None
     if soup.title and soup.title.get_text(strip=True):
@@ -66,7 +66,12 @@ def parse_html(markup: str) -> ParsedHtml:
         stamp = soup.find("time", attrs={"datetime": True})
         if stamp is not None:
             metadata["date"] = iso_date(str(stamp["datetime"])) or str(stamp["datetime"])
+    return title, metadata
 
+
+def parse_html(markup: str) -> ParsedHtml:
+    soup = _soup(markup.replace(_MARK, ""))
+    title, metadata = _head(soup)
     for tag in soup.find_all(DROP):
         tag.decompose()
     for br in soup.find_all("br"):

@@ -19,20 +19,26 @@ from plait.readers.text import read_text
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
+def _front_matter(source: str) -> tuple[dict[str, str], str]:
+    """The YAML front matter's simple ``key: value`` fields, and the text after it."""
+    front: dict[str, str] = {}
+    match = _FRONT_MATTER.match(source)
+    if not match:
+        return front, source
+    for line in match.group(1).splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and not key.startswith((" ", "\t")):
+            front[key.strip().lower()] = value.strip().strip("\"'")
+    return front, source[match.end():]
+
+
 def parse_markdown(source: str) -> tuple[list[Section], dict[str, str]]:
     """Sections (one per heading; text before the first heading has none) and front-matter fields."""
     try:
         from markdown_it import MarkdownIt
     except ImportError as exc:  # pragma: no cover - rich (a core dependency) brings markdown-it-py
         raise MissingDependency("reading Markdown", package="markdown-it-py") from exc
-    front: dict[str, str] = {}
-    match = _FRONT_MATTER.match(source)
-    if match:
-        for line in match.group(1).splitlines():
-            key, sep, value = line.partition(":")
-            if sep and key.strip() and not key.startswith((" ", "\t")):
-                front[key.strip().lower()] = value.strip().strip("\"'")
-        source = source[match.end():]
+    front, source = _front_matter(source)
     tokens = MarkdownIt("commonmark").enable("table").parse(source)
 
     sections: list[Section] = []

@@ -1,7 +1,9 @@
 """Named, append-only schema migrations.
 
-Each migration is a function registered in order under a unique name; the ``_migrations`` table records
-which names have run. Never edit or reorder a released migration: add a new one at the end.
+Each migration is a function registered in order under a unique name that reads in that order (``m001_…``,
+``m002_…``); the ``_migrations`` table records which names have run. Never edit or reorder a released
+migration: add a new one at the end, numbered after the last. A migration renamed after release keeps its
+old name as ``formerly``, so a database that recorded it under that name does not run it again.
 """
 
 from __future__ import annotations
@@ -15,13 +17,21 @@ if TYPE_CHECKING:
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
+FORMERLY: dict[str, str] = {}  # a migration's current name → the name it was released under
 
 
-def migration(fn: Migration) -> Migration:
-    if any(name == fn.__name__ for name, _ in MIGRATIONS):
-        raise ValueError(f"duplicate migration name {fn.__name__}")
-    MIGRATIONS.append((fn.__name__, fn))
-    return fn
+def migration(*, formerly: str | None = None) -> Callable[[Migration], Migration]:
+    def register(fn: Migration) -> Migration:
+        name = fn.__name__
+        if any(name == existing for existing, _ in MIGRATIONS):
+            raise ValueError(f"duplicate migration name {name}")
+        if MIGRATIONS and name <= MIGRATIONS[-1][0]:
+            raise ValueError(f"migration {name} must sort after {MIGRATIONS[-1][0]}: number it in order")
+        MIGRATIONS.append((name, fn))
+        if formerly:
+            FORMERLY[name] = formerly
+        return fn
+    return register
 
 
 def _execute_script(conn: sqlite3.Connection, script: str) -> None:
@@ -59,14 +69,14 @@ def migrate(store: Store) -> list[str]:
                                 "are unknown here); upgrade plait, or use another PLAIT_HOME")
         done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
         for name, fn in MIGRATIONS:
-            if name not in done:
+            if name not in done and FORMERLY.get(name) not in done:
                 fn(conn)
                 conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
                 applied.append(name)
     return applied
 
 
-@migration
+@migration()
 def m001_models(conn: sqlite3.Connection) -> None:
     # User catalog entries; built-ins are resolved from installed packages and never stored.
     conn.execute(
@@ -78,8 +88,8 @@ def m001_models(conn: sqlite3.Connection) -> None:
     )
 
 
-@migration
-def m200_serve_api_keys(conn: sqlite3.Connection) -> None:
+@migration(formerly="m200_serve_api_keys")
+def m002_serve_api_keys(conn: sqlite3.Connection) -> None:
     # Server API keys. Only a SHA-256 of each secret is kept: secrets are 256-bit random tokens, so a
     # fast hash is enough (no password stretching needed) and a stolen database reveals no usable key.
     conn.execute(
@@ -97,8 +107,8 @@ def m200_serve_api_keys(conn: sqlite3.Connection) -> None:
     )
 
 
-@migration
-def m100_index_schema(conn: sqlite3.Connection) -> None:
+@migration(formerly="m100_index_schema")
+def m003_index_schema(conn: sqlite3.Connection) -> None:
     # The personal index. These tables are the store of record; the FTS5 table is kept in step by
     # triggers inside the same transactions, and the vector index (a file) is derived from index_vectors.
     script = """
@@ -183,8 +193,8 @@ def m100_index_schema(conn: sqlite3.Connection) -> None:
     _execute_script(conn, script)
 
 
-@migration
-def m400_adapt_runs(conn: sqlite3.Connection) -> None:
+@migration(formerly="m400_adapt_runs")
+def m004_adapt_runs(conn: sqlite3.Connection) -> None:
     # Training runs of `plait tune`: one row per run (kept when it fails or is interrupted, so a person
     # sees what was tried), and its metrics per epoch. TensorBoard event files and plots live in run_dir.
     conn.execute(
@@ -220,8 +230,8 @@ def m400_adapt_runs(conn: sqlite3.Connection) -> None:
     )
 
 
-@migration
-def m300_workflows_state(conn: sqlite3.Connection) -> None:
+@migration(formerly="m300_workflows_state")
+def m005_workflows_state(conn: sqlite3.Connection) -> None:
     # Workflows: every item a trigger produced, each step's state and output per item, the sinks' ledger of
     # effects (so each happens once), trigger cursors, one lock per workflow, and what digest/.ics sinks
     # gather before rendering. Times are Unix seconds from the engine's clock (tests control it).

@@ -164,25 +164,7 @@ def build_classifier(labels: Labels | None = None, *, examples: Examples | None 
             for tag in e.labels:
                 named.setdefault(tag, None)
     names = list(named)
-    if not names:
-        raise InputError("no labels to classify into: give two or more labels, or examples with labels")
-    if len(names) == 1 and not multi_label:
-        raise InputError(f"only one label ('{names[0]}'): there is nothing to choose between; give two or more "
-                         "labels, or use multi-label classification to ask whether each text is about it")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise InputError(f"threshold {threshold} is not a probability between 0 and 1")
-    counts = dict.fromkeys(names, 0)
-    for e in shots:
-        for tag in e.labels:
-            if tag not in counts:
-                raise InputError(f"example {e.text[:40]!r} has label '{tag}', which is not among the labels "
-                                 f"({', '.join(names)})")
-            counts[tag] += 1
-    if shots and (missing := [name for name, n in counts.items() if n == 0]):
-        raise InputError(f"no examples for {', '.join(repr(m) for m in missing)}: give at least one example "
-                         "per label, or none at all for zero-shot classification")
-    if "{label}" not in template:
-        raise InputError("the label template must contain {label}, e.g. 'a post about {label}'")
+    counts = _check_setup(names, shots, multi_label=multi_label, threshold=threshold, template=template)
 
     rt = runtime or get_runtime()
     if method == "auto":
@@ -213,6 +195,31 @@ def build_classifier(labels: Labels | None = None, *, examples: Examples | None 
                                             threshold=threshold)
     return PrototypeClassifier.zero_shot(embedder, names, label_texts, multi_label=multi_label,
                                          threshold=threshold)
+
+
+def _check_setup(names: list[str], shots: list[Example], *, multi_label: bool, threshold: float | None,
+                 template: str) -> dict[str, int]:
+    """Refuse a set-up that cannot classify; returns the examples per label."""
+    if not names:
+        raise InputError("no labels to classify into: give two or more labels, or examples with labels")
+    if len(names) == 1 and not multi_label:
+        raise InputError(f"only one label ('{names[0]}'): there is nothing to choose between; give two or more "
+                         "labels, or use multi-label classification to ask whether each text is about it")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InputError(f"threshold {threshold} is not a probability between 0 and 1")
+    counts = dict.fromkeys(names, 0)
+    for e in shots:
+        for tag in e.labels:
+            if tag not in counts:
+                raise InputError(f"example {e.text[:40]!r} has label '{tag}', which is not among the labels "
+                                 f"({', '.join(names)})")
+            counts[tag] += 1
+    if shots and (missing := [name for name, n in counts.items() if n == 0]):
+        raise InputError(f"no examples for {', '.join(repr(m) for m in missing)}: give at least one example "
+                         "per label, or none at all for zero-shot classification")
+    if "{label}" not in template:
+        raise InputError("the label template must contain {label}, e.g. 'a post about {label}'")
+    return counts
 
 
 def _name(model: str | Model | None) -> str | None:

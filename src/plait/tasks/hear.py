@@ -13,7 +13,7 @@ from plait.errors import InputError
 from plait.models.speech import SpeechRecognizer, Word
 from plait.readers.audio import Audio, read_audio
 from plait.runtime import Runtime, get_runtime
-from plait.tasks.registry import Batch, Task, TaskRequest, decode_base64, file_content
+from plait.tasks.registry import Batch, Task, TaskRequest, decode_base64, file_content, one_file
 
 DEFAULT_MODEL = "pocketsphinx-en"
 
@@ -119,17 +119,11 @@ def _runner(request: HearRequest, runtime: Runtime) -> Callable[[list[str]], lis
     return lambda recordings: hear_many([decode_base64(a, "audio") for a in recordings], model=m, errors="report")
 
 
-def _answer(request: HearRequest, results: list[HearResult]) -> HearResult:
-    if results[0].error:
-        raise InputError(results[0].error)
-    return results[0]
-
-
 TASK = Task(
     name="hear", summary="Speech to text, with word timings", request=HearRequest, result=HearResult,
     input="audio", file_input=True,
     run=lambda request, ctx: hear(decode_base64(request.audio, "audio"), model=request.model, runtime=ctx.runtime),
     batch=Batch(items=lambda request: [request.audio], key=lambda request: str(request.model), runner=_runner,
-                answer=_answer),
+                answer=one_file),
     models=lambda request, settings: [request.model or DEFAULT_MODEL],
 )

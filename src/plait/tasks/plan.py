@@ -164,6 +164,7 @@ class Plan:
     end: dt.datetime
     timezone: dt.tzinfo
     config: PlanConfig = field(default_factory=lambda: PlanConfig())
+    planned_at: dt.datetime | None = None  # the moment planned from ("now"): the .ics file's time stamp
 
     def events(self) -> list[Event]:
         out = []
@@ -179,7 +180,7 @@ class Plan:
         return out
 
     def to_ics(self) -> bytes:
-        return write_calendar(self.events())
+        return write_calendar(self.events(), now=self.planned_at)
 
     def agenda(self) -> str:
         """A readable agenda: day by day, planned blocks among the calendar's events; then what did not fit."""
@@ -436,7 +437,8 @@ def plan(requests: str | Sequence[PlanTask], calendar: str | Path | bytes | None
     blocks, unscheduled = schedule(tasks, free, cfg, window_start)
     busy = [e for e in cal.events if e.end > window_start and e.start < window_end]
     return Plan(tasks=tasks, blocks=blocks, unscheduled=unscheduled, busy=busy, problems=cal.problems,
-                start=window_start.astimezone(tz), end=window_end.astimezone(tz), timezone=tz, config=cfg)
+                start=window_start.astimezone(tz), end=window_end.astimezone(tz), timezone=tz, config=cfg,
+                planned_at=start_local)
 
 
 # --- the task -----------------------------------------------------------------------------------------

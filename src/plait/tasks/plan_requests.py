@@ -181,23 +181,8 @@ def parse_request(text: str, *, now: dt.datetime, tz: dt.tzinfo, work: WorkDay,
     def take(start: int, end: int) -> None:
         spans.append((start, end))
 
-    priority: Priority = "normal"
-    for pattern, level in ((_HIGH, "high"), (_LOW, "low"), (_NORMAL, "normal")):
-        hits = list(pattern.finditer(rest))
-        if hits:
-            priority = level  # type: ignore[assignment]
-            for hit in hits:
-                take(hit.start(), hit.end())
-            break
-
-    duration: dt.timedelta | None = None
-    for pattern, to_duration in _DURATIONS:
-        dm = pattern.search(rest)
-        if dm and not _overlaps(spans, dm.start(), dm.end()):
-            duration = to_duration(dm, work)
-            lead = _DURATION_LEAD.search(rest[: dm.start()])
-            take(lead.start() if lead else dm.start(), dm.end())
-            break
+    priority = _priority(rest, spans)
+    duration = _duration(rest, spans, work)
 
     deadline: dt.datetime | None = None
     not_before: dt.datetime | None = None
@@ -235,6 +220,27 @@ def parse_request(text: str, *, now: dt.datetime, tz: dt.tzinfo, work: WorkDay,
     return PlanTask(title=title, duration=duration or default_duration, priority=priority,
                        deadline=deadline, not_before=not_before, text=original,
                        duration_given=duration is not None)
+
+
+def _priority(text: str, spans: list[tuple[int, int]]) -> Priority:
+    """The priority the text states (its words added to ``spans``), else normal."""
+    for pattern, level in ((_HIGH, "high"), (_LOW, "low"), (_NORMAL, "normal")):
+        hits = list(pattern.finditer(text))
+        if hits:
+            spans.extend((hit.start(), hit.end()) for hit in hits)
+            return level  # type: ignore[return-value]
+    return "normal"
+
+
+def _duration(text: str, spans: list[tuple[int, int]], work: WorkDay) -> dt.timedelta | None:
+    """The duration the text states ("2h", "half a day"…; its words added to ``spans``), if any."""
+    for pattern, to_duration in _DURATIONS:
+        dm = pattern.search(text)
+        if dm and not _overlaps(spans, dm.start(), dm.end()):
+            lead = _DURATION_LEAD.search(text[: dm.start()])
+            spans.append((lead.start() if lead else dm.start(), dm.end()))
+            return to_duration(dm, work)
+    return None
 
 
 def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:

@@ -199,6 +199,14 @@ def encode_base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def one_file(request: Any, results: list[Any]) -> Any:
+    """A file task's answer to one request in a batch (see, hear): its result, or the error its file gave
+    (results carry ``error`` so one bad file does not fail the others of the batch)."""
+    if results[0].error:
+        raise InputError(results[0].error)
+    return results[0]
+
+
 def describe(exc: ValidationError) -> str:
     """A pydantic validation error as one line a person can act on."""
     parts = []
@@ -240,9 +248,11 @@ class Registry:
             raise ValueError(f"task '{name}' is declared twice (by {self._declared[name].by} and by {by})")
         self._declared[name] = _Declaration(name, target, by)
 
-    def names(self) -> list[str]:
-        """Every declared task whose module is installed, sorted (imports nothing)."""
-        return sorted(d.name for d in self._declared.values() if _module_exists(d.target))
+    def names(self, *, by: str | None = None) -> list[str]:
+        """Every declared task whose module is installed (only those declared ``by`` someone, when given),
+        sorted; imports nothing."""
+        return sorted(d.name for d in self._declared.values()
+                      if (by is None or d.by == by) and _module_exists(d.target))
 
     def get(self, name: str) -> Task:
         declaration = self._declared.get(name)

@@ -12,7 +12,7 @@ from pydantic import Field
 from plait.errors import InputError
 from plait.models.vision import ImageClassifier
 from plait.runtime import Runtime, get_runtime
-from plait.tasks.registry import Batch, Task, TaskRequest, decode_base64, file_content
+from plait.tasks.registry import Batch, Task, TaskRequest, decode_base64, file_content, one_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -136,12 +136,6 @@ def _runner(request: SeeRequest, runtime: Runtime) -> Callable[[list[str]], list
                                    errors="report")
 
 
-def _answer(request: SeeRequest, results: list[SeeResult]) -> SeeResult:
-    if results[0].error:
-        raise InputError(results[0].error)
-    return results[0]
-
-
 TASK = Task(
     name="see", summary="What is in a picture: the most likely classes", request=SeeRequest, result=SeeResult,
     input="image", file_input=True,
@@ -149,6 +143,6 @@ TASK = Task(
                                  runtime=ctx.runtime),
     # Images of many requests (or of a folder, from the CLI) go through the model in batches.
     batch=Batch(items=lambda request: [request.image], key=lambda request: f"{request.model}|{request.k}",
-                runner=_runner, answer=_answer),
+                runner=_runner, answer=one_file),
     models=lambda request, settings: [request.model or DEFAULT_MODEL],
 )

@@ -176,100 +176,119 @@ def _unique(problems: list[Problem]) -> list[Problem]:
 
 
 def check(workflow: Workflow, file: str, data: Any, lines: dict[Loc, int]) -> Iterator[Problem]:
-    from plait.workflows.sinks import sink_class
-    from plait.workflows.steps import check_task, check_task_arguments
-    from plait.workflows.templates import Templates
-    from plait.workflows.triggers import trigger_class
+    """Every problem of a parsed workflow: its trigger, templates that do not compile, unknown tasks and
+    sinks or their arguments, step ids, route branches."""
+    checker = _Checker(file, lines)
+    yield from checker.trigger(workflow)
+    ids: dict[str, Loc] = {}
+    for loc, step in walk_steps(workflow.steps):
+        yield from checker.step(loc, step, ids)
 
-    def problem(loc: Loc, message: str) -> Problem:
-        # The loc may name keys the file does not have (a default filled in): point at the nearest one.
-        field = _dotted(loc)
-        line = None
-        for cut in range(len(loc), -1, -1):
-            if loc[:cut] in lines:
-                line = lines[loc[:cut]]
-                break
-        return Problem(file, line, field, message)
 
-    # The trigger.
-    try:
-        cls = trigger_class(workflow.trigger.type)
-    except (PlaitError, ImportError) as exc:
-        yield problem(("trigger", "type"), str(exc))
-    else:
+class _Checker:
+    def __init__(self, file: str, lines: dict[Loc, int]) -> None:
+        from plait.workflows.templates import Templates
+
+        self.file, self.lines = file, lines
+        self.templates: Templates | None
+        self.missing: MissingDependency | None = None
         try:
-            cls.Options.model_validate(workflow.trigger.options)
+            self.templates = Templates()
+        except MissingDependency as exc:
+            self.templates, self.missing = None, exc
+
+    def problem(self, loc: Loc, message: str) -> Problem:
+        # The loc may name keys the file does not have (a default filled in): point at the nearest one.
+        line = next((self.lines[loc[:cut]] for cut in range(len(loc), -1, -1) if loc[:cut] in self.lines), None)
+        return Problem(self.file, line, _dotted(loc), message)
+
+    def trigger(self, workflow: Workflow) -> Iterator[Problem]:
+        from plait.workflows.triggers import trigger_class
+
+        if self.missing is not None:
+            yield self.problem(("steps",), str(self.missing))
+        try:
+            cls = trigger_class(workflow.trigger.type)
+        except (PlaitError, ImportError) as exc:
+            yield self.problem(("trigger", "type"), str(exc))
+            return
+        yield from self.options(("trigger",), cls.Options, workflow.trigger.options)
+
+    def options(self, loc: Loc, model: Any, values: Any) -> Iterator[Problem]:
+        try:
+            model.model_validate(values)
         except ValidationError as exc:
             for err in exc.errors():
-                yield problem(("trigger", *err["loc"]), _message(dict(err)))
+                yield self.problem((*loc, *err["loc"]), _message(dict(err)))
 
-    templates: Templates | None
-    try:
-        templates = Templates()
-    except MissingDependency as exc:
-        yield problem(("steps",), str(exc))
-        templates = None
-
-    def compiles(loc: Loc, value: Any, *, expression: bool = False) -> Iterator[Problem]:
-        if templates is None:
+    def compiles(self, loc: Loc, value: Any, *, expression: bool = False) -> Iterator[Problem]:
+        if self.templates is None:
             return
         if isinstance(value, str):
             try:
-                templates.check(value, expression=expression)
+                self.templates.check(value, expression=expression)
             except TemplateError as exc:
-                yield problem(loc, str(exc))
+                yield self.problem(loc, str(exc))
         elif isinstance(value, dict):
             for k, v in value.items():
-                yield from compiles((*loc, k), v)
+                yield from self.compiles((*loc, k), v)
         elif isinstance(value, list):
             for i, v in enumerate(value):
-                yield from compiles((*loc, i), v)
+                yield from self.compiles((*loc, i), v)
 
-    ids: dict[str, Loc] = {}
-    for loc, step in walk_steps(workflow.steps):
+    def step(self, loc: Loc, step: Any, ids: dict[str, Loc]) -> Iterator[Problem]:
         sid = step.step_id
         if sid in ids:
-            yield problem((*loc, "id"), f"step id '{sid}' is used twice (also at {_dotted(ids[sid])}); ids must "
-                                        "be unique")
+            yield self.problem((*loc, "id"), f"step id '{sid}' is used twice (also at {_dotted(ids[sid])}); ids "
+                                             "must be unique")
         ids.setdefault(sid, loc)
         if sid in RESERVED_IDS:
-            yield problem((*loc, "id"), f"'{sid}' is a reserved name in templates; choose another id")
+            yield self.problem((*loc, "id"), f"'{sid}' is a reserved name in templates; choose another id")
         if step.when is not None:
-            yield from compiles((*loc, "when"), step.when, expression=True)
+            yield from self.compiles((*loc, "when"), step.when, expression=True)
         if isinstance(step, TaskStep):
-            try:
-                check_task(step.task)
-                for arg, message in check_task_arguments(step.task, step.with_):
-                    yield problem((*loc, "with", arg), message)
-            except (PlaitError, ImportError) as exc:
-                yield problem((*loc, "task"), str(exc))
-            yield from compiles((*loc, "with"), step.with_)
+            yield from self.task(loc, step)
         elif isinstance(step, SinkStep):
-            try:
-                sink = sink_class(step.sink)
-            except (PlaitError, ImportError) as exc:
-                yield problem((*loc, "sink"), str(exc))
-            else:
-                try:
-                    sink.Options.model_validate(step.with_)
-                except ValidationError as exc:
-                    for err in exc.errors():
-                        yield problem((*loc, "with", *err["loc"]), _message(dict(err)))
-            yield from compiles((*loc, "with"), step.with_)
+            yield from self.sink(loc, step)
         elif isinstance(step, TemplateStep):
-            yield from compiles((*loc, "template"), step.template)
+            yield from self.compiles((*loc, "template"), step.template)
         elif isinstance(step, SetStep):
-            yield from compiles((*loc, "set"), step.set)
+            yield from self.compiles((*loc, "set"), step.set)
         elif isinstance(step, HttpStep):
-            yield from compiles((*loc, "http"), step.http.model_dump(by_alias=True, exclude_none=True))
+            yield from self.compiles((*loc, "http"), step.http.model_dump(by_alias=True, exclude_none=True))
         elif isinstance(step, MapStep):
-            yield from compiles((*loc, "map"), step.map, expression=True)
+            yield from self.compiles((*loc, "map"), step.map, expression=True)
             if step.as_ in RESERVED_IDS - {"element"} or step.as_ in ids:
-                yield problem((*loc, "as"), f"'{step.as_}' is already a name in templates; choose another")
+                yield self.problem((*loc, "as"), f"'{step.as_}' is already a name in templates; choose another")
         elif isinstance(step, RouteStep):
-            for b, branch in enumerate(step.route):
-                if branch.when is not None:
-                    yield from compiles((*loc, "route", b, "when"), branch.when, expression=True)
-                elif b != len(step.route) - 1:
-                    yield problem((*loc, "route", b), "a branch without `when` (the default) must be the last; "
-                                                      "the branches after it could never run")
+            yield from self.route(loc, step)
+
+    def task(self, loc: Loc, step: TaskStep) -> Iterator[Problem]:
+        from plait.workflows.steps import check_task, check_task_arguments
+
+        try:
+            check_task(step.task)
+            for arg, message in check_task_arguments(step.task, step.with_):
+                yield self.problem((*loc, "with", arg), message)
+        except (PlaitError, ImportError) as exc:
+            yield self.problem((*loc, "task"), str(exc))
+        yield from self.compiles((*loc, "with"), step.with_)
+
+    def sink(self, loc: Loc, step: SinkStep) -> Iterator[Problem]:
+        from plait.workflows.sinks import sink_class
+
+        try:
+            sink = sink_class(step.sink)
+        except (PlaitError, ImportError) as exc:
+            yield self.problem((*loc, "sink"), str(exc))
+        else:
+            yield from self.options((*loc, "with"), sink.Options, step.with_)
+        yield from self.compiles((*loc, "with"), step.with_)
+
+    def route(self, loc: Loc, step: RouteStep) -> Iterator[Problem]:
+        for b, branch in enumerate(step.route):
+            if branch.when is not None:
+                yield from self.compiles((*loc, "route", b, "when"), branch.when, expression=True)
+            elif b != len(step.route) - 1:
+                yield self.problem((*loc, "route", b), "a branch without `when` (the default) must be the last; "
+                                                       "the branches after it could never run")

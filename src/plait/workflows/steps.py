@@ -15,15 +15,9 @@ into text); they are called the same way.
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import importlib
 import inspect
-import json
-import math
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
-from enum import Enum
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,45 +173,10 @@ def run_http(step: HttpStep, ctx: StepContext) -> dict[str, Any]:
     return out
 
 
-def to_jsonable(value: Any, _depth: int = 0) -> Any:
-    """A JSON-ready copy of a task's result: what the item's state stores and templates read."""
-    if _depth > 50:
-        return str(value)
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v, _depth + 1) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, Enum):
-        return to_jsonable(value.value, _depth + 1)
-    if isinstance(value, bytes | bytearray):
-        return {"base64": base64.b64encode(bytes(value)).decode("ascii"), "bytes": len(value)}
-    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays and scalars
-        return to_jsonable(value.tolist(), _depth + 1)
-    for method in ("as_dict", "model_dump"):
-        fn = getattr(value, method, None)
-        if callable(fn):
-            try:
-                return to_jsonable(fn(), _depth + 1)
-            except TypeError:
-                pass
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: to_jsonable(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value)}
-        # Properties carry useful derived values (Classification.abstained); keep the simple ones.
-        for name, _ in inspect.getmembers(type(value), lambda a: isinstance(a, property)):
-            if name not in out and not name.startswith("_"):
-                try:
-                    got = getattr(value, name)
-                except Exception:  # noqa: BLE001, S112 - a property that cannot be read is left out
-                    continue
-                if got is None or isinstance(got, bool | int | float | str):
-                    out[name] = to_jsonable(got, _depth + 1)
-        return out
-    return json.loads(json.dumps(value, default=str))
+def to_jsonable(value: Any) -> Any:
+    """A JSON-ready copy of a value (an item, a set step's values, a workflow function's result): what the
+    item's state stores and templates read. Bytes become base64, NaN null, numpy values numbers."""
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value, bytes_mode="base64", inf_nan_mode="null",
+                              fallback=lambda v: v.tolist() if callable(getattr(v, "tolist", None)) else str(v))

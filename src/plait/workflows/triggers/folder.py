@@ -95,18 +95,12 @@ class FolderTrigger(Trigger):
         self._observer = observer
 
     def _files(self, root: Path) -> Iterator[Path]:
+        from plait.readers.walk import walk
+
         o = self.options
-        for dirpath, dirnames, filenames in os.walk(root):
-            if not o.include_hidden:
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            dirnames.sort()
-            for name in sorted(filenames):
-                if not o.include_hidden and name.startswith("."):
-                    continue
-                if any(fnmatch.fnmatch(name, p) for p in o.patterns):
-                    yield Path(dirpath) / name
-            if not o.recursive:
-                break
+        for entry in walk(root, hidden=o.include_hidden, recursive=o.recursive, stores=False):
+            if entry.error is None and any(fnmatch.fnmatch(entry.path.name, p) for p in o.patterns):
+                yield entry.path
 
     def scan(self, cursor: dict[str, Any]) -> Iterator[TriggerItem]:
         root = self._root()

@@ -1,4 +1,5 @@
-"""Real public corpora that ship inside installed packages: for benchmarks, tests and demos.
+"""Real public corpora that ship inside installed packages (the dev extra's): for tests and benchmarks.
+plait itself never imports this module.
 
 Nothing here downloads. Each loader says which package to install when its data is missing.
 
