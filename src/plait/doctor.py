@@ -69,7 +69,7 @@ def check_home(settings: Settings) -> list[Check]:
 def check_database(path: Path) -> list[Check]:
     """Checked with a plain connection: the store itself refuses to open a damaged or newer database."""
     from plait.store.database import Store
-    from plait.store.migrations import MIGRATIONS, unknown_migrations
+    from plait.store.migrations import FORMERLY, MIGRATIONS, unknown_migrations
 
     if not path.exists():
         return [Check("database", "file", "ok", f"{path} does not exist yet (created on first use)")]
@@ -95,7 +95,7 @@ def check_database(path: Path) -> list[Check]:
             out.append(Check("database", "schema", "fail", f"written by a newer plait ({', '.join(newer)})",
                              "upgrade plait, or use another PLAIT_HOME"))
         else:
-            pending = [name for name, _ in MIGRATIONS if name not in applied]
+            pending = [name for name, _ in MIGRATIONS if name not in applied and FORMERLY.get(name) not in applied]
             out.append(Check("database", "schema", "ok", "this plait's schema" + (
                 f" ({len(pending)} update(s) applied on next use)" if pending else "")))
         return out

@@ -49,7 +49,7 @@ def _execute_script(conn: sqlite3.Connection, script: str) -> None:
 
 def unknown_migrations(conn: sqlite3.Connection) -> list[str]:
     """Migrations recorded in the database that this plait does not have: it was written by a newer one."""
-    known = {name for name, _ in MIGRATIONS}
+    known = {name for name, _ in MIGRATIONS} | set(FORMERLY.values())  # released names count as known
     return sorted(row[0] for row in conn.execute("SELECT name FROM _migrations") if row[0] not in known)
 
 
