@@ -22,7 +22,7 @@ from plait.runtime import Runtime
 from plait.settings import load_settings
 from plait.store import Store
 from plait.workflows.engine import Engine
-from tests import workflow_helpers as h
+from plait.workflows.loader import parse_workflow
 from tests.workflow_processes import Receiver
 
 SYNC_FULL = 2
@@ -99,7 +99,7 @@ def test_a_power_cut_repeats_at_most_the_effect_in_flight(tmp_path: Path, monkey
             original_post(handler)
 
         receiver.server.RequestHandlerClass.do_POST = post  # type: ignore[method-assign]
-        wf = h.workflow(tmp_path, WORKFLOW.format(url=receiver.url))
+        wf = parse_workflow(WORKFLOW.format(url=receiver.url), source=tmp_path / "hooks.yml")
         engine = Engine(wf, rt)
         for i in range(n):
             engine.submit({"text": f"item {i}"}, key=f"k{i:02d}")
