@@ -38,8 +38,9 @@ from plait.errors import CapabilityError, InputError, MissingDependency, PlaitEr
 from plait.store import Store
 from plait.store.failures import is_disk_failure, store_error
 from plait.workflows.clock import Clock
-from plait.workflows.context import StepContext, resolve_path
+from plait.workflows.context import StepContext
 from plait.workflows.errors import StepError, TemplateError, TriggerError
+from plait.workflows.outputs import output_folder
 from plait.workflows.spec import MapStep, RouteStep, SinkStep, TaskStep, Workflow
 from plait.workflows.state import ItemRow, StepRecord, WorkflowState
 from plait.workflows.steps import run_http, run_set, run_task, run_template, to_jsonable
@@ -537,9 +538,7 @@ class Engine:
             return self._http
 
     def _output_dir(self) -> Path:
-        if self.workflow.output:
-            return resolve_path(self.workflow.output, self.workflow.base_dir)
-        return self.runtime.settings.home / "output" / self.workflow.name
+        return output_folder(self.workflow, self.runtime.settings.home)
 
     def _emit(self, event: EngineEvent) -> None:
         if self.on_event is not None:
