@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from plait.cli.common import state
+from plait.errors import ModelFileError
 from plait.models.catalog import describe, spec_from_source
 
 app = typer.Typer(help="The models plait knows: built-ins and your own.", no_args_is_help=True)
