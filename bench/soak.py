@@ -140,6 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--keep", action="store_true", help="keep the soak's home (deleted by default)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="plait-soak-"))
     home = make_home(base, "home")
@@ -231,6 +232,10 @@ def main() -> None:
         "server_exit_code": server.returncode, "load_1min_end": os.getloadavg()[0],
     })
     write_results("soak", results)
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _ready(port: int) -> bool:
