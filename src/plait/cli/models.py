@@ -1,4 +1,4 @@
-"""`plait models list|info|add|remove`."""
+"""`plait models list|info|add|remove|check`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from plait.cli.common import state
+from plait.errors import ModelFileError
 from plait.models.catalog import describe, spec_from_source
 
 app = typer.Typer(help="The models plait knows: built-ins and your own.", no_args_is_help=True)
@@ -90,3 +91,20 @@ def remove(ctx: typer.Context, name: str) -> None:
     """Remove one of your models from the catalog (its files are left where they are)."""
     state(ctx).runtime().catalog.remove(name)
     print(f"removed {name}")
+
+
+@app.command()
+def check(ctx: typer.Context,
+          as_json: Annotated[bool, typer.Option("--json", help="one JSON object per model")] = False) -> None:
+    """Check that every model's files are where its entry says (after moving or deleting files)."""
+    from plait.doctor import check_models
+
+    checks = check_models(state(ctx).runtime())
+    for c in checks:
+        if as_json:
+            print(json.dumps(c.as_dict()))
+        else:
+            print(f"{'ok' if c.status == 'ok' else 'missing':>7}  {c.name}: {c.detail}"
+                  + (f"\n         → {c.fix}" if c.fix else ""))
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(ModelFileError.exit_code)

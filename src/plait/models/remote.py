@@ -54,7 +54,8 @@ class RemoteModel(TextGenerator, Embedder):
         self._dimensions: int | None = None
 
     # -- generation ------------------------------------------------------------------------------
-    def stream(self, request: GenerationRequest) -> Iterator[Delta]:
+    def _sampling(self, request: GenerationRequest) -> dict[str, Any]:
+        """The request body's sampling and output-format fields, in the OpenAI API's names."""
         opts = self.resolved(request.options)
         body: dict[str, Any] = {"model": self.remote_name, "stream": True, "max_tokens": opts.max_tokens,
                                 "temperature": opts.temperature, "stream_options": {"include_usage": True}}
@@ -70,6 +71,10 @@ class RemoteModel(TextGenerator, Embedder):
                                        "json_schema": {"name": "output", "schema": opts.json_schema, "strict": True}}
         elif opts.json_object:
             body["response_format"] = {"type": "json_object"}
+        return body
+
+    def stream(self, request: GenerationRequest) -> Iterator[Delta]:
+        body = self._sampling(request)
         vault = Vault() if self.redact else None
         if request.messages is not None:
             path = "/chat/completions"
