@@ -181,7 +181,8 @@ def embedding_scores(texts: Sequence[str], embedder: Embedder) -> tuple[list[flo
 
 class SentimentRequest(TaskRequest):
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    method: Method = Field("vader", description="vader (lexicon; fast) or embedding (nearest prototype)")
+    method: Method = Field(DEFAULT_METHOD, description="embedding (nearest labelled prototype; more accurate) "
+                           "or vader (lexicon; fastest)")
     model: str | None = Field(None, description="embedder for method 'embedding'")
 
 
