@@ -1,5 +1,5 @@
-"""Helpers for workflow tests: workflows from YAML text, test tasks registered through the real registry,
-and reading a workflow's state back."""
+"""Helpers for workflow tests: workflows from YAML text, test tasks declared in the task registry as a
+plugin declares its own, and reading a workflow's state back."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from plait.runtime import Runtime
+from plait.tasks.registry import Task, TaskRequest, registry
 from plait.workflows.loader import parse_workflow
 from plait.workflows.spec import Workflow
 from plait.workflows.state import WorkflowState
-from plait.workflows.steps import TASKS, register_task
 
 CALLS: dict[str, int] = {}
 _lock = threading.Lock()
@@ -61,9 +61,24 @@ def crash(text: str) -> str:
     return text
 
 
-for _name, _fn in (("count", count), ("explode", explode), ("flaky", flaky), ("crash", crash)):
-    if f"test_{_name}" not in TASKS:
-        register_task(f"test_{_name}", f"tests.workflow_helpers:{_fn.__name__}", "test task")
+class TextRequest(TaskRequest):
+    text: str
+    failures: int = 1
+
+
+COUNT = Task(name="test_count", summary="counts its calls", request=TextRequest, result=dict[str, Any],
+             run=lambda request, ctx: count(request.text))
+EXPLODE = Task(name="test_explode", summary="fails for 'boom'", request=TextRequest, result=str,
+               run=lambda request, ctx: explode(request.text))
+FLAKY_TASK = Task(name="test_flaky", summary="fails, then works", request=TextRequest, result=str,
+                  run=lambda request, ctx: flaky(request.text, request.failures))
+CRASH = Task(name="test_crash", summary="dies on a given call", request=TextRequest, result=str,
+             run=lambda request, ctx: crash(request.text))
+
+for _name, _target in (("test_count", "COUNT"), ("test_explode", "EXPLODE"), ("test_flaky", "FLAKY_TASK"),
+                       ("test_crash", "CRASH")):
+    if _name not in registry().names():
+        registry().declare(_name, f"tests.workflow_helpers:{_target}", by="plait's tests")
 
 
 def workflow(tmp_path: Path, text: str, name: str = "wf.yml") -> Workflow:

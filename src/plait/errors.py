@@ -14,6 +14,7 @@ The CLI turns them into an exit code (``exit_code``) and the server into a probl
         ├── ModelFileError     a model file is missing or corrupt (names the file)
         ├── CapabilityError    the model cannot do what was asked (e.g. embed with a chat-only model)
         ├── BackendError       the backend failed while running (remote server down, bad response…)
+        │   └── ModelOutputError   the model's answers never fit what was asked (a JSON schema…)
         └── CatalogError       an entry cannot be added or removed (duplicate, built-in, bad source)
 """
 
@@ -84,6 +85,10 @@ class CapabilityError(ModelError):
 
 
 class BackendError(ModelError):
+    pass
+
+
+class ModelOutputError(BackendError):
     pass
 
 

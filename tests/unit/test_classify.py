@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from plait.errors import BackendError, InputError, MissingDependency
 from plait.models.base import Delta, GenerationRequest, TextGenerator, Usage
 from plait.models.spec import ModelSpec
+from plait.readers.labelled import Example, read_examples
 from plait.runtime import Runtime
 from plait.tasks.calibration import PlattScaling, TemperatureScaling, expected_calibration_error
 from plait.tasks.classifiers import Classifier, LogisticClassifier, PrototypeClassifier
-from plait.tasks.classify import ClassifyConfig, build_classifier, classify
-from plait.tasks.labelled import read_examples
+from plait.tasks.classify import TASK, ClassifyConfig, build_classifier, classify
 from plait.tasks.llm_labels import LlmClassifier
 from tests.cli import plait
 
@@ -92,7 +92,7 @@ def test_multi_label_zero_shot_and_one_label_yes_no(fake_models: Runtime) -> Non
 def test_abstains_below_threshold(fake_models: Runtime) -> None:
     result = classify("nothing in common here", LABELS, threshold=0.99)
     assert result.abstained and result.label is None and result.labels == ()
-    assert result.as_dict()["abstained"] is True
+    assert TASK.to_json(result)["abstained"] is True
     assert len(result.scores) == 2  # the scores are still reported
 
 
@@ -277,25 +277,28 @@ def test_llm_method_needs_a_text_generator(fake_models: Runtime) -> None:
 
 def test_read_examples_from_csv_jsonl_json_and_folders(tmp_path: Path) -> None:
     (tmp_path / "ex.csv").write_text('Text,Label\n"rocket, orbit",space\ngod,religion|space\n')
-    assert read_examples(tmp_path / "ex.csv") == [("rocket, orbit", ("space",)), ("god", ("religion", "space"))]
+    pairs = [(e.text, e.labels) for e in read_examples(tmp_path / "ex.csv")]
+    assert pairs == [("rocket, orbit", ("space",)), ("god", ("religion", "space"))]
     (tmp_path / "ex.jsonl").write_text('{"text": "a", "label": "x"}\n\n{"text": "b", "labels": ["x", "y"]}\n')
-    assert read_examples(tmp_path / "ex.jsonl") == [("a", ("x",)), ("b", ("x", "y"))]
+    assert [(e.text, e.labels) for e in read_examples(tmp_path / "ex.jsonl")] == [("a", ("x",)), ("b", ("x", "y"))]
     (tmp_path / "ex.json").write_text(json.dumps([{"text": "a", "category": "x"}]))
-    assert read_examples(tmp_path / "ex.json") == [("a", ("x",))]
+    assert [(e.text, e.labels) for e in read_examples(tmp_path / "ex.json")] == [("a", ("x",))]
     for label, text in (("space", "rocket"), ("religion", "church")):
         (tmp_path / "folders" / label).mkdir(parents=True)
         (tmp_path / "folders" / label / "one.txt").write_text(text)
-    assert read_examples(tmp_path / "folders") == [("church", ("religion",)), ("rocket", ("space",))]
+    folders = tmp_path / "folders"
+    assert read_examples(folders) == [Example("church", ("religion",), source=str(folders / "religion" / "one.txt")),
+                                      Example("rocket", ("space",), source=str(folders / "space" / "one.txt"))]
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
-    ("a.csv", "body,kind\nx,y\n", "text column and a label column"),
+    ("a.csv", "body,kind\nx,y\n", "no label column"),
     ("a.csv", "text,label\n,x\n", "empty"),
     ("a.jsonl", '{"text": "a"}\n', "label"),
     ("a.jsonl", "{broken\n", "not valid JSON"),
-    ("a.json", '{"text": "a"}', "JSON list"),
-    ("a.txt", "x", "must be a .csv"),
-    ("a.csv", "text,label\n", "no labelled examples"),
+    ("a.json", '[{"text": "", "label": "x"}]', "empty"),
+    ("a.txt", "x", "must be .csv"),
+    ("a.csv", "text,label\n", "no rows"),
 ])
 def test_bad_example_files_are_clear_errors(tmp_path: Path, name: str, content: str, message: str) -> None:
     (tmp_path / name).write_text(content)
@@ -313,7 +316,8 @@ def test_cli_classifies_texts_and_files_as_json(fake_models: Runtime, capsys: py
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["label"] for r in rows] == ["religion", "space"]
-    assert rows[1]["source"].endswith("a.txt") and set(rows[1]["scores"]) == {"space", "religion"}
+    assert "source" not in rows[0]  # a literal text needs no name
+    assert rows[1]["source"].endswith("a.txt") and {s["label"] for s in rows[1]["scores"]} == {"space", "religion"}
 
 
 def test_cli_few_shot_from_examples_and_lines(fake_models: Runtime, capsys: pytest.CaptureFixture[str],

@@ -27,7 +27,7 @@ def test_summarize_text_file_and_stdin(fake_models: Runtime, capsys: pytest.Capt
     code, out, _ = plait(capsys, "summarize", str(page), "-m", "fake-embed", "--bullets", "-s", "3", "--json")
     data = json.loads(out)
     assert code == 0 and data["source"] == str(page) and len(data["points"]) == 3
-    assert data["summary"].count("\n- ") == 2
+    assert data["text"].count("\n- ") == 2
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(ARTICLE.encode("cp1252"))))
     code, out, _ = plait(capsys, "summarize", "-m", "fake-embed", "--one-line")
     assert code == 0 and len(out.split()) <= 30
@@ -69,7 +69,7 @@ def test_bad_input_is_one_clear_line(case: str, fake_models: Runtime, capsys: py
         code, out, err = plait(capsys, *command, str(path))
         assert code == 4, (command, err)
         assert out == "" and err.count("\n") == 1 and "Traceback" not in err
-        expected = {"empty": "empty", "binary": "binary", "unknown": "cannot read '.xyz'", "huge": "MB",
+        expected = {"empty": "empty", "binary": "binary", "unknown": "cannot read '.xyz'", "huge": "too long",
                     "missing": "does not exist"}[case]
         assert expected in err
 

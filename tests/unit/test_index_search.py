@@ -162,7 +162,10 @@ def test_cli_search_and_ask(cli: Path, capsys: pytest.CaptureFixture[str]) -> No
 
     code, out, _ = plait(capsys, "search", "kayak dawn", "--json")
     hits = json.loads(out)["hits"]
-    assert code == 0 and hits[0]["path"].endswith("kayak.txt") and "**kayak**" in hits[0]["snippet"]
+    snippet = hits[0]["snippet"]
+    assert code == 0 and hits[0]["path"].endswith("kayak.txt") and snippet["highlights"]
+    start, end = snippet["highlights"][0]
+    assert snippet["text"][start:end].lower() == "kayak"
     code, out, _ = plait(capsys, "search", "kayak", "-c", "trips", "--type", "txt", "--after", "2000-01-01")
     assert code == 0 and "kayak.txt" in out
     code, out, _ = plait(capsys, "ask", "when does the kayak trip start")

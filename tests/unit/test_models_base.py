@@ -16,12 +16,12 @@ def test_generate_and_chat_through_the_default_model(fake_models: Runtime) -> No
 
 
 def test_streaming_can_be_cancelled(fake_models: Runtime) -> None:
-    request = GenerationRequest(prompt="one two three four five")
+    stream = plait.generate_stream("one two three four five", raw=True)
     pieces = []
-    for delta in plait.generate_stream("", request=request):
+    for delta in stream:
         pieces.append(delta)
         if len(pieces) == 2:
-            request.cancel.set()
+            stream.request.cancel.set()
     assert pieces[-1].finish_reason == "cancelled"
     assert len([p for p in pieces if p.text]) == 2
 

@@ -7,20 +7,12 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from plait.errors import InputError
 
-
-class FileResult(Protocol):
-    @property
-    def source(self) -> str: ...
-
-    @property
-    def error(self) -> str | None: ...  # set when this input could not be read
-
-
-R = TypeVar("R", bound=FileResult)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def expand_files(paths: Sequence[Path], suffixes: Sequence[str], *, what: str) -> list[Path]:
@@ -55,19 +47,20 @@ def progress(total: int, label: str, *, min_items: int = 2) -> Iterator[Callable
         yield lambda n: bar.advance(task, n)
 
 
-def print_results(results: Sequence[R], show: Callable[[R], None], *, as_json: bool, what: str) -> None:
+def print_results(done: Sequence[tuple[T, Path, R | str]], show: Callable[[T, R], None], *, as_json: bool,
+                  what: str) -> None:
     """``show`` each result that worked; a failed one is a line on stderr (and an error object with --json).
 
     Raises :class:`InputError` after all are printed when any failed, so the exit code says so.
     """
     failed = 0
-    for result in results:
-        if result.error:
+    for task, path, result in done:
+        if isinstance(result, str):
             failed += 1
-            print(f"plait: error: {result.error}", file=sys.stderr)
+            print(f"plait: error: {result}", file=sys.stderr)
             if as_json:
-                print(json.dumps({"source": result.source, "error": result.error}))
+                print(json.dumps({"source": str(path), "error": result}))
         else:
-            show(result)
+            show(task, result)
     if failed:
-        raise InputError(f"{failed} of {len(results)} inputs could not be read as {what} (see above)")
+        raise InputError(f"{failed} of {len(done)} inputs could not be read as {what} (see above)")

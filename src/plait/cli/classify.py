@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,8 @@ from typing import Annotated
 import typer
 
 from plait.cli.batch import progress
-from plait.cli.common import read_input, state
+from plait.cli.common import read_input
+from plait.cli.tasks import print_json, run_task
 from plait.errors import InputError
 
 
@@ -18,20 +18,10 @@ def register(app: typer.Typer) -> None:
     app.command()(classify)
 
 
-def _parse_labels(values: list[str]) -> dict[str, str | None]:
-    labels: dict[str, str | None] = {}
-    for value in values:
-        name, sep, description = value.partition("=")
-        name = name.strip()
-        if name in labels:
-            raise InputError(f"label '{name}' is given twice")
-        labels[name] = description.strip() if sep and description.strip() else None
-    return labels
-
-
 def _inputs(paths: list[Path], texts: list[str], lines: bool) -> tuple[list[str], list[str], list[str]]:
     """(sources, texts, errors): every document of every file, or every line when ``lines``."""
-    from plait.readers.document import READERS, read_documents
+    from plait.readers.document import can_read, read_documents
+    from plait.readers.walk import readable_files
 
     sources: list[str] = []
     out: list[str] = []
@@ -53,8 +43,8 @@ def _inputs(paths: list[Path], texts: list[str], lines: bool) -> tuple[list[str]
         add(f"text {i}", text)
     files: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in READERS))
+        if path.is_dir() and not can_read(path):
+            files.extend(readable_files(path))
         else:
             files.append(path)
     for file in files:
@@ -94,38 +84,27 @@ def classify(
     Examples:  plait classify -l spam -l "ham=ordinary personal or work mail" mail.eml
                cat posts.txt | plait classify --lines -l sports -l politics --json
     """
-    from plait.tasks.classify import ClassifyConfig
-    from plait.tasks.labelled import read_examples
+    from plait.readers.labelled import read_examples
 
     if method not in ("auto", "similarity", "logistic", "llm"):
         raise typer.BadParameter(f"unknown method '{method}'; use auto, similarity, logistic or llm",
                                  param_hint="--method")
-    labels = _parse_labels(label or [])
-    shots = read_examples(examples) if examples else []
-    if not labels and not shots and not classifier:
+    shots = read_examples(examples, "multilabel") if examples else []
+    if not label and not shots and not classifier:
         raise InputError("give the labels (--label NAME, repeatable), labelled --examples, or a --classifier")
     sources, texts, errors = _inputs(files or [], text or [], lines)
     for error in errors:
         print(f"plait: error: {error}", file=sys.stderr)
     if not texts:
         raise InputError("nothing to classify: every input was empty or unreadable")
-    names = list(labels) or list(dict.fromkeys(tag for _, tags in shots for tag in tags))
-    grouped: dict[str, list[str]] = {name: [] for name in names}
-    for example_text, tags in shots:
-        for tag in tags:
-            grouped.setdefault(tag, []).append(example_text)
-    if any(len(tags) > 1 for _, tags in shots):
-        multi_label = True  # examples with several labels only make sense for multi-label classification
-    config = ClassifyConfig(labels=names, descriptions={k: v for k, v in labels.items() if v},
-                            examples={k: v for k, v in grouped.items() if v}, method=method,  # type: ignore[arg-type]
-                            multi_label=multi_label, threshold=threshold, template=template, model=model,
-                            classifier=classifier)
-    clf = config.build(state(ctx).runtime())
-    with progress(len(texts), f"classifying with {clf.name}", min_items=8) as advance:
-        results = clf.classify(texts, threshold=threshold, progress=advance)
+    fields = {"texts": texts, "labels": label, "method": method, "threshold": threshold, "template": template,
+              "model": model, "classifier": classifier, "multi_label": True if multi_label else None,
+              "examples": [{"text": e.text, "labels": list(e.labels)} for e in shots] or None}
+    with progress(len(texts), "classifying", min_items=8) as advance:
+        task, results = run_task(ctx, "classify", fields, progress=advance)
     for source, result in zip(sources, results, strict=True):
         if as_json:
-            print(json.dumps({"source": source, **result.as_dict()}, ensure_ascii=False))
+            print_json(task, result, **({} if source.startswith(("text ", "stdin")) else {"source": source}))
             continue
         decision = ", ".join(result.labels) if result.labels else "(abstain)"
         top = result.scores[0]

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from plait.cli.common import read_input, state
+from plait.cli.batch import progress
+from plait.cli.common import read_input
+from plait.cli.tasks import print_json, run_task
 from plait.errors import InputError
-from plait.tasks.embed import embed as embed_texts
-from plait.tasks.embed import embedder
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +30,10 @@ def embed(
     query: Annotated[bool,
                      typer.Option("--query", help="embed as search queries (matters for E5-style models)")] = False,
     decimals: Annotated[int, typer.Option(help="round vector components (smaller output)")] = 6,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: the model, its dimensions and "
+                                                         "every vector unrounded")] = False,
 ) -> None:
-    """Embed texts; prints one JSON object per text: {"index", "text", "embedding"}."""
+    """Embed texts; prints one JSON line per text: {"index", "text", "embedding"} (or --json: one object)."""
     if file is not None or not texts:
         lines = [line.strip() for line in read_input(None if not texts else "-", file).splitlines()]
         items = [line for line in lines if line]
@@ -39,20 +41,14 @@ def embed(
         items = list(texts)
     if not items:
         raise InputError("nothing to embed: the input has no non-empty lines")
-    rt = state(ctx).runtime()
-    model_obj = embedder(model, rt)
-    show_progress = len(items) > 256 and sys.stderr.isatty()
-    if show_progress:
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"embedding with {model_obj.spec.name}", total=len(items))
-            vectors = embed_texts(items, model=model_obj, kind="query" if query else "document",
-                                  progress=lambda n: bar.advance(task, n))
-    else:
-        vectors = embed_texts(items, model=model_obj, kind="query" if query else "document")
+    fields = {"texts": items, "model": model, "kind": "query" if query else "document"}
+    with progress(len(items), "embedding", min_items=257) as advance:
+        task, result = run_task(ctx, "embed", fields, progress=advance)
+    if as_json:
+        print_json(task, result)
+        return
     out = sys.stdout
-    for i, (text, vector) in enumerate(zip(items, vectors, strict=True)):
-        out.write(json.dumps({"index": i, "text": text,
-                              "embedding": [round(float(x), decimals) for x in vector]}, ensure_ascii=False))
+    for i, (text, vector) in enumerate(zip(items, result.embeddings, strict=True)):
+        out.write(json.dumps({"index": i, "text": text, "embedding": [round(x, decimals) for x in vector]},
+                             ensure_ascii=False))
         out.write("\n")

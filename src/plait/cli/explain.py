@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from plait.cli.common import read_input, state
+from plait.cli.common import read_input
+from plait.cli.tasks import print_json, run_task
 
 
 def register(app: typer.Typer) -> None:
@@ -30,21 +30,19 @@ def explain(
 ) -> None:
     """Colour each word by how much it pushed the decision (green: towards the label, red: away)."""
     from plait.errors import InputError
-    from plait.tasks.explain import explain as run_explain
     from plait.tasks.explain import render_html, render_terminal
 
     if method not in ("auto", "integrated-gradients", "occlusion"):
         raise InputError("--method must be auto, integrated-gradients or occlusion")
-    body = read_input(text, file)
-    result = run_explain(model, body, label=label, method=method, steps=steps,  # type: ignore[arg-type]
-                         runtime=state(ctx).runtime())
+    task, result = run_task(ctx, "explain", {"model": model, "text": read_input(text, file), "label": label,
+                                             "method": method, "steps": steps})
     if html is not None:
         try:
             html.write_text(render_html(result), encoding="utf-8")
         except OSError as exc:
             raise InputError(f"cannot write {html} ({exc.strerror or exc})") from exc
     if as_json:
-        print(json.dumps(result.as_dict(), ensure_ascii=False))
+        print_json(task, result)
         return
     from rich.console import Console
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated
 
 import typer
 
 from plait.cli.common import read_input, state, write
-from plait.models.base import Delta, GenerationOptions, GenerationRequest, Message, TextGenerator
-from plait.tasks.generate import chat_stream, fit_history, generate_stream
+from plait.cli.tasks import print_json, relay, stream_task
+from plait.models.base import Message, TextGenerator
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="catalog name (default: chat_model setting)")]
 MaxTokens = Annotated[int | None, typer.Option(help="cap on generated tokens")]
@@ -18,34 +17,6 @@ Temperature = Annotated[float | None, typer.Option(help="0 for deterministic out
 TopP = Annotated[float | None, typer.Option(help="nucleus sampling")]
 Seed = Annotated[int | None, typer.Option(help="fix the sampler for reproducible output")]
 Stop = Annotated[list[str] | None, typer.Option(help="stop at this text (repeatable)")]
-
-
-def _options(max_tokens: int | None, temperature: float | None, top_p: float | None, seed: int | None,
-             stop: list[str] | None) -> GenerationOptions:
-    return GenerationOptions(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                             stop=tuple(stop or ()))
-
-
-def _relay(deltas: object, request: GenerationRequest, *, echo: bool = True) -> tuple[str, Delta | None]:
-    """Print deltas as they come; Ctrl-C cancels this answer only. Returns the text and the final delta."""
-    parts: list[str] = []
-    last: Delta | None = None
-    iterator = iter(deltas)  # type: ignore[call-overload]
-    try:
-        for delta in iterator:
-            if delta.text:
-                parts.append(delta.text)
-                if echo:
-                    write(delta.text)
-            if delta.finish_reason:
-                last = delta
-    except KeyboardInterrupt:
-        request.cancel.set()
-        iterator.close()  # releases the model at once
-        if echo:
-            write(" [stopped]")
-        last = Delta("", finish_reason="cancelled")
-    return "".join(parts), last
 
 
 def register(app: typer.Typer) -> None:
@@ -68,26 +39,12 @@ def generate(
     Chat models answer the prompt as one user turn with their own chat template (like Ollama's generate);
     --raw continues the prompt as plain text.
     """
-    text = read_input(prompt)
-    rt = state(ctx).runtime()
-    name = model or rt.settings.chat_model
-    gen = rt.model(name, TextGenerator)
-    options = _options(max_tokens, temperature, top_p, seed, stop)
-    if raw or "chat" not in gen.spec.capabilities:
-        request = GenerationRequest(prompt=text, options=options)
-        deltas = generate_stream(text, model=gen, request=request)
-    else:
-        messages = ([Message("system", system)] if system else []) + [Message("user", text)]
-        request = GenerationRequest(messages=tuple(messages), options=options)
-        deltas = chat_stream(messages, model=gen, request=request)
-    answer, last = _relay(deltas, request, echo=not as_json)
+    fields = {"prompt": read_input(prompt), "model": model, "system": system, "raw": raw, "max_tokens": max_tokens,
+              "temperature": temperature, "top_p": top_p, "seed": seed, "stop": stop}
+    task, stream = stream_task(ctx, "generate", fields)
+    relay(stream, echo=not as_json)
     if as_json:
-        usage = last.usage if last and last.usage else None
-        print(json.dumps({
-            "model": name, "text": answer, "finish_reason": last.finish_reason if last else "stop",
-            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
-            if usage else None,
-        }, ensure_ascii=False))
+        print_json(task, stream.result())
     else:
         write("\n")
 
@@ -113,7 +70,7 @@ def chat(
         raise typer.BadParameter(f"{name} is not a chat model; use `plait generate --raw`", param_hint="--model")
     if interactive:
         print(CHAT_HELP, file=sys.stderr)
-    options = _options(max_tokens, temperature, top_p, seed, None)
+    options = {"model": name, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "seed": seed}
     history: list[Message] = [Message("system", system)] if system else []
     while True:
         try:
@@ -139,11 +96,11 @@ def chat(
             print(CHAT_HELP, file=sys.stderr)
             continue
         history.append(Message("user", line))
-        # A long session outgrows the context window: forget the oldest turns rather than fail.
-        history = fit_history(history, gen, options.max_tokens or rt.settings.max_tokens)
-        request = GenerationRequest(messages=tuple(history), options=options)
+        # The chat task drops the oldest turns when the conversation outgrows the context window.
+        messages = [{"role": m.role, "content": m.content} for m in history]
+        _, stream = stream_task(ctx, "chat", {"messages": messages, **options})
         if interactive:
             write(f"{name}> ")
-        answer, _ = _relay(chat_stream(history, model=gen, request=request), request)
+        relay(stream)
         write("\n")
-        history.append(Message("assistant", answer))
+        history.append(Message("assistant", stream.result().text))

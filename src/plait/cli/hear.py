@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from plait.cli.batch import expand_files, print_results, progress
-from plait.cli.common import state
+from plait.cli.tasks import print_json, run_files
+
+if TYPE_CHECKING:
+    from plait.tasks.hear import HearResult
+    from plait.tasks.registry import Task
 
 
 def register(app: typer.Typer) -> None:
@@ -25,22 +28,18 @@ def hear(
 ) -> None:
     """Speech to text: print what is said in each recording (any sample rate, mono or stereo)."""
     from plait.readers.audio import AUDIO_SUFFIXES
-    from plait.tasks.hear import HearResult, hear_many, recognizer
 
     files = expand_files(audio, AUDIO_SUFFIXES, what="audio")
-    m = recognizer(model, state(ctx).runtime())
-    with progress(len(files), f"transcribing with {m.spec.name}") as advance:
-        results = hear_many(files, model=m, errors="report", progress=advance)
+    with progress(len(files), "transcribing") as advance:
+        done = list(run_files(ctx, "hear", files, {"model": model}, progress=advance, chunk=1))
+    single = len(done) == 1
 
-    def show(result: HearResult) -> None:
+    def show(task: Task, result: HearResult) -> None:
         if as_json:
-            print(json.dumps({"source": result.source, "model": m.spec.name, "text": result.text,
-                              "duration": round(result.duration, 3),
-                              "words": [{"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence}
-                                        for w in result.words]}, ensure_ascii=False))
-        elif len(results) == 1:
+            print_json(task, result)
+        elif single:
             print(result.text)
         else:
             print(f"{result.source}: {result.text}")
 
-    print_results(results, show, as_json=as_json, what="audio")
+    print_results(done, show, as_json=as_json, what="audio")

@@ -28,6 +28,7 @@ from plait.cli import speak as speak_cli
 from plait.cli import tune as tune_cli
 from plait.cli import workflows as workflows_cli
 from plait.cli.common import state
+from plait.cli.tasks import add_task_commands
 from plait.errors import PlaitError
 from plait.models.llamacpp import wait_passively
 
@@ -57,6 +58,7 @@ tune_cli.register(app)
 app.add_typer(runs_cli.app, name="runs")
 explain_cli.register(app)
 compress_cli.register(app)
+add_task_commands(app)  # last: every task without a command of its own gets a generated one
 
 
 def _version(value: bool) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from plait.cli.common import read_input, state
+from plait.cli.common import read_input
+from plait.cli.tasks import print_json, run_task
 from plait.errors import InputError
 
 
@@ -72,8 +72,8 @@ def plan(
     """
     from pydantic import ValidationError
 
+    from plait.readers.text import read_text
     from plait.tasks.plan import PlanConfig
-    from plait.tasks.plan import plan as make_plan
 
     text = read_input(tasks, file)
     if not text.strip():
@@ -87,8 +87,9 @@ def plan(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InputError(f"bad planning option{' ' + where if where else ''}: {first['msg']}") from exc
-    result = make_plan(text, calendar, config=config, now=_now(now), extractor="llm" if llm else "rules",
-                       model=model, runtime=state(ctx).runtime() if llm else None)
+    task, result = run_task(ctx, "plan", {
+        "text": text, "calendar": read_text(calendar) if calendar is not None else None, "config": config,
+        "now": _now(now), "extractor": "llm" if llm else "rules", "model": model})
     if out is not None:
         try:
             out.write_bytes(result.to_ics())
@@ -96,7 +97,7 @@ def plan(
             raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
         print(f"plait: wrote {len(result.blocks)} event(s) to {out}", file=sys.stderr)
     if as_json:
-        print(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+        print_json(task, result)
     elif ics:
         sys.stdout.write(result.to_ics().decode("utf-8"))
     else:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from plait.cli.common import state
+from plait.cli.tasks import print_json, run_task
 from plait.errors import InputError
 
 app = typer.Typer(help="Recommendations from a ratings table: train a model, then ask it for a user.",
@@ -94,17 +95,14 @@ def for_user(
     as_json: JsonOpt = False,
 ) -> None:
     """Top-k items for a user, with predicted ratings."""
-    from plait.tasks.recommend import recommend
-
-    result = recommend(user, model=model, k=k, strategy=strategy, ratings=_parse_rated(rated),  # type: ignore[arg-type]
-                       include_rated=include_rated, runtime=state(ctx).runtime())
+    task, result = run_task(ctx, "recommend", {"user": user, "model": model, "k": k, "strategy": strategy,
+                                               "ratings": _parse_rated(rated) or None,
+                                               "include_rated": include_rated})
     if not result.known_user and not rated:
         print(f"plait: note: {model} has no ratings from user '{user}'; showing popular items they are "
               "likely to like (give some with --rated ITEM=RATING for personal ones)", file=sys.stderr)
     if as_json:
-        print(json.dumps({"user": result.user, "model": result.model, "strategy": result.strategy,
-                          "known_user": result.known_user, "items": [asdict(x) for x in result.items]},
-                         ensure_ascii=False))
+        print_json(task, result)
         return
     for rank, item in enumerate(result.items, 1):
         because = f"  (like {item.because})" if item.because else ""

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import asdict
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from plait.cli.common import err_console, state, write
+from plait.cli.common import err_console, write
+from plait.cli.tasks import print_json, relay, run_task, stream_task
 
 if TYPE_CHECKING:
     from plait.index.filters import SearchFilters
@@ -59,15 +58,11 @@ def search(
     before: BeforeOpt = None, sender: SenderOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Search the personal index (add folders first with `plait index add`)."""
-    from plait.tasks.search import search as run_search
-
     filters = _filters(collection, path, kind, after, before, sender)
-    results = run_search(query, k=k, mode=mode, filters=filters, per_document=not passages, mmr=mmr,  # type: ignore[arg-type]
-                         runtime=state(ctx).runtime())
+    task, results = run_task(ctx, "search", {"query": query, "k": k, "mode": mode, "filters": filters,
+                                             "per_document": not passages, "mmr": mmr})
     if as_json:
-        payload: dict[str, Any] = {"query": results.query, "mode": results.mode, "seconds": results.seconds,
-                                   "hits": [asdict(h) | {"snippet": h.snippet.marked()} for h in results.hits]}
-        print(json.dumps(payload, ensure_ascii=False))
+        print_json(task, results)
         return
     if not results.hits:
         err_console().print("no results" + ("" if filters.empty else " with these filters"))
@@ -88,31 +83,20 @@ def search(
 def ask(
     ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="a question about your indexed files and mail")],
-    k: Annotated[int, typer.Option("-k", help="passages to answer from")] = 4,
+    k: Annotated[int | None, typer.Option("-k", help="passages to answer from (default 4)")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="chat model (default: chat_model setting)")] = None,
     min_similarity: Annotated[float | None, typer.Option(help="how close a passage must be to count (0–1)")] = None,
     collection: CollectionOpt = None, path: PathOpt = None, kind: KindOpt = None, after: AfterOpt = None,
     before: BeforeOpt = None, sender: SenderOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from your index, citing the passages used as [1], [2]…"""
-    from plait.tasks.ask import MIN_SIMILARITY, ask_stream
-
     filters = _filters(collection, path, kind, after, before, sender)
-    stream = ask_stream(question, k=k, filters=filters, model=model,
-                        min_similarity=MIN_SIMILARITY if min_similarity is None else min_similarity,
-                        runtime=state(ctx).runtime())
-    try:
-        for delta in stream:
-            if not as_json:
-                write(delta.text)
-    except KeyboardInterrupt:
-        if stream.request is not None:
-            stream.request.cancel.set()
-        write(" [stopped]\n")
-        return
-    answer = stream.answer
+    task, stream = stream_task(ctx, "ask", {"question": question, "k": k, "filters": filters, "model": model,
+                                            "min_similarity": min_similarity})
+    relay(stream, echo=not as_json)
+    answer = stream.result()
     if as_json:
-        print(json.dumps(asdict(answer), ensure_ascii=False))
+        print_json(task, answer)
         return
     write("\n")
     if answer.sources:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from plait.cli.batch import expand_files, print_results, progress
-from plait.cli.common import state
+from plait.cli.tasks import print_json, run_files
+
+if TYPE_CHECKING:
+    from plait.tasks.registry import Task
+    from plait.tasks.see import SeeResult
 
 
 def register(app: typer.Typer) -> None:
@@ -27,22 +30,19 @@ def see(
 ) -> None:
     """Classify images (ImageNet's 1,000 classes by default) and print the top classes with probabilities."""
     from plait.readers.image import IMAGE_SUFFIXES
-    from plait.tasks.see import SeeResult, classifier, see_many
 
     files = expand_files(images, IMAGE_SUFFIXES, what="image")
-    m = classifier(model, state(ctx).runtime())
-    with progress(len(files), f"classifying with {m.spec.name}") as advance:
-        results = see_many(files, k=k, model=m, errors="report", progress=advance)
+    with progress(len(files), "classifying images") as advance:
+        done = list(run_files(ctx, "see", files, {"k": k, "model": model}, progress=advance))
+    single = len(done) == 1
 
-    def show(result: SeeResult) -> None:
+    def show(task: Task, result: SeeResult) -> None:
         if as_json:
-            print(json.dumps({"source": result.source, "model": m.spec.name,
-                              "labels": [{"label": x.label, "score": x.score, "index": x.index}
-                                         for x in result.labels]}, ensure_ascii=False))
-        elif len(results) == 1:
+            print_json(task, result)
+        elif single:
             for x in result.labels:
                 print(f"{x.score:.3f}  {x.label}")
         else:
             print(f"{result.source}: " + ", ".join(f"{x.label} ({x.score:.2f})" for x in result.labels))
 
-    print_results(results, show, as_json=as_json, what="images")
+    print_results(done, show, as_json=as_json, what="images")

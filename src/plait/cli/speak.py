@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 import typer
 
 from plait.cli.common import read_input
+from plait.cli.tasks import print_json, run_task
 from plait.errors import InputError
 
 
@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
 
 
 def speak(
+    ctx: typer.Context,
     text: Annotated[str | None, typer.Argument(help="what to say; '-' or nothing reads standard input")] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="speak the text of this file")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="WAV file to write (default: standard output "
@@ -30,7 +31,6 @@ def speak(
     as_json: Annotated[bool, typer.Option("--json", help="print what was written as JSON")] = False,
 ) -> None:
     """Say a text with eSpeak NG and write the speech as a WAV file."""
-    from plait.tasks.speak import speak as synthesise
     from plait.tasks.speak import voices
 
     if list_voices:
@@ -39,15 +39,14 @@ def speak(
         return
     if out is None and sys.stdout.isatty():
         raise InputError("give --out FILE.wav (or redirect standard output to a file)")
-    speech = synthesise(read_input(text, file), voice=voice, rate=rate, pitch=pitch)
+    task, speech = run_task(ctx, "speak", {"text": read_input(text, file), "voice": voice, "rate": rate,
+                                           "pitch": pitch})
     if out is None:
         sys.stdout.buffer.write(speech.wav_bytes())
         sys.stdout.buffer.flush()
         return
     speech.save(out)
-    info = {"out": str(out), "voice": speech.voice, "duration": round(speech.duration, 3),
-            "sample_rate": speech.audio.sample_rate}
     if as_json:
-        print(json.dumps(info))
+        print_json(task, speech, out=str(out))
     else:
         print(f"wrote {out} ({speech.duration:.1f} s, voice {speech.voice})", file=sys.stderr)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from plait.cli.batch import progress
-from plait.cli.common import state
+from plait.cli.tasks import print_json, run_task
 from plait.errors import InputError, PlaitError
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ def register(app: typer.Typer) -> None:
 def collect(paths: list[Path] | None, text: str | None) -> list[Path | str]:
     """What to read: paths (folders expanded to the readable files in them), or one literal text."""
     from plait.readers import can_read
-    from plait.readers.document import READERS
+    from plait.readers.walk import readable_files
 
     if text is not None:
         if paths:
@@ -55,8 +54,7 @@ def collect(paths: list[Path] | None, text: str | None) -> list[Path | str]:
     out: list[Path | str] = []
     for path in paths:
         if path.is_dir() and not can_read(path):  # a plain folder: every readable file in it
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in READERS)
-            found += sorted(p for p in path.rglob("*") if p.is_dir() and can_read(p))  # Maildirs inside
+            found = readable_files(path)
             if not found:
                 raise InputError(f"{path} holds no files plait can read")
             out.extend(found)
@@ -84,10 +82,11 @@ def documents(sources: list[Path | str]) -> Iterator[Document | PlaitError]:
                 yield exc
 
 
-def run_each(ctx_sources: list[Path | str], label: str, work: Callable[[Document], dict[str, Any]],
+def run_each(ctx: typer.Context, sources: list[Path | str], label: str, task: str, fields: dict[str, Any],
              show: Callable[[dict[str, Any], bool], None], as_json: bool) -> None:
-    """Apply ``work`` to every document; print each result with ``show`` (or as JSON) as it comes."""
-    docs = list(documents(ctx_sources))
+    """Run ``task`` on every document (its text in the request's ``text``, the document beside it); print
+    each result with ``show`` (or as the task's JSON, after the input's source and title) as it comes."""
+    docs = list(documents(sources))
     single = len(docs) == 1
     if single and isinstance(docs[0], PlaitError):
         raise docs[0]
@@ -100,7 +99,7 @@ def run_each(ctx_sources: list[Path | str], label: str, work: Callable[[Document
                 advance(1)
                 continue
             try:
-                result = work(item)
+                definition, result = run_task(ctx, task, {**fields, "text": item.text}, document=item)
             except InputError as exc:
                 if single:
                     raise
@@ -110,18 +109,19 @@ def run_each(ctx_sources: list[Path | str], label: str, work: Callable[[Document
                     print(json.dumps({"source": item.source, "error": str(exc)}, ensure_ascii=False))
                 advance(1)
                 continue
-            result = {"source": item.source, "title": item.title, **result}
+            # Which input a result is for, when it came from a file (a literal text needs no name).
+            envelope = {} if item.source in ("text", "stdin") else {"source": item.source, "title": item.title}
             if as_json:
-                print(json.dumps(result, ensure_ascii=False), flush=True)
+                print_json(definition, result, **envelope)
             else:
-                show(result, single)
+                show({**envelope, **definition.to_json(result)}, single)
             advance(1)
     if failed:
         raise InputError(f"{failed} of {len(docs)} inputs could not be used (see above)")
 
 
 def _heading(result: dict[str, Any], single: bool) -> None:
-    if not single:
+    if not single and result.get("source"):
         print(f"== {result['source']}" + (f" ({result['title']})" if result.get("title") else ""))
 
 
@@ -146,29 +146,20 @@ def summarize(
     as_json: JsonOpt = False,
 ) -> None:
     """Summarise documents: a paragraph (3 sentences), --bullets (5), or --one-line; --sentences/--words cap it."""
-    from plait.tasks.summarize import summarize as run
-
     if bullets and one_line:
         raise typer.BadParameter("choose --bullets or --one-line, not both")
     style = "bullets" if bullets else "one-line" if one_line else "paragraph"
     chosen = "abstractive" if abstractive else method
     if chosen not in ("extractive", "abstractive"):
         raise typer.BadParameter("--method is extractive or abstractive")
-    rt = state(ctx).runtime()
-
-    def work(doc: Document) -> dict[str, Any]:
-        s = run(doc, method=chosen, style=style, sentences=sentences, words=words,  # type: ignore[arg-type]
-                model=model, runtime=rt)
-        return {"summary": s.text, "points": list(s.points), "method": s.method, "style": s.style,
-                "model": s.model, "words": s.words, "source_words": s.source_words, "chunks": s.chunks}
-
     def show(result: dict[str, Any], single: bool) -> None:
         _heading(result, single)
-        print(result["summary"])
+        print(result["text"])
         if not single:
             print()
 
-    run_each(collect(inputs, text), f"summarising ({chosen})", work, show, as_json)
+    fields = {"method": chosen, "style": style, "sentences": sentences, "words": words, "model": model}
+    run_each(ctx, collect(inputs, text), f"summarising ({chosen})", "summarize", fields, show, as_json)
 
 
 # --- extract ----------------------------------------------------------------------------------------
@@ -194,39 +185,28 @@ def extract(
     as_json: JsonOpt = False,
 ) -> None:
     """Extract entities, dates (ISO 8601), contacts, amounts and action items, or fill a JSON schema."""
-    from plait.tasks.extract import KINDS, as_dict, extract_json
-    from plait.tasks.extract import extract as run
+    from plait.tasks.extract import KINDS
 
-    ref = _reference(reference)
     if prefer not in (None, "past", "future", "current_period"):
         raise typer.BadParameter("past, future or current_period", param_hint="--prefer")
     for k in kinds or []:
         if k not in KINDS:
             raise typer.BadParameter(f"'{k}' is not one of {', '.join(KINDS)}", param_hint="--kind")
-    rt = state(ctx).runtime()
-    if schema is not None:
-        schema_obj = load_schema(schema)
-        if kinds:
-            raise typer.BadParameter("--schema and --kind are separate modes; give one")
+    if schema is not None and kinds:
+        raise typer.BadParameter("--schema and --kind are separate modes; give one")
+    fields = {"kinds": kinds, "labels": labels, "reference": _reference(reference), "prefer": prefer,
+              "json_schema": load_schema(schema) if schema is not None else None, "instructions": instructions,
+              "model": model}
+    show = _show_structured if schema is not None else _show_extraction
+    run_each(ctx, collect(inputs, text), "extracting", "extract", fields, show, as_json)
 
-        def work(doc: Document) -> dict[str, Any]:
-            r = extract_json(doc, schema_obj, instructions=instructions, model=model, runtime=rt)
-            if r.truncated:
-                print(f"plait: note: {doc.source} is longer than {r.model}'s context; only its start was read",
-                      file=sys.stderr)
-            return {"data": r.data, "model": r.model, "attempts": r.attempts, "truncated": r.truncated}
 
-        def show(result: dict[str, Any], single: bool) -> None:
-            _heading(result, single)
-            print(json.dumps(result["data"], ensure_ascii=False, indent=2))
-
-        run_each(collect(inputs, text), "extracting", work, show, as_json)
-        return
-
-    def work_builtin(doc: Document) -> dict[str, Any]:
-        return dict(as_dict(run(doc, kinds or None, reference=ref, prefer=prefer, labels=labels)))  # type: ignore[arg-type]
-
-    run_each(collect(inputs, text), "extracting", work_builtin, _show_extraction, as_json)
+def _show_structured(result: dict[str, Any], single: bool) -> None:
+    _heading(result, single)
+    if result["truncated"]:
+        print(f"plait: note: the text is longer than {result['model']}'s context; only its start was read",
+              file=sys.stderr)
+    print(json.dumps(result["data"], ensure_ascii=False, indent=2))
 
 
 def load_schema(value: str) -> dict[str, Any]:
@@ -259,10 +239,8 @@ def _reference(value: str | None) -> datetime | None:
 
 def _show_extraction(result: dict[str, Any], single: bool) -> None:
     _heading(result, single)
-    for kind in ("entities", "dates", "contacts", "amounts", "actions"):
-        items = result.get(kind)
-        if items is None:
-            continue
+    for kind in result["kinds"]:
+        items = result[kind]
         print(f"{kind}:" + ("" if items else " none"))
         for item in items:
             print(f"  {_line(kind, item)}")
@@ -298,24 +276,15 @@ def sentiment(
     as_json: JsonOpt = False,
 ) -> None:
     """Sentiment of documents: positive, negative or neutral, with a score from -1 to 1."""
-    from plait.tasks.sentiment import sentiment as run
-
     if method not in ("vader", "embedding"):
         raise typer.BadParameter("--method is vader or embedding")
-    rt = state(ctx).runtime()
-
-    def work(doc: Document) -> dict[str, Any]:
-        s = run(doc, method=method, model=model, runtime=rt)  # type: ignore[arg-type]
-        out: dict[str, Any] = {"label": s.label, "score": s.score, "method": s.method, "counts": s.counts}
-        if per_sentence or as_json:
-            out["sentences"] = [asdict(x) for x in s.sentences]
-        return out
 
     def show(result: dict[str, Any], single: bool) -> None:
-        where = "" if single else f"  {result['source']}"
+        where = "" if single or not result.get("source") else f"  {result['source']}"
         print(f"{result['label']:<8} {result['score']:+.2f}{where}")
         if per_sentence:
             for x in result["sentences"]:
                 print(f"  {x['label']:<8} {x['score']:+.2f}  {x['text']}")
 
-    run_each(collect(inputs, text), f"scoring sentiment ({method})", work, show, as_json)
+    run_each(ctx, collect(inputs, text), f"scoring sentiment ({method})", "sentiment",
+             {"method": method, "model": model}, show, as_json)

@@ -376,15 +376,15 @@ def webhook_key(ctx: typer.Context, name: Annotated[str, typer.Argument(help="th
 @app.command()
 def steps() -> None:
     """What a workflow can use: triggers, tasks (installed ones), and sinks."""
+    from plait.tasks.registry import registry
     from plait.workflows.sinks import SINKS
-    from plait.workflows.steps import TASKS, available_tasks
+    from plait.workflows.steps import FUNCTIONS
     from plait.workflows.triggers import TRIGGERS
 
     print("triggers: " + ", ".join(sorted(TRIGGERS)))
-    installed = set(available_tasks())
     print("tasks:")
-    for name, entry in sorted(TASKS.items()):
-        if name in installed:
-            print(f"  {name:<13} {entry.description}")
+    for task in registry().all():
+        print(f"  {task.name:<13} {task.summary}")
+    print("workflow functions: " + ", ".join(sorted(FUNCTIONS)))
     print("step kinds: task, template, set, route, map, http, sink")
     print("sinks: " + ", ".join(sorted(SINKS)))

@@ -92,6 +92,7 @@ class Completion:
     text: str
     finish_reason: FinishReason
     usage: Usage
+    model: str = ""  # the catalog name of the model that wrote it
 
 
 _POOL_LOCK = threading.Lock()  # guards the lazy creation of each embedder's batch threads
@@ -134,7 +135,8 @@ class TextGenerator(Model):
                 finish = delta.finish_reason
             if delta.usage:
                 usage = delta.usage
-        return Completion("".join(parts), finish, usage)
+        spec = getattr(self, "spec", None)
+        return Completion("".join(parts), finish, usage, model=spec.name if spec is not None else "")
 
     def chat(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> Completion:
         return self.run(GenerationRequest(messages=tuple(messages), options=options or GenerationOptions()))

@@ -19,6 +19,7 @@ from plait.errors import (
     InputError,
     MissingDependency,
     ModelNotFound,
+    ModelOutputError,
     PlaitError,
 )
 
@@ -46,6 +47,8 @@ def from_plait_error(exc: PlaitError) -> ApiError:
         return ApiError(404, str(exc), code="model_not_found", param="model")
     if isinstance(exc, InputError | CapabilityError | CatalogError):
         return ApiError(400, str(exc))
+    if isinstance(exc, ModelOutputError):
+        return ApiError(422, str(exc), code="model_output_invalid")
     if isinstance(exc, BackendError) and isinstance(exc.__cause__, ValueError):
         # llama.cpp raises ValueError when the prompt does not fit the model's context window.
         return ApiError(400, str(exc), code="context_length_exceeded", param="messages")

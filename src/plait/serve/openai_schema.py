@@ -112,6 +112,9 @@ class CompletionRequest(_Sampling):
         description="one prompt (a list must hold exactly one)")
     max_tokens: int | None = Field(16, ge=1, le=1_000_000)
     echo: bool = False
+    raw: bool = Field(False, description="plait's extension: continue the prompt as plain text. By default a "
+                      "chat model answers the prompt as one user turn of its chat template, as `plait generate` "
+                      "and Ollama's /api/generate do")
     logprobs: int | None = Field(None, ge=0, le=0, description="not supported: 0 or absent")
     best_of: int | None = Field(None, ge=1, le=1)
     suffix: str | None = Field(None, max_length=0, description="not supported")

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+
+from pydantic import Field
 
 from plait.errors import InputError
 from plait.index.core import Index, open_index
@@ -26,6 +28,7 @@ from plait.index.filters import SearchFilters
 from plait.index.retrieval import Hit, retrieve
 from plait.models.base import Delta, GenerationOptions, GenerationRequest, Message, TextGenerator, Usage
 from plait.runtime import Runtime, get_runtime
+from plait.tasks.registry import Task, TaskContext, TaskRequest
 
 PASSAGES = 4
 PASSAGE_WORDS = 110
@@ -150,6 +153,14 @@ class AnswerStream:
     _usage: Usage | None = None
     _done: bool = False
     _answer: Answer | None = None
+    model: str | None = None  # the chat model that writes the answer; None when none is asked
+
+    def events(self) -> list[dict[str, object]]:
+        """What a streamed answer tells before its text: the numbered sources."""
+        return [{"type": "sources", "sources": [asdict(s) for s in self.sources]}]
+
+    def result(self) -> Answer:
+        return self.answer
 
     def __iter__(self) -> Iterator[Delta]:
         if self._deltas is None:
@@ -195,7 +206,8 @@ def ask_stream(question: str, *, k: int = PASSAGES, filters: SearchFilters | Non
         return AnswerStream(question, [], False, None, None)
     generator = model if isinstance(model, TextGenerator) else rt.model(model or rt.settings.chat_model, TextGenerator)
     request = GenerationRequest(messages=tuple(prompt(question, sources)), options=options or DEFAULT_OPTIONS)
-    return AnswerStream(question, sources, True, request, generator.stream(request), index)
+    return AnswerStream(question, sources, True, request, generator.stream(request), index,
+                        model=generator.spec.name)
 
 
 def ask(question: str, *, k: int = PASSAGES, filters: SearchFilters | None = None,
@@ -204,3 +216,31 @@ def ask(question: str, *, k: int = PASSAGES, filters: SearchFilters | None = Non
     """The whole answer at once (see :func:`ask_stream`)."""
     return ask_stream(question, k=k, filters=filters, model=model, options=options,
                       min_similarity=min_similarity, runtime=runtime).answer
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+class AskRequest(TaskRequest):
+    question: str = Field(min_length=1, max_length=4000)
+    k: int = Field(PASSAGES, ge=1, le=20, description="passages to consider")
+    filters: SearchFilters | None = None
+    model: str | None = Field(None, description="chat model (default: the chat_model setting)")
+    max_tokens: int | None = Field(None, ge=1, le=4096, description=f"answer length cap (default "
+                                   f"{DEFAULT_OPTIONS.max_tokens})")
+    min_similarity: float = Field(MIN_SIMILARITY, ge=0, le=1, description="how close a passage must be to "
+                                  "the question to count (cosine, 0-1)")
+
+
+def _stream(request: AskRequest, ctx: TaskContext) -> AnswerStream:
+    options = GenerationOptions(max_tokens=request.max_tokens or DEFAULT_OPTIONS.max_tokens,
+                                temperature=DEFAULT_OPTIONS.temperature)
+    return ask_stream(request.question, k=request.k, filters=request.filters, model=request.model,
+                      options=options, min_similarity=request.min_similarity, runtime=ctx.runtime)
+
+
+# The index changes as files are added: answers are never cached.
+TASK = Task(
+    name="ask", summary="Answer a question from the personal index, citing sources", request=AskRequest,
+    result=Answer, input="question", scope="index", cacheable=lambda request: False,
+    run=lambda request, ctx: _stream(request, ctx).answer, stream=_stream,
+)

@@ -29,15 +29,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pydantic import computed_field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
 from plait.errors import InputError
 from plait.models.base import Embedder, Model
+from plait.readers.labelled import Example
 from plait.tasks.calibration import PlattScaling, TemperatureScaling, require_sklearn
 
 if TYPE_CHECKING:
     import numpy as np
 
 Progress = Callable[[int], None]
-Example = tuple[str, tuple[str, ...]]  # a text and the label(s) it carries
 
 # Priors for cosine similarities of sentence embeddings, used until calibrated on labelled texts:
 # similarities of related texts differ by hundredths, so softmax at T=0.05 (a scale of 20) spreads
@@ -54,7 +57,7 @@ class LabelScore:
     probability: float
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class Classification:
     """One text's result.
 
@@ -67,13 +70,10 @@ class Classification:
     labels: tuple[str, ...]
     scores: tuple[LabelScore, ...]
 
+    @computed_field  # type: ignore[prop-decorator]  # part of the JSON form, like the fields
     @property
     def abstained(self) -> bool:
         return self.label is None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "labels": list(self.labels), "abstained": self.abstained,
-                "scores": {s.label: round(s.probability, 6) for s in self.scores}}
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
@@ -219,8 +219,8 @@ class PrototypeClassifier(ScoreClassifier):
         """
         import numpy as np
 
-        vectors = embedder.embed_many([text for text, _ in examples], kind="document")
-        targets = label_matrix([tags for _, tags in examples], labels)  # (n, k)
+        vectors = embedder.embed_many([e.text for e in examples], kind="document")
+        targets = label_matrix([e.labels for e in examples], labels)  # (n, k)
         sums = targets.T @ vectors  # (k, d): sum of each label's example vectors
         if label_texts is not None:
             sums = sums + embedder.embed_many(list(label_texts), kind="query")
@@ -268,8 +268,8 @@ class LogisticClassifier(Classifier):
         import numpy as np
 
         LogisticRegression = require_sklearn("few-shot logistic classification").LogisticRegression  # noqa: N806
-        vectors = embedder.embed_many([text for text, _ in examples], kind="document")
-        targets = label_matrix([tags for _, tags in examples], labels)
+        vectors = embedder.embed_many([e.text for e in examples], kind="document")
+        targets = label_matrix([e.labels for e in examples], labels)
         if multi_label:
             estimators = []
             for j, label in enumerate(labels):

@@ -20,23 +20,25 @@ multi-label result keeps the labels at or above it (0.5 by default) and abstains
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Literal, overload
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, Literal, overload
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from plait.errors import InputError
 from plait.models.base import Embedder, Model, TextGenerator
+from plait.readers.labelled import Example
 from plait.runtime import Runtime, get_runtime
 from plait.tasks.classifiers import (
     Classification,
     Classifier,
-    Example,
     LabelScore,
     LogisticClassifier,
     Progress,
     PrototypeClassifier,
+    check_texts,
 )
+from plait.tasks.registry import MAX_TEXT_CHARS, Batch, Task, TaskContext, TaskRequest
 
 __all__ = ["Classification", "Classifier", "ClassifyConfig", "LabelScore", "build_classifier", "classify"]
 
@@ -46,20 +48,27 @@ Method = Literal["auto", "similarity", "logistic", "llm"]
 LOGISTIC_MIN_EXAMPLES = 16
 
 Labels = Sequence[str] | Mapping[str, str | None]
-Examples = Mapping[str, Sequence[str]] | Sequence[tuple[str, str | Sequence[str]]]
+Examples = Mapping[str, Sequence[str]] | Sequence[tuple[str, str | Sequence[str]] | Example]
 
 
-class ClassifyConfig(BaseModel):
+class LabelledText(TaskRequest):
+    text: str = Field(min_length=1)
+    labels: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1, description="the label(s) it carries")
+
+
+class ClassifyConfig(TaskRequest):
     """A classification set-up as a user writes it (a JSON/YAML file, an HTTP request, a workflow step)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    labels: list[str] = Field(default_factory=list, description="label names, in order")
+    labels: list[str] | dict[str, str | None] = Field(
+        default_factory=list, description="label names in order; 'name=description' (or a mapping name → "
+                                          "description) describes a label, and the description is used instead")
     descriptions: dict[str, str] = Field(default_factory=dict,
                                          description="label → text describing it, used instead of the name")
-    examples: dict[str, list[str]] = Field(default_factory=dict, description="label → example texts")
+    examples: dict[str, list[str]] | list[LabelledText] = Field(
+        default_factory=dict, description="label → example texts, or a list of {text, labels}")
     method: Method = "auto"
-    multi_label: bool = False
+    multi_label: bool | None = Field(default=None, description="any number of labels per text (default: when an "
+                                     "example carries several labels)")
     threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="abstain below this probability")
     template: str = Field(default="{label}", description="zero-shot label text, e.g. 'a post about {label}'")
     model: str | None = Field(default=None, description="embedder (similarity, logistic) or chat model (llm)")
@@ -71,21 +80,28 @@ class ClassifyConfig(BaseModel):
                 raise InputError("a trained classifier brings its own labels: give either a classifier or "
                                  "labels/examples, not both")
             return load_classifier(self.classifier, runtime)
-        labels: dict[str, str | None] = {name: self.descriptions.get(name) for name in self.labels}
-        for name in self.descriptions:
+        labels = parse_labels(self.labels)
+        for name, description in self.descriptions.items():
             if name not in labels:
                 raise InputError(f"a description is given for '{name}', which is not among the labels")
-        return build_classifier(labels or None, examples=self.examples or None, method=self.method,
+            labels[name] = description
+        examples: Examples = self.examples if isinstance(self.examples, dict) else \
+            [Example(e.text, tuple(e.labels)) for e in self.examples]
+        return build_classifier(labels or None, examples=examples or None, method=self.method,
                                 multi_label=self.multi_label, threshold=self.threshold,
                                 template=self.template, model=self.model, runtime=runtime)
 
 
-def _labels(labels: Labels | None) -> dict[str, str | None]:
+def parse_labels(labels: Labels | None) -> dict[str, str | None]:
+    """Label names → descriptions: the one reading of labels, whichever door they come through.
+
+    A name may carry its description as ``name=description``; a mapping gives them directly.
+    """
     if labels is None:
         return {}
     if isinstance(labels, str):
         raise InputError("labels must be a list of names (or a mapping name → description), not one string")
-    items = list(labels.items()) if isinstance(labels, Mapping) else [(name, None) for name in labels]
+    items = list(labels.items()) if isinstance(labels, Mapping) else [_split_label(name) for name in labels]
     out: dict[str, str | None] = {}
     for name, description in items:
         if not isinstance(name, str) or not name.strip():
@@ -97,6 +113,13 @@ def _labels(labels: Labels | None) -> dict[str, str | None]:
     return out
 
 
+def _split_label(value: object) -> tuple[object, str | None]:
+    if isinstance(value, str) and "=" in value:
+        name, _, description = value.partition("=")
+        return name, description
+    return value, None
+
+
 def _examples(examples: Examples | None) -> list[Example]:
     if examples is None:
         return []
@@ -105,34 +128,40 @@ def _examples(examples: Examples | None) -> list[Example]:
         for label, texts in examples.items():
             if isinstance(texts, str):
                 raise InputError(f"examples of '{label}' must be a list of texts, not one string")
-            out.extend((text, (label,)) for text in texts)
+            out.extend(Example(text, (label,)) for text in texts)
     else:
         for item in examples:
+            if isinstance(item, Example):
+                out.append(item)
+                continue
             text, tags = item
-            out.append((text, (tags,) if isinstance(tags, str) else tuple(tags)))
-    for text, tags in out:
-        if not isinstance(text, str) or not text.strip():
+            out.append(Example(text, (tags,) if isinstance(tags, str) else tuple(tags)))
+    for e in out:
+        if not isinstance(e.text, str) or not e.text.strip():
             raise InputError("an example text is empty; remove it or give its text")
-        if not tags:
-            raise InputError(f"example {text[:40]!r} has no label")
+        if not e.labels:
+            raise InputError(f"example {e.text[:40]!r} has no label")
     return out
 
 
 def build_classifier(labels: Labels | None = None, *, examples: Examples | None = None,
-                     method: Method = "auto", multi_label: bool = False, threshold: float | None = None,
+                     method: Method = "auto", multi_label: bool | None = None, threshold: float | None = None,
                      template: str = "{label}", model: str | Model | None = None,
                      runtime: Runtime | None = None) -> Classifier:
     """A classifier from label names (or name → description) and/or examples; see the module docstring.
 
-    Labels default to those of the examples, in order of first appearance. ``model`` is a catalog name
-    or a loaded model: an embedder for ``similarity``/``logistic``, a text generator for ``llm``.
+    Labels default to those of the examples, in order of first appearance. ``multi_label`` defaults to
+    whether any example carries several labels. ``model`` is a catalog name or a loaded model: an embedder
+    for ``similarity``/``logistic``, a text generator for ``llm``.
     """
 
-    named = _labels(labels)
+    named = parse_labels(labels)
     shots = _examples(examples)
+    if multi_label is None:
+        multi_label = any(len(e.labels) > 1 for e in shots)
     if not named:
-        for _, tags in shots:
-            for tag in tags:
+        for e in shots:
+            for tag in e.labels:
                 named.setdefault(tag, None)
     names = list(named)
     if not names:
@@ -143,10 +172,10 @@ def build_classifier(labels: Labels | None = None, *, examples: Examples | None 
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise InputError(f"threshold {threshold} is not a probability between 0 and 1")
     counts = dict.fromkeys(names, 0)
-    for text, tags in shots:
-        for tag in tags:
+    for e in shots:
+        for tag in e.labels:
             if tag not in counts:
-                raise InputError(f"example {text[:40]!r} has label '{tag}', which is not among the labels "
+                raise InputError(f"example {e.text[:40]!r} has label '{tag}', which is not among the labels "
                                  f"({', '.join(names)})")
             counts[tag] += 1
     if shots and (missing := [name for name, n in counts.items() if n == 0]):
@@ -202,16 +231,16 @@ def load_classifier(name: str, runtime: Runtime | None = None) -> Classifier:
 @overload
 def classify(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]
         texts: str, labels: Labels | None = ..., *, examples: Examples | None = ...,
-        method: Method = ..., multi_label: bool = ..., threshold: float | None = ...,
+        method: Method = ..., multi_label: bool | None = ..., threshold: float | None = ...,
         template: str = ..., model: str | Model | None = ..., classifier: str | Classifier | None = ...,
         runtime: Runtime | None = ..., progress: Progress | None = ...) -> Classification: ...
 @overload
 def classify(texts: Sequence[str], labels: Labels | None = ..., *, examples: Examples | None = ...,
-             method: Method = ..., multi_label: bool = ..., threshold: float | None = ...,
+             method: Method = ..., multi_label: bool | None = ..., threshold: float | None = ...,
              template: str = ..., model: str | Model | None = ..., classifier: str | Classifier | None = ...,
              runtime: Runtime | None = ..., progress: Progress | None = ...) -> list[Classification]: ...
 def classify(texts: str | Sequence[str], labels: Labels | None = None, *, examples: Examples | None = None,
-             method: Method = "auto", multi_label: bool = False, threshold: float | None = None,
+             method: Method = "auto", multi_label: bool | None = None, threshold: float | None = None,
              template: str = "{label}", model: str | Model | None = None, classifier: str | Classifier | None = None,
              runtime: Runtime | None = None, progress: Progress | None = None
              ) -> Classification | list[Classification]:
@@ -231,3 +260,61 @@ def classify(texts: str | Sequence[str], labels: Labels | None = None, *, exampl
     if isinstance(texts, str):
         return clf.classify([texts], threshold=threshold, progress=progress)[0]
     return clf.classify(list(texts), threshold=threshold, progress=progress)
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+MAX_TEXTS = 100_000  # per request; the server's body-size limit usually bites first
+
+
+class ClassifyRequest(ClassifyConfig):
+    texts: str | list[str] = Field(description=f"a text, or a list of up to {MAX_TEXTS} texts")
+
+    def items(self) -> list[str]:
+        items = [self.texts] if isinstance(self.texts, str) else list(self.texts)
+        if not items or len(items) > MAX_TEXTS:
+            raise InputError(f"texts: give 1 to {MAX_TEXTS} texts")
+        for i, text in enumerate(items, 1):
+            if len(text) > MAX_TEXT_CHARS:
+                raise InputError(f"texts: text #{i} is longer than {MAX_TEXT_CHARS:,} characters")
+        return check_texts(items)
+
+    def config(self) -> ClassifyConfig:
+        return ClassifyConfig.model_validate(self.model_dump(exclude={"texts"}))
+
+
+def _answer(request: ClassifyRequest, results: list[Classification]) -> Classification | list[Classification]:
+    return results[0] if isinstance(request.texts, str) else results
+
+
+def _run(request: ClassifyRequest, ctx: TaskContext) -> Classification | list[Classification]:
+    texts = request.items()  # checked before building a classifier, which may embed examples
+    classifier = request.config().build(ctx.runtime)
+    return _answer(request, classifier.classify(texts, threshold=request.threshold, progress=ctx.progress))
+
+
+def _runner(request: ClassifyRequest, runtime: Runtime) -> Callable[[list[str]], Sequence[Classification]]:
+    config = request.config()
+    built: list[Classifier] = []
+
+    def run(texts: list[str]) -> Sequence[Classification]:
+        if not built:  # built in the worker thread, on the first batch (it may embed examples)
+            built.append(config.build(runtime))
+        return built[0].classify(texts, threshold=config.threshold)
+    return run
+
+
+def _models(request: ClassifyRequest, settings: Any) -> list[str | None]:
+    if request.classifier:
+        return [request.classifier]
+    return [request.model or (settings.chat_model if request.method == "llm" else settings.embed_model)]
+
+
+TASK = Task(
+    name="classify", summary="Put texts into labels: zero-shot, few-shot from examples, or a trained classifier",
+    request=ClassifyRequest, result=Classification | list[Classification], input="texts", run=_run,
+    # Requests with the same set-up share a classifier and are classified in one batch.
+    batch=Batch(items=ClassifyRequest.items, key=lambda request: request.config().model_dump_json(),
+                runner=_runner, answer=_answer),
+    models=_models,
+)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
+from plait.errors import InputError
 from plait.models.base import Embedder, EmbedKind
 from plait.runtime import Runtime, get_runtime
+from plait.tasks.registry import Task, TaskContext, TaskRequest
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,3 +31,40 @@ def embed(texts: str | Sequence[str], *, model: str | Embedder | None = None, ki
     if isinstance(texts, str):
         return m.embed(texts, kind=kind)
     return m.embed_many(list(texts), kind=kind, progress=progress)
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+MAX_TEXTS = 100_000  # per request; the server's body-size limit usually bites first
+
+
+class EmbedRequest(TaskRequest):
+    texts: str | list[str] = Field(description="a text, or a list of texts")
+    model: str | None = Field(None, description="an embedding model (default: the embed_model setting)")
+    kind: EmbedKind = Field("document", description="query for search queries (matters for E5-style models)")
+
+    def items(self) -> list[str]:
+        items = [self.texts] if isinstance(self.texts, str) else list(self.texts)
+        if not items or len(items) > MAX_TEXTS:
+            raise InputError(f"texts: give 1 to {MAX_TEXTS} texts")
+        return items
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    model: str
+    dimensions: int
+    embeddings: list[list[float]]  # unit length, in the order of the texts
+
+
+def _run(request: EmbedRequest, ctx: TaskContext) -> Embeddings:
+    model = embedder(request.model, ctx.runtime)
+    rows = model.embed_many(request.items(), kind=request.kind, progress=ctx.progress)
+    return Embeddings(model.spec.name, model.dimensions, rows.tolist())
+
+
+TASK = Task(
+    name="embed", summary="Embedding vectors of texts (unit length)", request=EmbedRequest, result=Embeddings,
+    input="texts", scope="chat", run=_run,
+    models=lambda request, settings: [request.model or settings.embed_model],
+)

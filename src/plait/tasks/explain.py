@@ -21,10 +21,13 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field
+
 from plait.errors import CapabilityError, InputError, MissingDependency
+from plait.tasks.registry import Task, TaskRequest
 
 if TYPE_CHECKING:
     from plait.runtime import Runtime
@@ -56,8 +59,6 @@ class Explanation:
         """The k words that pushed most towards the label."""
         return sorted(self.words, key=lambda w: -w.score)[:k]
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
@@ -290,3 +291,22 @@ def render_html(explanation: Explanation) -> str:
     return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>plait explain</title></head>\n"
             "<body style=\"font-family: sans-serif; max-width: 50em; line-height: 1.6\">\n"
             f"<p>{head}</p>\n<p>{''.join(spans)}</p>\n</body></html>\n")
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+class ExplainRequest(TaskRequest):
+    model: str = Field(min_length=1, description="a classifier from the catalog (e.g. made by `plait tune`)")
+    text: str = Field(min_length=1, max_length=100_000)
+    label: str | None = Field(None, description="explain this label (default: the predicted one)")
+    method: Method = "auto"
+    steps: int = Field(32, ge=2, le=256, description="integrated-gradients steps")
+
+
+TASK = Task(
+    name="explain", summary="Which words drove a classifier's decision (integrated gradients or occlusion)",
+    request=ExplainRequest, result=Explanation,
+    run=lambda request, ctx: explain(request.model, request.text, label=request.label, method=request.method,
+                                     steps=request.steps, runtime=ctx.runtime),
+    models=lambda request, settings: [request.model],
+)

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from plait.errors import BackendError, InputError, MissingDependency
+from plait.errors import InputError, MissingDependency, ModelOutputError
 from plait.models.base import GenerationOptions, Message, TextGenerator
 from plait.readers.document import Document
 from plait.runtime import Runtime, get_runtime
@@ -39,6 +39,7 @@ from plait.tasks.extractors import (
     entities,
 )
 from plait.tasks.nlp import parse
+from plait.tasks.registry import MAX_TEXT_CHARS, Task, TaskContext, TaskRequest
 
 Kind = Literal["entities", "dates", "contacts", "amounts", "actions"]
 Prefer = Literal["past", "future", "current_period"]
@@ -153,7 +154,7 @@ def extract_json(text: str | Document, schema: dict[str, Any] | type[BaseModel],
                  runtime: Runtime | None = None, attempts: int = ATTEMPTS) -> Structured:
     """Fill ``schema`` (a JSON Schema dict, or a pydantic model class) from ``text`` with the chat model.
 
-    Raises InputError for an invalid schema or empty text, and BackendError when the model's output
+    Raises InputError for an invalid schema or empty text, and ModelOutputError when the model's output
     still does not validate after ``attempts`` tries.
     """
     json_schema, pydantic_model = _schema(schema)
@@ -205,7 +206,7 @@ def extract_json(text: str | Document, schema: dict[str, Any] | type[BaseModel],
         if error is None:
             return Structured(data, gen.spec.name, attempt, truncated, raw)
         problems.append(error)
-    raise BackendError(f"{gen.spec.name} gave no valid JSON for the schema in {attempts} tries "
+    raise ModelOutputError(f"{gen.spec.name} gave no valid JSON for the schema in {attempts} tries "
                        f"({'; '.join(problems)}); try a larger model or a simpler schema")
 
 
@@ -334,8 +335,47 @@ def _fit(text: str, gen: TextGenerator, room: int) -> tuple[str, bool]:
     return text[: cut if cut > low // 2 else low], True
 
 
-def as_dict(extraction: Extraction) -> dict[str, Sequence[dict[str, Any]]]:
-    """The extraction as plain JSON-ready data, one list per kind asked for."""
-    from dataclasses import asdict
+# --- the task -----------------------------------------------------------------------------------------
 
-    return {kind: [asdict(item) for item in getattr(extraction, kind)] for kind in extraction.kinds}
+class ExtractRequest(TaskRequest):
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    kinds: list[Kind] | None = Field(None, description=f"extractors to run (default all: {', '.join(KINDS)})")
+    reference: datetime | None = Field(None, description="resolve relative dates ('Friday') from this moment "
+                                       "(default: a mail's own date, else now)")
+    prefer: Prefer | None = Field(None, description="which way an ambiguous date goes (default: future for "
+                                  "mail, else current_period)")
+    labels: list[str] | None = Field(None, description="only these entity labels (PERSON, ORG…)")
+    json_schema: dict[str, Any] | None = Field(
+        None, description="fill this JSON schema with the chat model instead of running the extractors")
+    instructions: str | None = Field(None, max_length=2000, description="extra guidance for schema extraction")
+    model: str | None = Field(None, description="chat model for schema extraction")
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _iso(cls, value: Any) -> Any:
+        # pydantic would also take a number as a Unix time; plait documents an ISO 8601 string.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("give an ISO 8601 date-time, e.g. 2026-03-05T09:00:00")
+        return value
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> ExtractRequest:
+        if self.json_schema is not None and self.kinds:
+            raise ValueError("json_schema and kinds are separate modes; give one")
+        return self
+
+
+def _run(request: ExtractRequest, ctx: TaskContext) -> Extraction | Structured:
+    text = ctx.document or request.text
+    if request.json_schema is None:
+        return extract(text, request.kinds, reference=request.reference, prefer=request.prefer,
+                       labels=request.labels)
+    return extract_json(text, request.json_schema, instructions=request.instructions, model=request.model,
+                        runtime=ctx.runtime)
+
+
+TASK = Task(
+    name="extract", summary="Entities, dates, contacts, amounts and action items; or a JSON schema filled in",
+    request=ExtractRequest, result=Extraction | Structured, run=_run, reads_documents=True,
+    models=lambda request, settings: [request.model or settings.chat_model] if request.json_schema else [],
+)

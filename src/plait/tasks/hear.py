@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from plait.errors import InputError
 from plait.models.speech import SpeechRecognizer, Word
 from plait.readers.audio import Audio, read_audio
 from plait.runtime import Runtime, get_runtime
+from plait.tasks.registry import Batch, Task, TaskRequest, decode_base64, file_content
 
 DEFAULT_MODEL = "pocketsphinx-en"
 
@@ -22,6 +25,7 @@ class HearResult:
     words: tuple[Word, ...] = ()
     duration: float = 0.0  # seconds of audio
     error: str | None = None  # set instead of a transcript when this input could not be read
+    model: str = ""
 
 
 def recognizer(model: str | SpeechRecognizer | None = None, runtime: Runtime | None = None) -> SpeechRecognizer:
@@ -54,7 +58,8 @@ def hear_many(audios: Sequence[str | Path | bytes | Audio], *, model: str | Spee
             results.append(HearResult(_name(item), error=str(exc)))
         else:
             transcript = m.transcribe(audio)
-            results.append(HearResult(_name(item), transcript.text, transcript.words, transcript.duration))
+            results.append(HearResult(_name(item), transcript.text, transcript.words, transcript.duration,
+                                      model=m.spec.name))
         if progress:
             progress(1)
     return results
@@ -100,3 +105,31 @@ def _edit_distance(ref: list[str], hyp: list[str]) -> int:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
         previous = current
     return previous[-1]
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+class HearRequest(TaskRequest):
+    audio: str = file_content("a WAV recording")
+    model: str | None = Field(None, description=f"a speech recogniser (default: {DEFAULT_MODEL})")
+
+
+def _runner(request: HearRequest, runtime: Runtime) -> Callable[[list[str]], list[HearResult]]:
+    m = recognizer(request.model, runtime)
+    return lambda recordings: hear_many([decode_base64(a, "audio") for a in recordings], model=m, errors="report")
+
+
+def _answer(request: HearRequest, results: list[HearResult]) -> HearResult:
+    if results[0].error:
+        raise InputError(results[0].error)
+    return results[0]
+
+
+TASK = Task(
+    name="hear", summary="Speech to text, with word timings", request=HearRequest, result=HearResult,
+    input="audio", file_input=True,
+    run=lambda request, ctx: hear(decode_base64(request.audio, "audio"), model=request.model, runtime=ctx.runtime),
+    batch=Batch(items=lambda request: [request.audio], key=lambda request: str(request.model), runner=_runner,
+                answer=_answer),
+    models=lambda request, settings: [request.model or DEFAULT_MODEL],
+)

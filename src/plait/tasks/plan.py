@@ -1,7 +1,7 @@
 """plan: propose a schedule for a person's tasks in the free time of their calendar.
 
 Tasks come as free text (see :mod:`plait.tasks.plan_requests` for what is understood) or as
-:class:`TaskRequest` objects; the calendar is an .ics file (see :mod:`plait.calendar`). Free time is the
+:class:`PlanTask` objects; the calendar is an .ics file (see :mod:`plait.calendar`). Free time is the
 working hours of working days (``PlanConfig``), minus breaks, minus busy calendar events (with an
 optional buffer around them), from now to the planning horizon.
 
@@ -31,9 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from plait.calendar import CalendarData, Event, read_calendar, write_calendar
 from plait.errors import ConfigError, InputError
 from plait.runtime import Runtime, get_runtime
-from plait.tasks.plan_requests import PRIORITY_RANK, TaskRequest, WorkDay, parse_requests, refine_with_llm
+from plait.tasks.plan_requests import PRIORITY_RANK, PlanTask, WorkDay, parse_requests, refine_with_llm
+from plait.tasks.registry import MAX_TEXT_CHARS, Task, TaskContext, TaskRequest
 
-__all__ = ["Block", "Plan", "PlanConfig", "TaskRequest", "Unscheduled", "plan"]
+__all__ = ["Block", "Plan", "PlanConfig", "PlanTask", "Unscheduled", "plan"]
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 UTC = dt.UTC
@@ -60,9 +61,21 @@ class PlanConfig(BaseModel):
                                    description="split longer tasks into blocks of at most this (0: never)")
     min_block_minutes: int = Field(default=30, ge=1, description="shortest block of a split task")
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                resolve_timezone(value)
+            except ConfigError as exc:  # a request's value: the request's problem, not plait's settings
+                raise ValueError(str(exc)) from exc
+        return value
+
     @field_validator("work_days", mode="before")
     @classmethod
     def _days(cls, value: Any) -> Any:
+        if not isinstance(value, str | list | tuple):
+            raise ValueError("give the working days, e.g. mon-fri or [mon, tue, thu]")
         if isinstance(value, str):
             value = [part for part in value.replace(" ", ",").split(",") if part]
         days: list[str] = []
@@ -78,6 +91,9 @@ class PlanConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> PlanConfig:
+        times = [self.work_start, self.work_end, *(t for pair in self.breaks for t in pair)]
+        if any(t.tzinfo is not None for t in times):
+            raise ValueError("give times of day without a time zone, e.g. 09:00 (the plan's timezone applies)")
         if self.work_end <= self.work_start:
             raise ValueError(f"the working day ends ({self.work_end:%H:%M}) before it starts ({self.work_start:%H:%M})")
         if not self.work_days:
@@ -120,7 +136,7 @@ def resolve_timezone(name: str | None) -> dt.tzinfo:
 
 @dataclass(frozen=True)
 class Block:
-    task: TaskRequest
+    task: PlanTask
     start: dt.datetime
     end: dt.datetime
     part: int = 1
@@ -133,13 +149,13 @@ class Block:
 
 @dataclass(frozen=True)
 class Unscheduled:
-    task: TaskRequest
+    task: PlanTask
     reason: str
 
 
 @dataclass
 class Plan:
-    tasks: list[TaskRequest]
+    tasks: list[PlanTask]
     blocks: list[Block]
     unscheduled: list[Unscheduled]
     busy: list[Event]  # the calendar's events in the planning window
@@ -209,7 +225,7 @@ class Plan:
         def iso(value: dt.datetime | None) -> str | None:
             return value.astimezone(tz).isoformat() if value else None
 
-        def task_dict(task: TaskRequest) -> dict[str, Any]:
+        def task_dict(task: PlanTask) -> dict[str, Any]:
             return {"title": task.title, "minutes": round(task.duration.total_seconds() / 60),
                     "priority": task.priority, "deadline": iso(task.deadline), "not_before": iso(task.not_before),
                     "request": task.text, "duration_given": task.duration_given}
@@ -273,7 +289,7 @@ def _round_up(value: dt.datetime, minutes: int) -> dt.datetime:
 
 # --- scheduling ------------------------------------------------------------------------------------
 
-def _place(task: TaskRequest, free: list[Interval], config: PlanConfig, window_start: dt.datetime
+def _place(task: PlanTask, free: list[Interval], config: PlanConfig, window_start: dt.datetime
            ) -> tuple[list[Interval], list[Interval]] | str:
     """Blocks for ``task`` and the free time left, or why it does not fit.
 
@@ -336,7 +352,7 @@ def _place(task: TaskRequest, free: list[Interval], config: PlanConfig, window_s
     return blocks, remaining
 
 
-def _schedule(tasks: Sequence[TaskRequest], order: Sequence[int], free: list[Interval], config: PlanConfig,
+def _schedule(tasks: Sequence[PlanTask], order: Sequence[int], free: list[Interval], config: PlanConfig,
               window_start: dt.datetime) -> tuple[dict[int, list[Interval]], dict[int, str]]:
     placed: dict[int, list[Interval]] = {}
     failed: dict[int, str] = {}
@@ -349,7 +365,7 @@ def _schedule(tasks: Sequence[TaskRequest], order: Sequence[int], free: list[Int
     return placed, failed
 
 
-def _quality(tasks: Sequence[TaskRequest], placed: dict[int, list[Interval]]) -> tuple[float, ...]:
+def _quality(tasks: Sequence[PlanTask], placed: dict[int, list[Interval]]) -> tuple[float, ...]:
     fitted = [0.0, 0.0, 0.0]
     for i in placed:
         fitted[PRIORITY_RANK[tasks[i].priority]] += tasks[i].duration.total_seconds()
@@ -357,7 +373,7 @@ def _quality(tasks: Sequence[TaskRequest], placed: dict[int, list[Interval]]) ->
     return (*fitted, -finish)
 
 
-def schedule(tasks: Sequence[TaskRequest], free: list[Interval], config: PlanConfig, window_start: dt.datetime
+def schedule(tasks: Sequence[PlanTask], free: list[Interval], config: PlanConfig, window_start: dt.datetime
              ) -> tuple[list[Block], list[Unscheduled]]:
     far = dt.datetime.max.replace(tzinfo=UTC)
 
@@ -379,11 +395,11 @@ def schedule(tasks: Sequence[TaskRequest], free: list[Interval], config: PlanCon
     return blocks, [Unscheduled(tasks[i], failed[i]) for i in sorted(failed)]
 
 
-def plan(requests: str | Sequence[TaskRequest], calendar: str | Path | bytes | None = None, *,
+def plan(requests: str | Sequence[PlanTask], calendar: str | Path | bytes | None = None, *,
          config: PlanConfig | None = None, now: dt.datetime | None = None,
          extractor: Literal["rules", "llm"] = "rules", model: str | None = None,
          runtime: Runtime | None = None) -> Plan:
-    """Schedule ``requests`` (free text, one task per line, or TaskRequest objects) around ``calendar``.
+    """Schedule ``requests`` (free text, one task per line, or PlanTask objects) around ``calendar``.
 
     ``calendar`` is an .ics path or its bytes; ``now`` (default: the current time) is when planning starts.
     ``extractor="llm"`` lets a chat model (``model``, default: chat_model setting) fill in what the
@@ -421,3 +437,35 @@ def plan(requests: str | Sequence[TaskRequest], calendar: str | Path | bytes | N
     busy = [e for e in cal.events if e.end > window_start and e.start < window_end]
     return Plan(tasks=tasks, blocks=blocks, unscheduled=unscheduled, busy=busy, problems=cal.problems,
                 start=window_start.astimezone(tz), end=window_end.astimezone(tz), timezone=tz, config=cfg)
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+class PlanRequest(TaskRequest):
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS,
+                      description="the tasks in plain text, one per line, e.g. 'write the report, 2h, by Friday'")
+    calendar: str | None = Field(None, max_length=MAX_TEXT_CHARS,
+                                 description="the person's calendar: the text of an .ics file")
+    config: PlanConfig = Field(default_factory=PlanConfig, description="working hours and preferences")
+    now: dt.datetime | None = Field(None, description="plan as if it were this time (default: now)")
+    extractor: Literal["rules", "llm"] = Field("rules", description="llm: the chat model fills in what the "
+                                               "rules miss")
+    model: str | None = Field(None, description="chat model for the llm extractor")
+
+
+def _run(request: PlanRequest, ctx: TaskContext) -> Plan:
+    calendar = request.calendar.encode("utf-8") if request.calendar is not None else None
+    return plan(request.text, calendar, config=request.config, now=request.now, extractor=request.extractor,
+                model=request.model, runtime=ctx.runtime)
+
+
+def _json(result: Plan) -> dict[str, Any]:
+    return {**result.as_dict(), "ics": result.to_ics().decode("utf-8")}
+
+
+TASK = Task(
+    name="plan", summary="Propose a schedule for tasks written in plain text in a calendar's free time",
+    request=PlanRequest, result=Plan, response=dict[str, Any], serialize=_json, run=_run,
+    models=lambda request, settings: [request.model or settings.chat_model] if request.extractor == "llm" else [],
+    cacheable=lambda request: request.now is not None,  # "now" moves: only a fixed start repeats
+)

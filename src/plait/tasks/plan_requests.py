@@ -37,7 +37,7 @@ PRIORITY_RANK: dict[str, int] = {"high": 0, "normal": 1, "low": 2}
 
 
 @dataclass(frozen=True)
-class TaskRequest:
+class PlanTask:
     title: str
     duration: dt.timedelta
     priority: Priority = "normal"
@@ -169,7 +169,7 @@ class _Dates:
 
 
 def parse_request(text: str, *, now: dt.datetime, tz: dt.tzinfo, work: WorkDay,
-                  default_duration: dt.timedelta) -> TaskRequest:
+                  default_duration: dt.timedelta) -> PlanTask:
     """One task from one line of text."""
     original = text.strip()
     if not original:
@@ -232,7 +232,7 @@ def parse_request(text: str, *, now: dt.datetime, tz: dt.tzinfo, work: WorkDay,
         take(next_week.start(), next_week.end())
 
     title = _title(original, spans) or original
-    return TaskRequest(title=title, duration=duration or default_duration, priority=priority,
+    return PlanTask(title=title, duration=duration or default_duration, priority=priority,
                        deadline=deadline, not_before=not_before, text=original,
                        duration_given=duration is not None)
 
@@ -258,7 +258,7 @@ def _title(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def parse_requests(text: str, *, now: dt.datetime, tz: dt.tzinfo, work: WorkDay,
-                   default_duration: dt.timedelta) -> list[TaskRequest]:
+                   default_duration: dt.timedelta) -> list[PlanTask]:
     items = split_requests(text)
     if not items:
         raise InputError("no tasks found: write one task per line, e.g. 'write the report, 2h, by Friday'")
@@ -278,8 +278,8 @@ LLM_SCHEMA: dict[str, Any] = {
 }
 
 
-def refine_with_llm(task: TaskRequest, generator: Any, *, now: dt.datetime, tz: dt.tzinfo,
-                    work: WorkDay) -> TaskRequest:
+def refine_with_llm(task: PlanTask, generator: Any, *, now: dt.datetime, tz: dt.tzinfo,
+                    work: WorkDay) -> PlanTask:
     """Fill what the rules did not find (duration, deadline, priority) from a chat model's JSON answer.
 
     The answer is constrained by :data:`LLM_SCHEMA`; values that do not make sense (a duration outside

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from plait.errors import CatalogError, InputError, ModelNotFound
 from plait.models.recommender import Recommender, Strategy
@@ -24,6 +24,7 @@ from plait.models.spec import ModelSpec
 from plait.runtime import Runtime, get_runtime
 from plait.tasks.recommend_data import ItemText, RatingsTable, read_items, read_ratings
 from plait.tasks.recommend_fit import RecommendConfig
+from plait.tasks.registry import Task, TaskRequest
 
 __all__ = ["RecommendConfig", "Recommendations", "RecommendedItem", "RatingPrediction", "TrainReport",
            "predict_rating", "recommend", "recommender", "train_recommender"]
@@ -221,3 +222,24 @@ def _item_texts(items: str | Path | Mapping[str, Any] | None) -> dict[str, ItemT
         else:
             raise InputError(f"item {key}: its text must be a non-empty string")
     return out or None
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+class RecommendRequest(TaskRequest):
+    model: str = Field(min_length=1, description="a trained recommender (`plait recommend train`)")
+    user: str | None = Field(None, description="a user the recommender knows; none: from ratings only")
+    k: int = Field(10, ge=1, le=1000)
+    strategy: Strategy = "hybrid"
+    ratings: dict[str, float] | None = Field(None, description="item → rating, added to the user's history")
+    include_rated: bool = False
+
+
+TASK = Task(
+    name="recommend", summary="The best items for a user from a trained recommender", request=RecommendRequest,
+    result=Recommendations, input=None,
+    run=lambda request, ctx: recommend(request.user, model=request.model, k=request.k, strategy=request.strategy,
+                                       ratings=request.ratings, include_rated=request.include_rated,
+                                       runtime=ctx.runtime),
+    models=lambda request, settings: [request.model],
+)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from plait.index.core import open_index
 from plait.index.filters import SearchFilters
 from plait.index.retrieval import Mode, SearchResults, retrieve
 from plait.runtime import Runtime
+from plait.tasks.registry import Task, TaskRequest
 
 
 def search(query: str, *, k: int = 10, mode: Mode = "hybrid", filters: SearchFilters | None = None,
@@ -17,3 +20,22 @@ def search(query: str, *, k: int = 10, mode: Mode = "hybrid", filters: SearchFil
     """
     return retrieve(open_index(runtime), query, k=k, mode=mode, filters=filters, per_document=per_document,
                     mmr_lambda=mmr)
+
+
+class SearchRequest(TaskRequest):
+    query: str = Field(min_length=1, max_length=2000, description="words or a question; \"quoted phrases\" "
+                       "must appear as they are")
+    k: int = Field(10, ge=1, le=100, description="number of results")
+    mode: Mode = Field("hybrid", description="hybrid (words and meaning), keyword (BM25) or vector")
+    filters: SearchFilters | None = None
+    per_document: bool = Field(True, description="one result per document (its best passage)")
+    mmr: float | None = Field(None, ge=0, le=1, description="re-order for variety (λ, e.g. 0.7)")
+
+
+# The index changes as files are added: search answers are never cached.
+TASK = Task(
+    name="search", summary="Search the personal index by keyword, meaning or both", request=SearchRequest,
+    result=SearchResults, input="query", scope="index", cacheable=lambda request: False,
+    run=lambda request, ctx: search(request.query, k=request.k, mode=request.mode, filters=request.filters,
+                                    per_document=request.per_document, mmr=request.mmr, runtime=ctx.runtime),
+)

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from pydantic import Field
+
 from plait.errors import InputError
 from plait.models.vision import ImageClassifier
 from plait.runtime import Runtime, get_runtime
+from plait.tasks.registry import Batch, Task, TaskRequest, decode_base64, file_content
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,6 +33,7 @@ class SeeResult:
     source: str
     labels: tuple[ImageLabel, ...] = ()
     error: str | None = None  # set instead of labels when this input could not be read
+    model: str = ""
 
     @property
     def top(self) -> ImageLabel | None:
@@ -84,7 +88,7 @@ def see_many(images: Sequence[str | Path | bytes | Image], *, k: int = 5,
         for item, slot in zip(chunk, slots, strict=True):
             if slot is None:
                 assert probs is not None
-                slot = SeeResult(_name(item), _top_k(probs[row], m.labels, k))
+                slot = SeeResult(_name(item), _top_k(probs[row], m.labels, k), model=m.spec.name)
                 row += 1
             results.append(slot)
         if progress:
@@ -116,3 +120,35 @@ def _top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> tuple[ImageLabel
     best = np.argpartition(-probs, k - 1)[:k] if k < len(probs) else np.arange(len(probs))
     best = best[np.argsort(-probs[best], kind="stable")]
     return tuple(ImageLabel(labels[i], round(float(probs[i]), 6), int(i)) for i in best)
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+class SeeRequest(TaskRequest):
+    image: str = file_content("the image")
+    k: int = Field(5, ge=1, le=50, description="how many classes")
+    model: str | None = Field(None, description=f"an image classifier (default: {DEFAULT_MODEL})")
+
+
+def _runner(request: SeeRequest, runtime: Runtime) -> Callable[[list[str]], list[SeeResult]]:
+    m = classifier(request.model, runtime)
+    return lambda images: see_many([decode_base64(i, "image") for i in images], k=request.k, model=m,
+                                   errors="report")
+
+
+def _answer(request: SeeRequest, results: list[SeeResult]) -> SeeResult:
+    if results[0].error:
+        raise InputError(results[0].error)
+    return results[0]
+
+
+TASK = Task(
+    name="see", summary="What is in a picture: the most likely classes", request=SeeRequest, result=SeeResult,
+    input="image", file_input=True,
+    run=lambda request, ctx: see(decode_base64(request.image, "image"), k=request.k, model=request.model,
+                                 runtime=ctx.runtime),
+    # Images of many requests (or of a folder, from the CLI) go through the model in batches.
+    batch=Batch(items=lambda request: [request.image], key=lambda request: f"{request.model}|{request.k}",
+                runner=_runner, answer=_answer),
+    models=lambda request, settings: [request.model or DEFAULT_MODEL],
+)

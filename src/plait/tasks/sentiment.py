@@ -22,11 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import Field
+
 from plait.errors import InputError, MissingDependency
 from plait.models.base import Embedder
 from plait.readers.document import Document
 from plait.readers.sentences import split_sentences
 from plait.runtime import Runtime, get_runtime
+from plait.tasks.registry import MAX_TEXT_CHARS, Task, TaskRequest
 
 Label = Literal["positive", "negative", "neutral"]
 Method = Literal["vader", "embedding"]
@@ -74,13 +77,7 @@ class Sentiment:
     score: float  # [-1, 1]: the length-weighted mean of the sentences' scores
     method: str
     sentences: tuple[SentenceSentiment, ...]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        out = {"positive": 0, "neutral": 0, "negative": 0}
-        for s in self.sentences:
-            out[s.label] += 1
-        return out
+    counts: dict[str, int]  # sentences per label
 
 
 def sentiment(text: str | Document, *, method: Method = "vader", model: str | Embedder | None = None,
@@ -112,7 +109,10 @@ def sentiment(text: str | Document, *, method: Method = "vader", model: str | Em
                       for t, sc, lab, s in zip(texts, scores, labels, spans, strict=True))
     weights = [max(1, len(t.split())) for t in texts]
     score = sum(w * sc for w, sc in zip(weights, scores, strict=True)) / sum(weights)
-    return Sentiment(label_for(score), round(float(score), 4), name, sentences)
+    counts = {"positive": 0, "neutral": 0, "negative": 0}
+    for label in labels:
+        counts[label] += 1
+    return Sentiment(label_for(score), round(float(score), 4), name, sentences, counts)
 
 
 def label_for(score: float) -> Label:
@@ -169,3 +169,21 @@ def embedding_scores(texts: Sequence[str], embedder: Embedder) -> tuple[list[flo
     names: tuple[Label, Label, Label] = ("positive", "neutral", "negative")
     labels = [names[int(i)] for i in probs.argmax(axis=1)]
     return scores, labels
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+class SentimentRequest(TaskRequest):
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    method: Method = Field("vader", description="vader (lexicon; fast) or embedding (nearest prototype)")
+    model: str | None = Field(None, description="embedder for method 'embedding'")
+
+
+TASK = Task(
+    name="sentiment", summary="Sentiment of a text and of each of its sentences", request=SentimentRequest,
+    result=Sentiment, reads_documents=True,
+    run=lambda request, ctx: sentiment(ctx.document or request.text, method=request.method, model=request.model,
+                                       runtime=ctx.runtime),
+    models=lambda request, settings: [request.model or settings.embed_model] if request.method == "embedding"
+    else [],
+)

@@ -13,9 +13,13 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field
 
 from plait.errors import BackendError, InputError, MissingDependency
 from plait.readers.audio import Audio, read_audio
+from plait.tasks.registry import Task, TaskRequest, encode_base64
 
 DEFAULT_VOICE = "en-us"
 MAX_CHARS = 50_000  # ~50 minutes of speech; longer texts should be spoken in parts
@@ -110,3 +114,24 @@ def voices() -> tuple[Voice, ...]:
             gender = {"M": "male", "F": "female"}.get(age_gender.rpartition("/")[2], "")
             found.append(Voice(language, language, gender, name.replace("_", " ")))
     return tuple(found)
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+class SpeakRequest(TaskRequest):
+    text: str = Field(min_length=1, max_length=MAX_CHARS)
+    voice: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_+-]+$", description="e.g. en-us")
+    rate: int | None = Field(None, ge=MIN_RATE, le=MAX_RATE, description="words per minute")
+    pitch: int | None = Field(None, ge=0, le=99)
+
+
+def _json(speech: Speech) -> dict[str, Any]:
+    return {"voice": speech.voice, "duration": round(speech.duration, 3), "sample_rate": speech.audio.sample_rate,
+            "wav": encode_base64(speech.wav_bytes())}
+
+
+TASK = Task(
+    name="speak", summary="Text to speech: a WAV file", request=SpeakRequest, result=Speech,
+    run=lambda request, ctx: speak(request.text, voice=request.voice, rate=request.rate, pitch=request.pitch),
+    media_type="audio/wav", render=lambda speech: speech.wav_bytes(), serialize=_json, response=dict[str, Any],
+)

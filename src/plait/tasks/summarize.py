@@ -17,13 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from plait.errors import InputError
 from plait.models.base import Embedder, GenerationOptions, Message, TextGenerator
 from plait.readers.document import Document
 from plait.readers.sentences import sentences as split_sentences
 from plait.runtime import Runtime, get_runtime
+from plait.tasks.registry import MAX_TEXT_CHARS, Task, TaskContext, TaskRequest
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,10 +39,8 @@ DEFAULT_SENTENCES = {"paragraph": 3, "bullets": 5, "one-line": 1}
 MMR_LAMBDA = 0.7  # weight of centrality against redundancy with what is already chosen
 
 
-class SummaryOptions(BaseModel):
+class SummaryOptions(TaskRequest):
     """What a user may ask of a summary (CLI flags, HTTP request bodies, workflow steps)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     method: Method = "extractive"
     style: Style = "paragraph"
@@ -302,3 +301,23 @@ def format_points(points: Sequence[str], style: Style) -> str:
     if style == "bullets":
         return "\n".join(f"- {p}" for p in points)
     return " ".join(points)
+
+
+# --- the task -----------------------------------------------------------------------------------------
+
+class SummarizeRequest(SummaryOptions):
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="the text to summarise")
+
+
+def _run(request: SummarizeRequest, ctx: TaskContext) -> Summary:
+    return summarize(ctx.document or request.text, method=request.method, style=request.style,
+                     sentences=request.sentences, words=request.words, model=request.model, runtime=ctx.runtime)
+
+
+# Abstractive summaries decode greedily (temperature 0, fixed seed): both methods are repeatable, so cacheable.
+TASK = Task(
+    name="summarize", summary="Summarise a text: extractive (sentences chosen by centrality) or abstractive",
+    request=SummarizeRequest, result=Summary, run=_run, reads_documents=True,
+    models=lambda request, settings: [request.model or (settings.embed_model if request.method == "extractive"
+                                                        else settings.chat_model)],
+)

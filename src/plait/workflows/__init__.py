@@ -5,9 +5,9 @@ kept in SQLite, so a killed run resumes without losing or repeating work.
     summary = Engine(load_workflow("inbox.yml")).run()
 
 Modules: ``spec`` (the schema) · ``loader`` (YAML with file:line errors) · ``engine`` · ``state`` (SQLite)
-· ``steps`` (tasks by name, templates, set, HTTP) · ``templates`` (Jinja2) · ``triggers/`` · ``sinks/`` ·
+· ``steps`` (registry tasks by name, templates, set, HTTP) · ``templates`` (Jinja2) · ``triggers/`` · ``sinks/`` ·
 ``runner`` (background, for ``plait up``) · ``router`` (HTTP routes) · ``enabled`` ($PLAIT_HOME/workflows)
-· ``status`` · ``clock`` · ``functions`` (read, relevance) · ``webhook_keys``. Bundled workflows are in
+· ``status`` · ``clock`` · ``functions`` (read) · ``webhook_keys``. Bundled workflows are in
 ``bundled/`` (see its README.md).
 """
 
@@ -16,8 +16,7 @@ from plait.workflows.engine import Engine, EngineEvent, RunSummary
 from plait.workflows.loader import load_workflow, parse_workflow
 from plait.workflows.sinks import register_sink
 from plait.workflows.spec import Workflow
-from plait.workflows.steps import register_task
 from plait.workflows.triggers import register_trigger
 
 __all__ = ["Clock", "Engine", "EngineEvent", "ManualClock", "RunSummary", "Workflow", "load_workflow",
-           "parse_workflow", "register_sink", "register_task", "register_trigger"]
+           "parse_workflow", "register_sink", "register_trigger"]

@@ -177,7 +177,7 @@ def _unique(problems: list[Problem]) -> list[Problem]:
 
 def check(workflow: Workflow, file: str, data: Any, lines: dict[Loc, int]) -> Iterator[Problem]:
     from plait.workflows.sinks import sink_class
-    from plait.workflows.steps import check_task_arguments, task_function
+    from plait.workflows.steps import check_task, check_task_arguments
     from plait.workflows.templates import Templates
     from plait.workflows.triggers import trigger_class
 
@@ -238,7 +238,7 @@ def check(workflow: Workflow, file: str, data: Any, lines: dict[Loc, int]) -> It
             yield from compiles((*loc, "when"), step.when, expression=True)
         if isinstance(step, TaskStep):
             try:
-                task_function(step.task)
+                check_task(step.task)
                 for arg, message in check_task_arguments(step.task, step.with_):
                     yield problem((*loc, "with", arg), message)
             except (PlaitError, ImportError) as exc:

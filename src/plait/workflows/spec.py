@@ -6,7 +6,7 @@ A workflow is a trigger, a list of steps, and some settings::
     trigger: {type: maildir, path: ~/Mail/INBOX}
     steps:
       - id: label
-        task: classify                     # any task of plait.tasks, by name (see `steps.TASKS`)
+        task: classify                     # any task of the task registry, by name (`plait workflows steps`)
         with: {labels: [work, personal, newsletter]}
       - id: gist
         when: "label.label == 'work'"      # a Jinja2 expression over the item and earlier outputs

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from plait import __version__
 from plait.errors import ModelNotFound, PlaitError
-from plait.models.base import GenerationRequest, Message
+from plait.models.base import GenerationRequest, TextGenerator
 from plait.models.spec import ModelSpec
 from plait.serve.cache import generation_is_cacheable
 from plait.serve.context import ServerContext
@@ -41,6 +41,7 @@ from plait.serve.ollama_schema import (
     Tags,
     Version,
 )
+from plait.tasks.generate import chat_request, prompt_request
 
 router = APIRouter(tags=["Ollama-compatible"], responses=ERRORS)
 NDJSON: dict[int | str, dict[str, Any]] = {200: {"content": {"application/x-ndjson": {}},
@@ -184,9 +185,10 @@ async def chat(body: ChatRequest, http: Request, ctx: Ctx, key: ChatKey) -> Resp
         await ctx.run(ctx.runtime.pool.get, spec.name)
         return JSONResponse({"model": spec.name, "created_at": _now(), "message": {"role": "assistant",
                              "content": ""}, "done": True, "done_reason": "load"})
-    messages = tuple(m.to_message() for m in body.messages)
-    request = GenerationRequest(messages=messages,
-                                options=body.generation_options(ctx.settings.context_length))
+    model = await ctx.run(ctx.runtime.model, spec.name, TextGenerator)
+    request = chat_request(model, [m.to_message() for m in body.messages],
+                           options=body.generation_options(ctx.settings.context_length),
+                           default_max_tokens=ctx.settings.max_tokens)
     return await _answer(http, ctx, key.id, spec, request, body.stream, chat=True)
 
 
@@ -202,12 +204,8 @@ async def generate(body: GenerateRequest, http: Request, ctx: Ctx, key: ChatKey)
             reason = "load"
         return JSONResponse({"model": spec.name, "created_at": _now(), "response": "", "done": True,
                              "done_reason": reason})
-    options = body.generation_options(ctx.settings.context_length)
-    if body.raw or "chat" not in spec.capabilities:
-        request = GenerationRequest(prompt=body.prompt, options=options)
-    else:  # like Ollama: the prompt is one user turn in the model's chat template
-        messages = ([Message("system", body.system)] if body.system else []) + [Message("user", body.prompt)]
-        request = GenerationRequest(messages=tuple(messages), options=options)
+    request = prompt_request(spec, body.prompt, raw=body.raw, system=body.system,
+                             options=body.generation_options(ctx.settings.context_length))
     return await _answer(http, ctx, key.id, spec, request, body.stream, chat=False)
 
 

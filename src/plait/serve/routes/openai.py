@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from plait.errors import PlaitError
-from plait.models.base import GenerationOptions, GenerationRequest
+from plait.models.base import GenerationOptions, GenerationRequest, TextGenerator
 from plait.models.spec import ModelSpec
 from plait.serve.cache import generation_is_cacheable
 from plait.serve.context import ServerContext
@@ -31,6 +31,7 @@ from plait.serve.openai_schema import (
     ModelList,
     finish_reason,
 )
+from plait.tasks.generate import chat_request, prompt_request
 
 router = APIRouter(tags=["OpenAI-compatible"], responses=ERRORS)
 SSE: dict[int | str, dict[str, Any]] = {
@@ -62,8 +63,9 @@ def _sse(payload: Any) -> bytes:
 
 
 async def _generate(http: Request, ctx: ServerContext, key_id: str, spec: ModelSpec, request: GenerationRequest,
-                    stream: bool, include_usage: bool, kind: str, echo: bool = False) -> Response:
-    """Shared by chat and plain completions: ``kind`` is "chat.completion" or "text_completion"."""
+                    stream: bool, include_usage: bool, kind: str, echo: str | None = None) -> Response:
+    """Shared by chat and plain completions: ``kind`` is "chat.completion" or "text_completion"; ``echo`` is
+    the prompt to put before a completion's text (OpenAI's ``echo``)."""
     chat = kind == "chat.completion"
     options = _effective(ctx, request.options)
     cache_key = None
@@ -85,7 +87,7 @@ async def _generate(http: Request, ctx: ServerContext, key_id: str, spec: ModelS
         choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": done.text},
                                   "finish_reason": finish_reason(done.finish_reason), "logprobs": None}
     else:
-        text = (request.prompt or "") + done.text if echo else done.text
+        text = (echo or "") + done.text
         choice = {"index": 0, "text": text, "finish_reason": finish_reason(done.finish_reason), "logprobs": None}
     payload = {**base, "object": kind, "choices": [choice], "usage": usage}
     if cache_key is not None and done.finish_reason != "cancelled":
@@ -138,7 +140,10 @@ async def _stream(http: Request, live: LiveGeneration, base: dict[str, Any], cha
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=SSE)
 async def chat_completions(body: ChatCompletionRequest, http: Request, ctx: Ctx, key: ChatKey) -> Response:
     spec = ctx.spec(body.model, "chat", ctx.settings.chat_model)
-    request = GenerationRequest(messages=body.chat_messages(), options=body.options())
+    model = await ctx.run(ctx.runtime.model, spec.name, TextGenerator)
+    # A conversation longer than the context loses its oldest turns, as in `plait chat` (tasks.generate).
+    request = chat_request(model, body.chat_messages(), options=body.options(),
+                           default_max_tokens=ctx.settings.max_tokens)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await _generate(http, ctx, key.id, spec, request, body.stream, include_usage, "chat.completion")
 
@@ -147,10 +152,10 @@ async def chat_completions(body: ChatCompletionRequest, http: Request, ctx: Ctx,
     **SSE[200], "content": {"application/json": {}, "text/event-stream": {}}}})
 async def completions(body: CompletionRequest, http: Request, ctx: Ctx, key: ChatKey) -> Response:
     spec = ctx.spec(body.model, "complete", ctx.settings.chat_model)
-    request = GenerationRequest(prompt=body.prompt_text(), options=body.options())
+    request = prompt_request(spec, body.prompt_text(), raw=body.raw, options=body.options())
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await _generate(http, ctx, key.id, spec, request, body.stream, include_usage, "text_completion",
-                           echo=body.echo)
+                           echo=body.prompt_text() if body.echo else None)
 
 
 @router.post("/v1/embeddings", response_model=EmbeddingList)

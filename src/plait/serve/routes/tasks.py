@@ -1,180 +1,138 @@
-"""Task routes (/v1/summarize, /v1/classify, …): thin typed routes over the functions in ``plait.tasks``.
+"""Task routes: ``POST /v1/<task>`` for every task of the task registry, generated from it.
 
-Each task is declared once, by a function decorated with :func:`task_route`, that imports its task module
-and returns a :class:`TaskSpec`: the request and response types (which make the OpenAPI document), the
-scope a key needs, and how to call the task. :func:`build_router` turns each spec into a route that
-checks the key, answers from the cache when it may, and runs the task in a worker thread, or, for a task
-that batches, through a micro-batcher shared by concurrent requests. Adding a task is one such function.
+A route's body is the task's own request model (so the OpenAPI document shows it), its answer the task's
+one JSON form (:meth:`plait.tasks.registry.Task.to_json`), the same JSON the CLI's ``--json`` prints and
+workflows store. Only HTTP concerns live here: the key's scope, the response cache, the micro-batcher a
+batching task shares across concurrent requests, the generation queue a streaming task waits in, and
+server-sent events when a streaming task is asked to stream (``"stream": true``): the task's events, then
+``{"type": "delta", "text"}`` for each piece, then ``{"type": "result", ...}`` and ``[DONE]``.
 
-A task whose module is not there (an optional part not installed or not written yet) gets no route,
-and a declaration that no longer matches its module is logged and skipped rather than taking the whole
-server down; a unit test builds every declaration so such drift fails CI instead.
+A task whose optional library is missing gets no route (the task itself says what to install when
+used); a unit test loads every built-in task so a broken definition fails CI instead.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import importlib.util
 import inspect
 import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
-from pydantic import TypeAdapter
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field, create_model
 
-from plait.errors import InputError
-from plait.runtime import Runtime
-from plait.serve.auth import Scope
+from plait.errors import PlaitError
 from plait.serve.context import ServerContext
 from plait.serve.deps import get_context, require
+from plait.serve.errors import body_for, from_plait_error
+from plait.serve.generation import LiveGeneration, start_generation, stream_response
 from plait.serve.openai_schema import ERRORS
+from plait.tasks.registry import Streamed, Task, TaskContext, registry
 
 log = logging.getLogger("plait.serve")
-
-
-@dataclass(frozen=True)
-class Batched:
-    """How a task runs the items of many requests in one model call.
-
-    ``items(body)`` gives a request's items; ``key(body)`` groups requests that may share a batch (same
-    model, same labels…); ``runner(body, runtime)`` makes the batch function for a group (called once
-    per group, so it may hold a prepared classifier); ``answer(body, results)`` builds a response from
-    the request's own results.
-    """
-
-    items: Callable[[Any], Sequence[Any]]
-    key: Callable[[Any], Any]
-    runner: Callable[[Any, Runtime], Callable[[list[Any]], Sequence[Any]]]
-    answer: Callable[[Any, list[Any]], Any]
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    request: type[Any]  # a pydantic model with extra="forbid"
-    response: Any  # a type pydantic can validate and document: a dataclass, a model, a union of them
-    call: Callable[[Any, Runtime], Any] | None = None  # runs the task for one request (blocking)
-    batched: Batched | None = None
-    scope: Scope = "tasks"
-    # Whether an answer may be cached; a task whose output is sampled says per request.
-    cacheable: Callable[[Any], bool] = lambda body: True
-    # The catalog names an answer depends on, so a changed model is a new cache key.
-    models: Callable[[Any, Any], Sequence[str | None]] = lambda body, settings: ()
-    # Responses that are not JSON (speak: audio/wav).
-    media_type: str = "application/json"
-    also_streams: bool = False  # answers text/event-stream when the request asks to stream
-    render: Callable[[Any], bytes] | None = None
-    summary: str = ""
-    # Custom handling (ask streams): an async function (http, body, ctx, key) -> Response.
-    handler: Callable[..., Any] | None = None
-
-
-@dataclass(frozen=True)
-class TaskRoute:
-    name: str  # the route is POST /v1/{name}
-    module: str  # plait.tasks.{module}: without it, no route
-    declare: Callable[[], TaskSpec]
-
-
-TASK_ROUTES: dict[str, TaskRoute] = {}
-
-
-def task_route(name: str, module: str | None = None) -> Callable[[Callable[[], TaskSpec]], Callable[[], TaskSpec]]:
-    def register(declare: Callable[[], TaskSpec]) -> Callable[[], TaskSpec]:
-        if name in TASK_ROUTES:
-            raise ValueError(f"task route '{name}' is declared twice")
-        TASK_ROUTES[name] = TaskRoute(name, module or name, declare)
-        return declare
-    return register
-
-
-def module_exists(route: TaskRoute) -> bool:
-    try:
-        return importlib.util.find_spec(f"plait.tasks.{route.module}") is not None
-    except ImportError:
-        return False
-
-
-def decode_base64(value: str, what: str) -> bytes:
-    """Uploaded file content. Routes take content, never a path: no route reads the server's files."""
-    if value.startswith("data:") and "," in value:  # a data: URL from a browser
-        value = value.split(",", 1)[1]
-    try:
-        data = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(f"{what} must be base64-encoded file content") from exc
-    if not data:
-        raise InputError(f"{what} is empty")
-    return data
 
 
 def _dumps(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _endpoint(name: str, spec: TaskSpec) -> Callable[..., Any]:
-    adapter: TypeAdapter[Any] = TypeAdapter(spec.response)
+def _sse(payload: Any) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8") + b"\n\n"
 
-    async def endpoint(http: Request, body: Any, ctx: ServerContext, key: Any) -> Response:
-        if spec.handler is not None:
-            return await spec.handler(http, body, ctx, key)
-        versions = [ctx.version(ctx.runtime.catalog.get(m)) for m in spec.models(body, ctx.settings) if m]
-        cache_key = None
-        if spec.cacheable(body):
-            cache_key, hit = ctx.cached("task", name, versions, body.model_dump(mode="json"))
-            if hit is not None:
-                return Response(hit, media_type=spec.media_type)
-        if spec.batched is not None:
-            b, runtime = spec.batched, ctx.runtime
-            group = b.key(body)
-            batcher = ctx.batchers.get((name, group), lambda: b.runner(body, runtime))
-            result = b.answer(body, await batcher.submit(list(b.items(body))))
+
+def _body_model(task: Task) -> type[BaseModel]:
+    """The task's request, plus ``stream`` for a task that can stream (an HTTP concern, not the task's)."""
+    if task.stream is None:
+        return task.request
+    return create_model(f"{task.request.__name__}Http", __base__=task.request,
+                        stream=(bool, Field(False, description="answer as server-sent events")))
+
+
+async def _streamed(task: Task, http: Request, body: Any, ctx: ServerContext, key: Any) -> Response:
+    assert task.stream is not None
+    streamed: Streamed = await ctx.run(task.stream, body, TaskContext(ctx.runtime))
+    live: LiveGeneration | None = None
+    if streamed.model is not None and streamed.request is not None:  # a model call: take a turn in its queue
+        live = await start_generation(ctx, http, key.id, streamed.model, streamed.request,
+                                      produce=lambda: iter(streamed))
+    if not getattr(body, "stream", False):
+        if live is not None:
+            await live.collect(http)
         else:
-            assert spec.call is not None
-            result = await ctx.run(spec.call, body, ctx.runtime)
-        content = spec.render(result) if spec.render else _dumps(adapter.dump_python(result, mode="json"))
+            await ctx.run(lambda: list(streamed))
+        return Response(_dumps(task.to_json(streamed.result())), media_type="application/json")
+
+    async def events() -> AsyncIterator[bytes]:
+        for event in streamed.events():
+            yield _sse(event)
+        try:
+            if live is not None:
+                async for delta in live.deltas():
+                    if delta.text:
+                        yield _sse({"type": "delta", "text": delta.text})
+            else:
+                for delta in streamed:  # nothing for a model to do (ask found no source): no queue
+                    yield _sse({"type": "delta", "text": delta.text})
+        except PlaitError as exc:
+            yield _sse(body_for(http.url.path, from_plait_error(exc)))
+            return
+        yield _sse({"type": "result", **task.to_json(streamed.result())})
+        yield b"data: [DONE]\n\n"
+
+    if live is None:
+        return StreamingResponse(events(), media_type="text/event-stream")
+    return stream_response(live, events(), "text/event-stream")
+
+
+def _endpoint(task: Task) -> Callable[..., Any]:
+    async def endpoint(http: Request, body: Any, ctx: ServerContext, key: Any) -> Response:
+        if task.stream is not None:
+            return await _streamed(task, http, body, ctx, key)
+        versions = [ctx.version(ctx.runtime.catalog.get(m)) for m in task.models(body, ctx.settings) if m]
+        cache_key = None
+        if task.cacheable(body):
+            cache_key, hit = ctx.cached("task", task.name, versions, body.model_dump(mode="json"))
+            if hit is not None:
+                return Response(hit, media_type=task.media_type)
+        if task.batch is not None:
+            batch, runtime = task.batch, ctx.runtime
+            batcher = ctx.batchers.get((task.name, batch.key(body)), lambda: batch.runner(body, runtime))
+            result = batch.answer(body, await batcher.submit(list(batch.items(body))))
+        else:
+            result = await ctx.run(task.run, body, TaskContext(ctx.runtime))
+        content = task.render(result) if task.render else _dumps(task.to_json(result))
         if cache_key is not None:
             ctx.cache.put(cache_key, content)
-        return Response(content, media_type=spec.media_type)
+        return Response(content, media_type=task.media_type)
 
     # FastAPI reads the signature for the body model, the dependencies and the OpenAPI document.
     endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
         inspect.Parameter("http", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-        inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=spec.request),
+        inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_body_model(task)),
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=ServerContext,
                           default=Depends(get_context)),
-        inspect.Parameter("key", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=Depends(require(spec.scope))),
+        inspect.Parameter("key", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=Depends(require(task.scope))),
     ], return_annotation=Response)
-    endpoint.__name__ = name
+    endpoint.__name__ = task.name
     return endpoint
 
 
-def build_router(routes: Sequence[TaskRoute] | None = None) -> tuple[APIRouter, list[str]]:
-    """A router with a route per task whose module exists; returns it and the names routed."""
-    from plait.serve.routes import task_defs  # noqa: F401  (declares the built-in task routes)
-
+def build_router(tasks: Sequence[Task] | None = None) -> tuple[APIRouter, list[str]]:
+    """A router with ``POST /v1/<name>`` for each task (default: every task of the registry); returns it
+    and the names routed."""
     router = APIRouter(tags=["Tasks"])
     added = []
-    for route in TASK_ROUTES.values() if routes is None else routes:
-        if not module_exists(route):
-            continue
-        try:
-            spec = route.declare()
-        except ImportError as exc:  # a task's optional library is missing: the task itself says so on use
-            log.warning("no route /v1/%s: %s", route.name, exc)
-            continue
+    for task in registry().all() if tasks is None else tasks:
         responses: dict[int | str, dict[str, Any]] = dict(ERRORS)
-        if spec.media_type != "application/json":
-            responses[200] = {"content": {spec.media_type: {}}, "description": "the result"}
-        elif spec.also_streams:
-            responses[200] = {"content": {"text/event-stream": {}},
-                              "description": "JSON, or server-sent events when stream is true"}
-        router.add_api_route(f"/v1/{route.name}", _endpoint(route.name, spec), methods=["POST"],
-                             response_model=None if spec.render else spec.response,
-                             responses=responses, summary=spec.summary or None, name=route.name)
-        added.append(route.name)
+        if task.render is not None:
+            responses[200] = {"content": {task.media_type: {}}, "description": "the result"}
+        elif task.stream is not None:
+            responses[200] = {"content": {"application/json": {}, "text/event-stream": {}},
+                              "description": "the result as JSON, or server-sent events when stream is true"}
+        router.add_api_route(f"/v1/{task.name}", _endpoint(task), methods=["POST"],
+                             response_model=None if task.render else task.response_type,
+                             responses=responses, summary=task.summary, name=task.name)
+        added.append(task.name)
     return router, added
