@@ -2,8 +2,9 @@
 
 Hybrid search runs both searches for a pool of candidates each, scores every candidate on both
 (cosine similarity and BM25, fused as in :mod:`plait.index.fusion`), optionally re-orders the pool for
-variety (MMR), and returns the top ``k`` with their documents' metadata and a highlighted snippet. By default results are documents (each one's best
-passage); ``per_document=False`` returns passages, several per document if they rank.
+variety (MMR), and returns the top ``k`` with their documents' metadata and a highlighted snippet. By
+default results are documents (each one's best passage); ``per_document=False`` returns passages, several
+per document if they rank.
 """
 
 from __future__ import annotations
