@@ -14,6 +14,7 @@ from plait import __version__
 from plait.cli import classify as classify_cli
 from plait.cli import compress as compress_cli
 from plait.cli import config, embed, generate, models, text_tasks
+from plait.cli import eval as eval_cli
 from plait.cli import explain as explain_cli
 from plait.cli import hear as hear_cli
 from plait.cli import index as index_cli
@@ -56,6 +57,7 @@ workflows_cli.register(app)
 app.add_typer(workflows_cli.app, name="workflows")
 tune_cli.register(app)
 app.add_typer(runs_cli.app, name="runs")
+app.add_typer(eval_cli.app, name="eval")
 explain_cli.register(app)
 compress_cli.register(app)
 add_task_commands(app)  # last: every task without a command of its own gets a generated one
