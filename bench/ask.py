@@ -31,6 +31,10 @@ normalised (lower case, number words as digits, thousands separators dropped, "%
 For the questions the articles cannot answer, abstaining is right and any answer without a warning is
 wrong.
 
+plait eval (the person's own benchmark, no labels) runs on two corpora in the same run, its figures beside
+the hand-made ones, with its time: the same Lee index, and the 200 newsgroup posts as a mailbox-like
+folder of text files (100 held-out sentences, 20 written questions each).
+
 Baseline: today's ask, i.e. plait's ask as it was at commit BASELINE_COMMIT (before this work), run from
 that commit's source in a subprocess on the same index and the same models; its text is judged the same
 way. Its warning is its own: a note that some sentence of the answer matches no source closely.
@@ -256,7 +260,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run(limit: int | None, with_baseline: bool) -> dict[str, Any]:
+def run(limit: int | None, with_baseline: bool, with_eval: bool) -> dict[str, Any]:
     from plait.tasks.ask import ask
 
     answerable, unanswerable = questions("lee_questions.json")
@@ -287,6 +291,9 @@ def run(limit: int | None, with_baseline: bool) -> dict[str, Any]:
                 "rejected": [{"text": r.text, "reason": r.reason} for r in a.rejected],
             })
             print(f"plait {q['id']}: {outcome} ({seconds:.1f}s) {a.text[:100]!r}", file=sys.stderr)
+        if with_eval:
+            result["plait_eval"] = eval_on_two_corpora(base, rt)
+            print(json.dumps(result["plait_eval"]), file=sys.stderr)
         rt.close()
         result["plait"] = summary([r for r in plait_rows if r["id"] < 100])
         result["plait_unanswerable"] = summary([r for r in plait_rows if r["id"] >= 100])
@@ -317,11 +324,34 @@ def run(limit: int | None, with_baseline: bool) -> dict[str, Any]:
     return result
 
 
+def eval_on_two_corpora(base: Path, lee_runtime: Runtime) -> dict[str, Any]:
+    from plait.corpora import newsgroups
+    from plait.evaluation import evaluate
+    from plait.index.core import Index
+
+    out: dict[str, Any] = {}
+    start = time.perf_counter()
+    run = evaluate(lee_runtime, queries=100, questions=20)
+    out["lee"] = {"seconds": round(time.perf_counter() - start, 1), "sizes": run.sizes, "metrics": run.metrics}
+    folder = base / "news"
+    folder.mkdir()
+    for i, post in enumerate(newsgroups()):
+        (folder / f"post-{i:03}.txt").write_text(post.text, encoding="utf-8")
+    rt = Runtime(load_settings(home=make_home(base, "home-news")))
+    Index(rt).add([folder])
+    start = time.perf_counter()
+    run = evaluate(rt, queries=100, questions=20)
+    out["newsgroups"] = {"seconds": round(time.perf_counter() - start, 1), "sizes": run.sizes, "metrics": run.metrics}
+    rt.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", action="store_true", help="choose weights and thresholds on the dev questions")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-eval", action="store_true", help="skip plait eval on the two corpora")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results: dict[str, Any] = {"load_before": os.getloadavg()}
@@ -334,7 +364,7 @@ def main() -> None:
         fitted = DATA.parent / "results" / "ask_fit.json"
         if fitted.exists():
             results["constants"] = check_constants(json.loads(fitted.read_text())["fit_on_dev"])
-        results.update(run(args.limit, not args.no_baseline))
+        results.update(run(args.limit, not args.no_baseline, not args.no_eval))
         name = "ask" if not args.limit else "ask-limited"
     results["load_after"] = os.getloadavg()
     results["peak_rss_mb"] = round(peak_rss_mb(), 1)
