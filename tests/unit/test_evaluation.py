@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from plait.errors import InputError
-from plait.evaluation import evaluate, history
-from plait.evaluation import known_items, questions
+from plait.evaluation import evaluate, history, known_items, questions
 from plait.evaluation.matching import states
 from plait.index import open_index
 from plait.models.base import Delta, GenerationRequest, TextGenerator, Usage
