@@ -49,7 +49,8 @@ def _filters(collection: list[str] | None, path: str | None, kind: list[str] | N
 
 def search(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="words or a question; \"quoted phrases\" must appear as they are")],
+    query: Annotated[str, typer.Argument(help="words or a question; \"quoted phrases\" rank first where they "
+                                              "appear as they are")],
     k: Annotated[int, typer.Option("-k", "--limit", help="number of results")] = 10,
     mode: Annotated[str, typer.Option(help="hybrid (words and meaning), keyword (BM25) or vector")] = "hybrid",
     passages: Annotated[bool, typer.Option("--passages", help="list passages, not one result per document")] = False,
