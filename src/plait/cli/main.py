@@ -16,6 +16,7 @@ from plait.cli import classify as classify_cli
 from plait.cli import compress as compress_cli
 from plait.cli import config, embed, generate, models, text_tasks
 from plait.cli import doctor as doctor_cli
+from plait.cli import eval as eval_cli
 from plait.cli import explain as explain_cli
 from plait.cli import hear as hear_cli
 from plait.cli import index as index_cli
@@ -60,6 +61,7 @@ workflows_cli.register(app)
 app.add_typer(workflows_cli.app, name="workflows")
 tune_cli.register(app)
 app.add_typer(runs_cli.app, name="runs")
+app.add_typer(eval_cli.app, name="eval")
 explain_cli.register(app)
 compress_cli.register(app)
 doctor_cli.register(app)

@@ -415,3 +415,22 @@ def m007_security_audit(conn: sqlite3.Connection) -> None:
         );
         """
     _execute_script(conn, script)
+
+
+@migration()
+def m008_eval_runs(conn: sqlite3.Connection) -> None:
+    # plait eval's results, one row per run (see plait.evaluation.history); JSON columns for the settings,
+    # metrics and sizes, whose keys grow with new metrics.
+    _execute_script(conn, """
+        CREATE TABLE eval_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            collection TEXT,
+            embed_model TEXT NOT NULL,
+            chat_model TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            sizes TEXT NOT NULL
+        );
+        """)
