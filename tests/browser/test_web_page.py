@@ -94,7 +94,12 @@ def test_ask_answers_with_citations_and_opens_the_passage(page: Any, site: Site,
     page.click("button:text('Ask')")
     page.wait_for_selector(".sources li", timeout=120_000)
     page.wait_for_selector(".result[aria-busy=false] .answer", timeout=120_000)
-    assert page.inner_text(".answer").strip()
+    assert "211" in page.inner_text(".answer")  # the fact, stated from the evidence
+    # A citation in the answer opens its passage with the cited sentence marked.
+    page.click(".answer button.cite")
+    page.wait_for_selector(".passage mark.evidence")
+    assert "211 detainees" in page.inner_text(".passage mark.evidence")
+    assert page.locator(".evidence li").count() >= 1
     page.click(".sources li:first-child button")
     page.wait_for_selector(".passage blockquote mark")
     assert "Christmas" in page.inner_text(".passage blockquote")
