@@ -398,7 +398,7 @@ def _closing_block(lines: list[str], sender: str) -> tuple[str, str]:
         if any(marks):
             # The signature runs up through its own lines and short ones (a title, a company name).
             k = stop
-            while k > start and (marks[k - 1 - start] or len(lines[k - 1].split()) <= 6):
+            while k > start and (marks[k - 1 - start] or _title_like(lines[k - 1])):
                 k -= 1
             cut = k
             if k > start:
@@ -426,6 +426,12 @@ def _paragraphs(lines: list[str]) -> list[tuple[int, int]]:
     if start is not None:
         out.append((start, len(lines)))
     return out
+
+
+def _title_like(line: str) -> bool:
+    """A short line that is no sentence: a job title, a company name ("Export Sales Manager")."""
+    text = line.strip()
+    return bool(text) and len(text.split()) <= 6 and text[-1] not in ".!?:;,"
 
 
 _CONTACT = re.compile(r"[\w.+-]+@[\w-]+\.\w|https?://|www\.|\b(?:tel|fax|phone|mobile|cell|e-?mail)\b|"
