@@ -97,6 +97,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     from plait.workflows.router import workflow_router
 
     app.include_router(workflow_router(admin=[Depends(require("admin"))]), tags=["Workflows"], responses=ERRORS)
+    from plait.workflows.today_router import today_router
+
+    app.include_router(today_router(admin=[Depends(require("admin"))]), tags=["Workflows"], responses=ERRORS)
 
     # Outermost first: the access log sees every response, including a 413 from the size limit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)

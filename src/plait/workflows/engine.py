@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from plait.errors import CapabilityError, InputError, MissingDependency, PlaitError
 from plait.store import Store
 from plait.workflows.clock import Clock
-from plait.workflows.context import StepContext, resolve_path
+from plait.workflows.context import StepContext
 from plait.workflows.errors import StepError, TemplateError, TriggerError
 from plait.workflows.spec import MapStep, RouteStep, SinkStep, TaskStep, Workflow
 from plait.workflows.state import ItemRow, StepRecord, WorkflowState
@@ -336,7 +336,8 @@ class Engine:
     def _variables(self, row: ItemRow) -> dict[str, Any]:
         received = datetime.fromtimestamp(row.created_at, UTC)
         return {"item": dict(row.data), "key": row.key, "key_slug": slug(row.key, 80), "vars": self.workflow.vars,
-                "workflow": {"name": self.workflow.name, "run": self._run_id}, "steps": {},
+                "workflow": {"name": self.workflow.name, "run": self._run_id, "output": str(self.output_dir)},
+                "steps": {},
                 "received": received, "now": self.clock.datetime()}
 
     def _run_steps(self, steps: Sequence[Any], prefix: str, variables: dict[str, Any],
@@ -518,9 +519,9 @@ class Engine:
             return self._http
 
     def _output_dir(self) -> Path:
-        if self.workflow.output:
-            return resolve_path(self.workflow.output, self.workflow.base_dir)
-        return self.runtime.settings.home / "output" / self.workflow.name
+        from plait.workflows.corrections import output_dir
+
+        return output_dir(self.workflow, self.runtime.settings.home)
 
     def _emit(self, event: EngineEvent) -> None:
         if self.on_event is not None:
