@@ -172,6 +172,7 @@ def labels_bench(mails: Sequence[Any], texts_full: list[str], texts_own: list[st
     refit = {label: (fitted[label] if counts[label] >= 3 else thresholds[label]) for label in LABELS}
     results["corrections"] = {"per_label": dict(counts), "thresholds": refit}
     results["after_corrections"] = report(decide(np.asarray(p_few), refit))
+    results["after_corrections_argmax"] = report(decide(np.asarray(p_few), None))
     results["gain_macro_f1"] = round(results["after_corrections"]["macro_f1"]
                                      - results["after_thresholds"]["macro_f1"], 4)
     return results, thresholds
