@@ -342,7 +342,8 @@ def correct(ctx: typer.Context, name: Annotated[str, typer.Argument(help="the wo
             label: Annotated[str, typer.Argument(help="the label it should carry")],
             file: Annotated[Path | None, typer.Option(help="the workflow file, if it is not enabled")] = None) -> None:
     """Correct an item's label: its text becomes an example for the workflow's classifier (next run)."""
-    from plait.workflows.corrections import TUNE_AT, correct as record
+    from plait.workflows.corrections import TUNE_AT
+    from plait.workflows.corrections import correct as record
     from plait.workflows.enabled import resolve
     from plait.workflows.loader import load_workflow
 

@@ -147,7 +147,7 @@ def split_reply(body: str, *, sender: str = "", subject: str = "", html: bool = 
         if not new_blocks[-1].strip():
             new_blocks.pop()
     new = "\n\n".join(b.strip("\n") for b in new_blocks if b.strip())
-    answers = _answered(top.split("\n"), quotes) or (history if history is not None and history.text else None)
+    answers = _answered(quotes) or (history if history is not None and history.text else None)
     return Reply(_tidy(new), tuple(q for q in quotes if q.text.strip()), signature.strip(), footer.strip(),
                  forwarded, answers)
 
@@ -249,8 +249,8 @@ def _interleaved(lines: Sequence[str]) -> tuple[list[str], list[Quote]]:
             while i < len(lines) and quoted[i]:
                 i += 1
             inner = "\n".join(_QUOTE_MARKS.sub("", lines[j]) for j in range(start, i)).strip()
-            line = owners.get(start)
-            quotes.append(Quote(inner, line, _attribution_author(line) if line else None))
+            owner = owners.get(start)
+            quotes.append(Quote(inner, owner, _attribution_author(owner) if owner else None))
             continue
         if not attribution[i]:
             current.append(lines[i])
@@ -333,12 +333,15 @@ def _attribution_author(line: str) -> str | None:
     return addresses[-1] if addresses else None
 
 
-def _answered(lines: Sequence[str], quotes: list[Quote]) -> Quote | None:
+def _answered(quotes: list[Quote]) -> Quote | None:
     """The quote the sender answers first: the one just before their first own paragraph."""
     return next((q for q in quotes if q.text.strip()), None)
 
 
 def _display_name(value: str) -> str:
+    value = re.sub(r"\s*\[mailto:[^\]]*\]", "", value).strip()  # Outlook's "Anna Berg [mailto:…]"
+    if "@" not in value:
+        return value.strip('"')  # a bare name: parseaddr would keep only its first word
     name, address = parseaddr(value)
     return name or address
 
@@ -527,8 +530,8 @@ def html_to_quoted_text(markup: str) -> str:
 def _mark_blockquotes(markup: str) -> str:
     if "blockquote" not in markup.lower():
         return markup
-    from plait.readers.html import _soup, parse_html
     from plait.readers.document import sections_text
+    from plait.readers.html import _soup, parse_html
 
     soup = _soup(markup)
     for quote in soup.find_all("blockquote"):

@@ -48,7 +48,7 @@ class MailDigestOptions(DigestOptions):
 
 
 class MailDigestSink(DigestSink):
-    Options = MailDigestOptions
+    Options = MailDigestOptions  # type: ignore[assignment]  # a DigestOptions with more fields
     options: MailDigestOptions
 
     def entry(self, ctx: StepContext) -> tuple[str, float, dict[str, Any]]:

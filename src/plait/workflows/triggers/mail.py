@@ -36,9 +36,7 @@ if TYPE_CHECKING:
 
 def mail_item(raw: bytes, source: str, *, path: str | None = None) -> tuple[dict[str, Any], float | None]:
     """An item's data from one raw RFC 5322 message, and its date as Unix seconds."""
-    from plait.readers.mail import parse_message
-
-    from plait.readers.mail import QUOTED, SIGNATURE, section, written_text
+    from plait.readers.mail import QUOTED, SIGNATURE, parse_message, section, written_text
 
     try:
         doc = parse_message(raw, source)
