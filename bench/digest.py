@@ -224,8 +224,9 @@ def measure(home: Path, raw_by_key: dict[str, bytes], newsgroup_keys: set[str], 
 # --- threads ------------------------------------------------------------------------------------------------
 
 def threads_bench() -> dict[str, Any]:
-    from plait.readers.threads import Message, thread_ids
     from tests.corpora import newsgroups
+
+    from plait.readers.threads import Message, thread_ids
 
     posts = newsgroups()
     parent: dict[str, str] = {}
@@ -293,9 +294,9 @@ def main() -> None:
     import yaml
 
     from _common import make_home, timed, write_results
-    from public_mail import delivered, labelled_mails, write_maildir
     from plait.readers.mail import parse_message, written_text
     from plait.workflows.templates import to_datetime  # noqa: F401 - fails early when workflows are missing
+    from public_mail import delivered, labelled_mails, write_maildir
 
     mails = labelled_mails()
     messages = delivered(mails)

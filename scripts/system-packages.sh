@@ -2,8 +2,9 @@
 # Debian packages some features use. Optional: plait installs and runs without them, and each feature
 # that needs one says so. Installed only where this machine allows it (root, or passwordless sudo).
 set -uo pipefail
-packages=(espeak-ng     # speak: text to speech
-          dovecot-imapd) # workflows: the IMAP server the IMAP-trigger tests and benchmark start locally
+packages=(espeak-ng      # speak: text to speech
+          dovecot-imapd  # workflows: the IMAP server the IMAP-trigger tests and benchmark start locally
+          chromium)      # the web page's browser tests (Playwright drives it; its own browsers are not fetched)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -51,3 +52,11 @@ def serve_in_thread(app: Any, key: str | None = None, *, startup_timeout: float 
         thread.join(timeout=30)
         if thread.is_alive():
             raise RuntimeError("the test server did not stop")
+
+
+def models_sharing_home(tmp_path_factory: Any, shared_models_home: Path, name: str) -> Path:
+    """A fresh plait home whose built models (minilm-q8…) are the test session's shared ones."""
+    home: Path = tmp_path_factory.mktemp(name)
+    (shared_models_home / "models").mkdir(exist_ok=True)
+    (home / "models").symlink_to(shared_models_home / "models")
+    return home

@@ -14,7 +14,7 @@ from plait.runtime import Runtime
 from plait.serve.app import create_app
 from plait.serve.auth import KeyStore, ensure_local_key
 from plait.settings import resolve_settings
-from tests.servers import RunningServer, serve_in_thread
+from tests.servers import RunningServer, models_sharing_home, serve_in_thread
 
 pytestmark = pytest.mark.model
 
@@ -28,9 +28,7 @@ PERSON = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, shared_models_home: Path) -> Iterator[RunningServer]:
-    home = tmp_path_factory.mktemp("serve-home")
-    (shared_models_home / "models").mkdir(exist_ok=True)
-    (home / "models").symlink_to(shared_models_home / "models")
+    home = models_sharing_home(tmp_path_factory, shared_models_home, "serve-home")
     settings = resolve_settings(environ={}, home=home).settings  # the defaults: smollm2 and minilm-q8
     runtime = Runtime(settings)
     runtime.pool.get(settings.chat_model)

@@ -3,43 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from plait.cli.common import state
-from plait.errors import ModelFileError
-from plait.models.catalog import spec_from_source
-from plait.models.spec import ModelSpec
+from plait.models.catalog import describe, spec_from_source
 
 app = typer.Typer(help="The models plait knows: built-ins and your own.", no_args_is_help=True)
-
-
-def _where(spec: ModelSpec, models_dir: Path) -> str:
-    if spec.is_remote:
-        return spec.source
-    if spec.is_hub:
-        return f"hub: {spec.hub_name}"
-    if spec.parent is not None and not spec.derived_path(models_dir).exists():
-        return f"built from {spec.parent} on first use"
-    try:
-        return str(spec.local_path(models_dir))
-    except ModelFileError as exc:
-        return f"not installed: {exc}"
-
-
-def _status(spec: ModelSpec, where: str) -> str:
-    if where.startswith("not installed"):
-        return "missing"
-    if where.startswith("built from"):
-        return "not built"
-    return "remote" if spec.is_remote else "hub" if spec.is_hub else "ready"
-
-
-def _size(spec: ModelSpec, models_dir: Path) -> str:
-    size = spec.size_bytes(models_dir)
-    return "-" if size is None else f"{size / 1e6:,.0f} MB"
 
 
 @app.command("list")
@@ -53,16 +24,15 @@ def list_(ctx: typer.Context,
     specs, models_dir = rt.catalog.all(), rt.settings.models_dir
     if as_json:
         for spec in specs:
-            where = _where(spec, models_dir)
-            print(json.dumps({**spec.model_dump(), "status": _status(spec, where), "location": where,
-                              "size_bytes": spec.size_bytes(models_dir)}))
+            print(json.dumps(describe(spec, models_dir)))
         return
     table = Table(show_edge=False)
     for col in ("name", "backend", "can", "size", "status", "description"):
         table.add_column(col)
     for spec in specs:
-        table.add_row(spec.name, spec.backend, ",".join(spec.capabilities), _size(spec, models_dir),
-                      _status(spec, _where(spec, models_dir)), spec.description)
+        info = describe(spec, models_dir)
+        size = "-" if info["size_bytes"] is None else f"{info['size_bytes'] / 1e6:,.0f} MB"
+        table.add_row(spec.name, spec.backend, ",".join(spec.capabilities), size, info["status"], spec.description)
     Console().print(table)
 
 
@@ -71,10 +41,7 @@ def info(ctx: typer.Context, name: str,
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Everything plait knows about one model: source, files, options, metrics and how it was made."""
     rt = state(ctx).runtime()
-    spec, models_dir = rt.catalog.get(name), rt.settings.models_dir
-    where = _where(spec, models_dir)
-    data = {**spec.model_dump(), "status": _status(spec, where), "location": where,
-            "size_bytes": spec.size_bytes(models_dir), "loaded": name in rt.pool.loaded()}
+    data = {**describe(rt.catalog.get(name), rt.settings.models_dir), "loaded": name in rt.pool.loaded()}
     if as_json:
         print(json.dumps(data, indent=2))
         return

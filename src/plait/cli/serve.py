@@ -6,7 +6,7 @@ import logging
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,6 +25,20 @@ AccessLogOpt = Annotated[str | None, typer.Option(
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(up)
+    app.command("open")(open_page)
+
+
+def _base_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{settings.port}"
+
+
+def signin_url(settings: Settings, store: Any) -> str:
+    """A one-time link that opens the web page signed in (see plait.web.sessions)."""
+    from plait.web.sessions import new_signin_token
+
+    return f"{_base_url(settings)}/signin?token={new_signin_token(store)}"
 
 
 def _check_bind(settings: Settings) -> None:
@@ -74,14 +88,17 @@ def run_server(ctx: typer.Context, host: str | None, port: int | None, access_lo
     _check_bind(settings)
     _access_log(access_log, settings)
     app = create_app(settings, preload=preload, workflows=workflows)
+    store = app.state.ctx.runtime.store
     if settings.api_auth:
-        ensure_local_key(KeyStore(app.state.ctx.runtime.store), settings.home)
+        ensure_local_key(KeyStore(store), settings.home)
         auth = f"API key: {local_key_path(settings.home)}"
+        page = signin_url(settings, store)
     else:
         auth = "API keys: off (api_auth = false)"
-    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(f"plait {what} on http://{shown}:{settings.port}  ({auth}; models {settings.chat_model}, "
+        page = _base_url(settings) + "/"
+    print(f"plait {what} on {_base_url(settings)}  ({auth}; models {settings.chat_model}, "
           f"{settings.embed_model}; Ctrl-C stops)", file=sys.stderr)
+    print(f"plait: open the page (this link works once; `plait open` makes another): {page}", file=sys.stderr)
     # timeout_graceful_shutdown: on Ctrl-C, answers in flight get this long to finish; then streams are
     # cancelled, which stops their generation cleanly.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
@@ -99,3 +116,16 @@ def up(ctx: typer.Context, host: Host = None, port: Port = None, access_log: Acc
     """Start plait on the defaults: the server with the default models loaded, and the enabled workflows
     ($PLAIT_HOME/workflows) running on their triggers (http://127.0.0.1:8434)."""
     run_server(ctx, host, port, access_log, True, "is up", workflows=True)
+
+
+def open_page(ctx: typer.Context,
+              no_browser: Annotated[bool, typer.Option("--no-browser", help="print the link, do not open a "
+                                                                               "browser")] = False) -> None:
+    """Open plait's web page in a browser, signed in (a one-time link; the server must be running)."""
+    import webbrowser
+
+    rt = state(ctx).runtime()
+    url = signin_url(rt.settings, rt.store)
+    print(url)
+    if not no_browser:
+        webbrowser.open(url)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from plait.errors import CatalogError, ModelNotFound
+from plait.errors import CatalogError, ModelFileError, ModelNotFound
 from plait.models.spec import ModelSpec
 from plait.store import Store
 
@@ -199,3 +200,20 @@ def _infer_local(path: Path) -> tuple[str, tuple[str, ...]]:
         f"cannot tell what kind of model {path} is: expected a .gguf or .onnx file, or a folder with "
         "config.json; pass --backend to say"
     )
+
+
+def describe(spec: ModelSpec, models_dir: Path) -> dict[str, Any]:
+    """An entry as a person reads it: its fields, where its files are, whether they are here, their size."""
+    if spec.is_remote:
+        where, status = spec.source, "remote"
+    elif spec.is_hub:
+        where, status = f"hub: {spec.hub_name}", "hub"
+    elif spec.parent is not None and not spec.derived_path(models_dir).exists():
+        where, status = f"built from {spec.parent} on first use", "not built"
+    else:
+        try:
+            where, status = str(spec.local_path(models_dir)), "ready"
+        except ModelFileError as exc:
+            where, status = f"not installed: {exc}", "missing"
+    return {**spec.model_dump(mode="json"), "status": status, "location": where,
+            "size_bytes": spec.size_bytes(models_dir)}

@@ -47,7 +47,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     from plait.serve import errors
     from plait.serve.context import ServerContext
     from plait.serve.middleware import AccessLog, BodyLimit
-    from plait.serve.routes import health, ollama, openai, tasks
+    from plait.serve.routes import conversations, health, index, jobs, models, ollama, openai, tasks
+    from plait.serve.routes import settings as settings_routes
+    from plait.web import routes as web
 
     own_runtime = runtime is None
     if settings.generation_threads == 0:
@@ -100,6 +102,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     from plait.workflows.today_router import today_router
 
     app.include_router(today_router(admin=[Depends(require("admin"))]), tags=["Workflows"], responses=ERRORS)
+    for api in (conversations.router, index.router, jobs.router, models.router, settings_routes.router, web.api):
+        app.include_router(api, responses=ERRORS)
+    app.include_router(web.router)  # the page itself: /, /static, /signin
 
     # Outermost first: the access log sees every response, including a 413 from the size limit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)

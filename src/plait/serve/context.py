@@ -20,6 +20,7 @@ from plait.runtime import Runtime
 from plait.serve.auth import KeyStore
 from plait.serve.batching import BatcherPool
 from plait.serve.cache import ResponseCache, cache_key, model_version
+from plait.serve.jobs import Jobs
 from plait.serve.metrics import Metrics
 from plait.serve.queue import GenerationQueue
 from plait.serve.ratelimit import RateLimiter
@@ -36,6 +37,7 @@ class ServerContext:
         self.metrics = Metrics()
         self.cache = ResponseCache(settings.cache_entries, settings.cache_ttl_seconds)
         self.queue = GenerationQueue(settings.generation_queue, on_depth=self._depth)
+        self.jobs = Jobs()
         self.open()
 
     def open(self) -> None:

@@ -12,11 +12,29 @@ from plait.serve.auth import SCOPES, ApiKey, Scope
 from plait.serve.context import ServerContext
 from plait.serve.errors import ApiError
 from plait.serve.ratelimit import retry_after_header
+from plait.web.sessions import COOKIE, CSRF_HEADER, csrf_ok, session_for
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `plait keys create` "
                                                    "(or $PLAIT_HOME/local.key)")
 ANONYMOUS = ApiKey(id="-", name="anonymous", prefix="", scopes=SCOPES, rate_limit=None, created_at="",
                    last_used_at=None, revoked_at=None)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _web_session_key(request: Request, ctx: ServerContext, cookie: str) -> ApiKey:
+    """The owner, for a request signed in by the web page's session cookie (see plait.web.sessions)."""
+    session = session_for(ctx.runtime.store, cookie)
+    if session is None:
+        raise ApiError(401, "the web page's session has ended; open a new sign-in link (`plait open`)",
+                       type="authentication_error", code="session_expired")
+    if request.method not in SAFE_METHODS:
+        origin = request.headers.get("origin")
+        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        if (origin is not None and origin != own) or not csrf_ok(session, request.headers.get(CSRF_HEADER)):
+            raise ApiError(403, "a change asked with the web page's cookie must come from the page itself",
+                           type="permission_error", code="csrf")
+    return ApiKey(id=f"web:{session.id}", name="web page", prefix="", scopes=SCOPES, rate_limit=None,
+                  created_at="", last_used_at=None, revoked_at=None)
 
 
 def get_context(request: Request) -> ServerContext:
@@ -32,10 +50,13 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
 
     async def check(request: Request, ctx: Ctx,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
+        secret = credentials.credentials if credentials else request.headers.get("x-api-key")
+        cookie = request.cookies.get(COOKIE)
         if not ctx.settings.api_auth:
             key = ANONYMOUS
+        elif not secret and cookie:
+            key = _web_session_key(request, ctx, cookie)
         else:
-            secret = credentials.credentials if credentials else request.headers.get("x-api-key")
             if not secret:
                 raise ApiError(401, "this server needs an API key: send 'Authorization: Bearer <key>' "
                                "(create one with `plait keys create NAME`)", type="authentication_error",

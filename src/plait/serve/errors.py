@@ -42,6 +42,10 @@ class ApiError(Exception):
         return self.message
 
 
+class ClientGone(Exception):
+    """The client closed the connection before the answer was complete."""
+
+
 def from_plait_error(exc: PlaitError) -> ApiError:
     if isinstance(exc, ModelNotFound):
         return ApiError(404, str(exc), code="model_not_found", param="model")
@@ -87,7 +91,7 @@ def install(app: Any) -> None:
     """Register the exception handlers on a FastAPI app."""
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from starlette.exceptions import HTTPException
 
     def respond(request: Request, err: ApiError) -> JSONResponse:
@@ -116,6 +120,11 @@ def install(app: Any) -> None:
         err = ApiError(exc.status_code, message, type=status_type(exc.status_code),
                        headers=dict(exc.headers or {}))
         return respond(request, err)
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone) -> Response:
+        # The client left before its answer began (a Stop, a closed tab): nothing to answer, nothing wrong.
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -22,17 +22,13 @@ from fastapi import Request
 from plait.errors import InputError
 from plait.models.base import Completion, Delta, GenerationRequest, TextGenerator, Usage
 from plait.serve.context import ServerContext
-from plait.serve.errors import ApiError
+from plait.serve.errors import ApiError, ClientGone
 from plait.serve.queue import QueueFull, Ticket
 from plait.serve.ratelimit import retry_after_header
 
 T = TypeVar("T")
 _END = object()
 POLL_SECONDS = 0.1
-
-
-class ClientGone(Exception):
-    """The client closed the connection before the answer was complete."""
 
 
 class _Failure:

@@ -314,3 +314,47 @@ def m005_workflows_state(conn: sqlite3.Connection) -> None:
         );
         """
     _execute_script(conn, script)
+
+
+@migration()
+def m006_web_page(conn: sqlite3.Connection) -> None:
+    script = """
+        CREATE TABLE web_signin_tokens (      -- one-time links that open the web page; SHA-256 only
+            token_hash TEXT PRIMARY KEY,
+            expires_at REAL NOT NULL
+        );
+        CREATE TABLE web_sessions (           -- a browser signed in by a token link; SHA-256 only
+            id TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL UNIQUE,
+            csrf TEXT NOT NULL,               -- the page sends it back on every change it asks for
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            title TEXT NOT NULL,
+            model TEXT,
+            system TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE conversation_messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content TEXT NOT NULL,
+            model TEXT,                       -- the model that wrote an answer
+            stopped INTEGER NOT NULL DEFAULT 0,  -- the answer was stopped before its end
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX conversation_messages_conversation ON conversation_messages(conversation_id, id);
+        CREATE TABLE today_decisions (        -- what the person decided about a proposal of a workflow
+            workflow TEXT NOT NULL,
+            sink TEXT NOT NULL,
+            item_key TEXT NOT NULL,
+            decision TEXT NOT NULL CHECK (decision IN ('accept', 'decline')),
+            decided_at REAL NOT NULL,
+            PRIMARY KEY (workflow, sink, item_key)
+        );
+        """
+    _execute_script(conn, script)

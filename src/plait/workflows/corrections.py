@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plait.errors import InputError
+from plait.workflows.outputs import output_folder
 
 if TYPE_CHECKING:
     from plait.store import Store
@@ -35,15 +36,6 @@ class Correction:
     path: str
     counts: dict[str, int]  # corrections per label, after this one
     tune: bool  # every label has enough corrections for `plait tune`
-
-
-def output_dir(workflow: Workflow, home: Path) -> Path:
-    """Where a workflow writes its files: its ``output`` (relative to its file), else ~/.plait/output/NAME."""
-    from plait.workflows.context import resolve_path
-
-    if workflow.output:
-        return resolve_path(workflow.output, workflow.base_dir)
-    return home / "output" / workflow.name
 
 
 def workflow_labels(workflow: Workflow) -> list[str]:
@@ -74,7 +66,7 @@ def correct(store: Store, workflow: Workflow, home: Path, key: str, label: str) 
     text = "\n\n".join(str(data[k]).strip() for k in ("subject", "body") if data.get(k)) or str(data.get("text", ""))
     if not text.strip():
         raise InputError(f"item '{key}' has no text to learn from")
-    folder = output_dir(workflow, home) / FOLDER
+    folder = output_folder(workflow, home) / FOLDER
     name = slug(key, 80) + ".txt"
     for old in folder.glob(f"*/{name}"):
         old.unlink()

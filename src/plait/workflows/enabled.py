@@ -13,6 +13,7 @@ from plait.workflows.spec import Workflow
 
 BUNDLED = Path(__file__).resolve().parent / "bundled"
 SUFFIXES = (".yml", ".yaml")
+DISABLED = ".disabled"  # a disabled workflow's file keeps its place with this suffix added, ready to enable again
 
 
 def workflows_folder(home: Path) -> Path:
@@ -70,6 +71,9 @@ def enable(name_or_path: str, folder: Path, *, replace: bool = False) -> Path:
     """Copy a workflow file (or a bundled one by name) into the enabled folder, after validating it."""
     from plait.workflows.loader import load_workflow
 
+    parked = folder / f"{name_or_path}.yml{DISABLED}"
+    if parked.is_file() and not (folder / f"{name_or_path}.yml").exists():
+        parked.rename(folder / f"{name_or_path}.yml")  # disabled before: enabled again as it was
     source = resolve(name_or_path, folder)
     workflow = load_workflow(source)
     target = folder / f"{workflow.name}.yml"
@@ -79,3 +83,14 @@ def enable(name_or_path: str, folder: Path, *, replace: bool = False) -> Path:
     if target.resolve() != source.resolve():
         shutil.copyfile(source, target)
     return target
+
+
+def disable(name: str, folder: Path) -> Path:
+    """Stop running a workflow: its file in the enabled folder gets the .disabled suffix (kept, with any
+    edits, for enabling again); its records stay in the database."""
+    for found in discover(folder):
+        if found.name == name:
+            parked = found.path.with_name(found.path.name + DISABLED)
+            found.path.rename(parked)
+            return parked
+    raise InputError(f"no enabled workflow '{name}'; see `plait workflows list`")

@@ -38,6 +38,7 @@ from plait.store import Store
 from plait.workflows.clock import Clock
 from plait.workflows.context import StepContext
 from plait.workflows.errors import StepError, TemplateError, TriggerError
+from plait.workflows.outputs import output_folder
 from plait.workflows.spec import MapStep, RouteStep, SinkStep, TaskStep, Workflow
 from plait.workflows.state import ItemRow, StepRecord, WorkflowState
 from plait.workflows.steps import run_http, run_set, run_task, run_template, to_jsonable
@@ -519,9 +520,7 @@ class Engine:
             return self._http
 
     def _output_dir(self) -> Path:
-        from plait.workflows.corrections import output_dir
-
-        return output_dir(self.workflow, self.runtime.settings.home)
+        return output_folder(self.workflow, self.runtime.settings.home)
 
     def _emit(self, event: EngineEvent) -> None:
         if self.on_event is not None:

@@ -23,19 +23,21 @@ Routes:
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plait.errors import MissingDependency
+from plait.errors import InputError, MissingDependency
 
 # FastAPI resolves the routes' annotations (Request…) from this module's globals: import at the top.
 _fastapi_missing: ImportError | None = None
 try:
     from fastapi import APIRouter, HTTPException, Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
 except ImportError as _exc:  # the `serve` extra is not installed
     _fastapi_missing = _exc
 
@@ -44,6 +46,11 @@ if TYPE_CHECKING:
     from plait.workflows.runner import Runner
 
 WEBHOOK_HEADER = "x-plait-webhook-key"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+_OUTPUT_TYPES = {".md": "text/plain; charset=utf-8", ".txt": "text/plain; charset=utf-8",
+                 ".csv": "text/plain; charset=utf-8", ".ics": "text/calendar; charset=utf-8",
+                 ".json": "application/json", ".html": "text/html; charset=utf-8", ".png": "image/png",
+                 ".eml": "text/plain; charset=utf-8"}
 
 
 class RunRequest(BaseModel):
@@ -51,6 +58,15 @@ class RunRequest(BaseModel):
 
     items: list[dict[str, Any]] = Field(default_factory=list, description="manual items to add")
     keys: list[str | None] | None = Field(None, description="a key per item (a key given twice is one item)")
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str = Field(min_length=1, max_length=100)
+    sink: str = Field(min_length=1, max_length=200)
+    item_key: str = Field(min_length=1, max_length=1000)
+    decision: Literal["accept", "decline"]
 
 
 class RetryRequest(BaseModel):
@@ -65,7 +81,8 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
     """A FastAPI ``APIRouter`` with the workflow routes (see the module's docstring)."""
     if _fastapi_missing is not None:
         raise MissingDependency("workflow routes", extra="serve", package="fastapi") from _fastapi_missing
-    from plait.workflows.enabled import discover, workflows_folder
+    from plait.workflows.enabled import bundled, disable, discover, enable, workflows_folder
+    from plait.workflows.outputs import list_outputs, output_folder, read_output
     from plait.workflows.state import WorkflowState, workflow_names
     from plait.workflows.status import workflow_status
     from plait.workflows.steps import to_jsonable
@@ -116,6 +133,19 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
             out.append(st.as_dict())
         return out
 
+    @router.get("/v1/workflows/bundled", dependencies=list(admin))
+    def list_bundled(request: Request) -> list[dict[str, Any]]:
+        """The workflows that come with plait, and whether each is enabled here."""
+        from plait.workflows.loader import load_workflow
+
+        enabled_names = {n for n, d in definitions(request).items() if d[1] is not None}
+        out = []
+        for path in bundled():
+            wf = load_workflow(path)
+            out.append({"name": wf.name, "description": wf.description, "trigger": wf.trigger.type,
+                        "enabled": wf.name in enabled_names})
+        return out
+
     @router.get("/v1/workflows/{name}", dependencies=list(admin))
     def get_workflow(request: Request, name: str) -> dict[str, Any]:
         rt = get_runtime(request)
@@ -159,6 +189,78 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
         if rn is not None and name in rn.slots:
             rn.wake(name)
         return {"workflow": name, "retried": count}
+
+    @router.post("/v1/workflows/{name}/enable", dependencies=list(admin))
+    def enable_workflow(request: Request, name: str) -> dict[str, Any]:
+        """Enable a bundled workflow, or one disabled before, by name (never by path: a request chooses no file)."""
+        from plait.workflows.loader import load_workflow
+
+        if not _NAME.match(name):
+            raise HTTPException(400, f"'{name}' is not a workflow name")
+        home = get_runtime(request).settings.home
+        path = enable(name, workflows_folder(home))
+        rn = get_runner(request)
+        if rn is not None:
+            rn.add(load_workflow(path), path)
+        return {"workflow": name, "file": str(path), "running": rn is not None}
+
+    @router.post("/v1/workflows/{name}/disable", dependencies=list(admin))
+    def disable_workflow(request: Request, name: str) -> dict[str, Any]:
+        parked = disable(name, workflows_folder(get_runtime(request).settings.home))
+        rn = get_runner(request)
+        if rn is not None:
+            rn.remove(name)
+        return {"workflow": name, "file": str(parked)}
+
+    @router.get("/v1/workflows/{name}/items", dependencies=list(admin))
+    def list_items(request: Request, name: str, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        rows = WorkflowState(get_runtime(request).store, name).items(state, max(1, min(limit, 1000)))
+        return [{"key": r.key, "state": r.state, "attempts": r.attempts, "error": r.error,
+                 "updated_at": r.updated_at, "data": r.data} for r in rows]
+
+    @router.get("/v1/workflows/{name}/outputs", dependencies=list(admin))
+    def list_workflow_outputs(request: Request, name: str) -> dict[str, Any]:
+        wf = known(request, name)
+        folder = output_folder(wf, get_runtime(request).settings.home)
+        return {"workflow": name, "folder": str(folder), "files": [vars(f) for f in list_outputs(folder)]}
+
+    @router.get("/v1/workflows/{name}/outputs/{path:path}", dependencies=list(admin))
+    def get_workflow_output(request: Request, name: str, path: str) -> Response:
+        wf = known(request, name)
+        try:
+            content = read_output(output_folder(wf, get_runtime(request).settings.home), path)
+        except InputError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        media = _OUTPUT_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
+        # Made from mail and feeds: shown, never run (no script, no form, no outside load).
+        return Response(content, media_type=media, headers={
+            "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff"})
+
+    @router.get("/v1/today", dependencies=list(admin))
+    def get_today(request: Request) -> dict[str, Any]:
+        """What the workflows made for the person's day (see plait.workflows.today), and how to get more."""
+        from plait.workflows.spec import SinkStep, walk_steps
+        from plait.workflows.today import today
+
+        kinds = {}
+        for name, (_, wf, _) in definitions(request).items():
+            for _, step in walk_steps(wf.steps) if wf is not None else []:
+                if isinstance(step, SinkStep) and step.sink in ("digest", "ics"):
+                    kinds[(name, step.step_id)] = step.sink
+        sections = today(get_runtime(request).store, kinds)
+        return {"sections": [vars(s) for s in sections], "enabled": sorted(n for n, d in definitions(request).items()
+                                                                            if d[1] is not None)}
+
+    @router.post("/v1/today/decisions", dependencies=list(admin))
+    def decide_proposal(request: Request, body: DecisionRequest) -> dict[str, Any]:
+        from plait.workflows.today import decide
+
+        wf = known(request, body.workflow)
+        rt = get_runtime(request)
+        written = decide(rt.store, body.workflow, body.sink, body.item_key, body.decision,
+                         output_folder(wf, rt.settings.home))
+        return {"decision": body.decision, "calendar": str(written) if written else None}
 
     @router.post("/v1/workflows/{name}/webhook", status_code=202)
     async def webhook(request: Request, name: str) -> Any:

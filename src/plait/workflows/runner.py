@@ -45,6 +45,7 @@ class _Slot:
     engine: Engine | None = None
     error: str | None = None
     wake: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)  # this workflow only (disabled)
 
 
 class Runner:
@@ -61,17 +62,39 @@ class Runner:
 
     def start(self) -> Runner:
         for slot in self.slots.values():
-            if slot.workflow.enabled:
-                slot.thread = threading.Thread(target=self._loop, args=(slot,), daemon=True,
-                                               name=f"plait-workflow-{slot.workflow.name}")
-                slot.thread.start()
+            self._start(slot)
         return self
+
+    def _start(self, slot: _Slot) -> None:
+        if slot.workflow.enabled:
+            slot.thread = threading.Thread(target=self._loop, args=(slot,), daemon=True,
+                                           name=f"plait-workflow-{slot.workflow.name}")
+            slot.thread.start()
+
+    def add(self, workflow: Workflow, path: Path | None) -> None:
+        """Run a workflow enabled while running (the web page's Enable), in place of one of that name."""
+        self.remove(workflow.name)
+        slot = _Slot(workflow, path)
+        with self._lock:
+            self.slots[workflow.name] = slot
+        self._start(slot)
+
+    def remove(self, name: str, timeout: float = 30.0) -> None:
+        """Stop one workflow after its steps in progress (disabled while running); others go on."""
+        with self._lock:
+            slot = self.slots.pop(name, None)
+            if slot is not None:
+                slot.stop.set()
+                if slot.engine is not None:
+                    slot.engine.stop()
+        if slot is not None and slot.thread is not None:
+            slot.thread.join(timeout)
 
     def _loop(self, slot: _Slot) -> None:
         from plait.workflows.engine import Engine
 
         pause = RESTART_SECONDS[0]
-        while not self._stop.is_set():
+        while not slot.stop.is_set():
             try:
                 engine = Engine(slot.workflow, self.runtime, clock=self.clock, http_transport=self._transport)
             except PlaitError as exc:
@@ -80,7 +103,7 @@ class Runner:
                 return
             with self._lock:
                 slot.engine = engine
-                if self._stop.is_set():
+                if slot.stop.is_set():
                     engine.stop()
             if slot.wake.is_set():
                 slot.wake.clear()
@@ -88,7 +111,7 @@ class Runner:
             try:
                 summary = engine.run(watch=True, kind="up")
                 slot.error = summary.trigger_error
-                if self._stop.is_set():
+                if slot.stop.is_set():
                     return
             except WorkflowBusy as exc:
                 slot.error = str(exc)  # another process runs it (e.g. `plait run --watch`): try again later
@@ -98,7 +121,7 @@ class Runner:
             finally:
                 with self._lock:
                     slot.engine = None
-            self._stop.wait(pause)
+            slot.stop.wait(pause)
             pause = min(pause * 2, RESTART_SECONDS[1])
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -106,6 +129,7 @@ class Runner:
         self._stop.set()
         with self._lock:
             for slot in self.slots.values():
+                slot.stop.set()
                 if slot.engine is not None:
                     slot.engine.stop()
         for slot in self.slots.values():

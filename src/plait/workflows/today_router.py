@@ -53,7 +53,7 @@ def today_router(*, admin: Sequence[Any] = ()) -> Any:
 
     @router.get("/v1/workflows/{name}/digest", dependencies=list(admin))
     def digest(request: Request, name: str, period: str = "latest") -> Any:
-        from plait.workflows.corrections import output_dir
+        from plait.workflows.outputs import output_folder
 
         if not _PERIOD.match(period):
             raise HTTPException(422, "period: give latest, a day (2024-05-02) or a week (2024-W18)")
@@ -64,8 +64,8 @@ def today_router(*, admin: Sequence[Any] = ()) -> Any:
             raise HTTPException(404, f"workflow '{name}' writes no mail digest (no `mail-digest` sink)")
         template = str(sink.with_.get("path", "digest-{period}"))
         relative = template.replace("{period}", period) if "{period}" in template else template
-        path = (output_dir(wf, home) / relative).with_suffix(".json") if period != "latest" else \
-            (output_dir(wf, home) / template.replace("{period}", "latest")).with_suffix(".json")
+        path = (output_folder(wf, home) / relative).with_suffix(".json") if period != "latest" else \
+            (output_folder(wf, home) / template.replace("{period}", "latest")).with_suffix(".json")
         if not path.is_file():
             raise HTTPException(404, f"no digest for {period} yet: the workflow has not handled mail of that "
                                      "period")
@@ -84,10 +84,11 @@ def today_router(*, admin: Sequence[Any] = ()) -> Any:
 
     @router.get("/v1/workflows/{name}/corrections", dependencies=list(admin))
     def corrections(request: Request, name: str) -> dict[str, Any]:
-        from plait.workflows.corrections import FOLDER, TUNE_AT, corrections_count, output_dir, workflow_labels
+        from plait.workflows.corrections import FOLDER, TUNE_AT, corrections_count, workflow_labels
+        from plait.workflows.outputs import output_folder
 
         wf = workflow(request, name)
-        counts = corrections_count(output_dir(wf, request.app.state.ctx.runtime.settings.home) / FOLDER)
+        counts = corrections_count(output_folder(wf, request.app.state.ctx.runtime.settings.home) / FOLDER)
         labels = workflow_labels(wf)
         return {"counts": counts, "labels": labels, "tune_at": TUNE_AT,
                 "tune": bool(labels) and all(counts.get(k, 0) >= TUNE_AT for k in labels)}

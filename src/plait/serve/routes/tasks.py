@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -24,6 +24,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, create_model
 
 from plait.errors import PlaitError
+from plait.models.base import Delta
 from plait.serve.context import ServerContext
 from plait.serve.deps import get_context, require
 from plait.serve.errors import body_for, from_plait_error
@@ -50,18 +51,31 @@ def _body_model(task: Task) -> type[BaseModel]:
                         stream=(bool, Field(False, description="answer as server-sent events")))
 
 
-async def _streamed(task: Task, http: Request, body: Any, ctx: ServerContext, key: Any) -> Response:
+async def answer_streamed(task: Task, http: Request, body: Any, ctx: ServerContext, key: Any, *, stream: bool,
+                          finish: Callable[[Any], None] | None = None) -> Response:
+    """Run a streaming task: as server-sent events when the request asks to stream, else one JSON answer.
+
+    ``finish(result)`` runs in the worker once the task's stream has ended, however it ended (done, stopped
+    by the client leaving, failed): a caller that keeps the answer (a conversation) keeps what there was.
+    """
     assert task.stream is not None
     streamed: Streamed = await ctx.run(task.stream, body, TaskContext(ctx.runtime))
+
+    def produce() -> Iterator[Delta]:
+        try:
+            yield from streamed
+        finally:
+            if finish is not None:
+                finish(streamed.result())
+
     live: LiveGeneration | None = None
     if streamed.model is not None and streamed.request is not None:  # a model call: take a turn in its queue
-        live = await start_generation(ctx, http, key.id, streamed.model, streamed.request,
-                                      produce=lambda: iter(streamed))
-    if not getattr(body, "stream", False):
+        live = await start_generation(ctx, http, key.id, streamed.model, streamed.request, produce=produce)
+    if not stream:
         if live is not None:
             await live.collect(http)
         else:
-            await ctx.run(lambda: list(streamed))
+            await ctx.run(lambda: list(produce()))
         return Response(_dumps(task.to_json(streamed.result())), media_type="application/json")
 
     async def events() -> AsyncIterator[bytes]:
@@ -73,7 +87,7 @@ async def _streamed(task: Task, http: Request, body: Any, ctx: ServerContext, ke
                     if delta.text:
                         yield _sse({"type": "delta", "text": delta.text})
             else:
-                for delta in streamed:  # nothing for a model to do (ask found no source): no queue
+                for delta in produce():  # nothing for a model to do (ask found no source): no queue
                     yield _sse({"type": "delta", "text": delta.text})
         except PlaitError as exc:
             yield _sse(body_for(http.url.path, from_plait_error(exc)))
@@ -89,7 +103,7 @@ async def _streamed(task: Task, http: Request, body: Any, ctx: ServerContext, ke
 def _endpoint(task: Task) -> Callable[..., Any]:
     async def endpoint(http: Request, body: Any, ctx: ServerContext, key: Any) -> Response:
         if task.stream is not None:
-            return await _streamed(task, http, body, ctx, key)
+            return await answer_streamed(task, http, body, ctx, key, stream=body.stream)
         versions = [ctx.version(ctx.runtime.catalog.get(m)) for m in task.models(body, ctx.settings) if m]
         cache_key = None
         if task.cacheable(body):
@@ -119,12 +133,26 @@ def _endpoint(task: Task) -> Callable[..., Any]:
     return endpoint
 
 
+def describe_task(task: Task) -> dict[str, Any]:
+    """What a program (the web page's forms) needs to offer a task: its request's JSON Schema and how to send it."""
+    return {"name": task.name, "summary": task.summary, "scope": task.scope, "input": task.input,
+            "file_input": task.file_input, "streams": task.stream is not None, "media_type": task.media_type,
+            "request": task.request.model_json_schema()}
+
+
 def build_router(tasks: Sequence[Task] | None = None) -> tuple[APIRouter, list[str]]:
     """A router with ``POST /v1/<name>`` for each task (default: every task of the registry); returns it
     and the names routed."""
     router = APIRouter(tags=["Tasks"])
+    chosen = registry().all() if tasks is None else list(tasks)
+
+    @router.get("/v1/tasks", summary="Every task: its request's JSON Schema, scope and whether it streams",
+                dependencies=[Depends(require("chat"))])
+    async def list_tasks() -> list[dict[str, Any]]:
+        return [describe_task(task) for task in chosen]
+
     added = []
-    for task in registry().all() if tasks is None else tasks:
+    for task in chosen:
         responses: dict[int | str, dict[str, Any]] = dict(ERRORS)
         if task.render is not None:
             responses[200] = {"content": {task.media_type: {}}, "description": "the result"}
