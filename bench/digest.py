@@ -209,7 +209,8 @@ def measure(home: Path, raw_by_key: dict[str, bytes], newsgroup_keys: set[str], 
                    for r in db.execute("SELECT item_key, data FROM workflow_entries WHERE workflow = 'inbox-triage'")]
 
     def share(pairs: list[tuple[list[str], str]]) -> dict[str, Any]:
-        bad = [text for keys, text in pairs if contains_foreign(text, set().union(*(foreign[k] for k in keys)))]
+        bad = [text for keys, text in pairs if contains_foreign(
+            text, set().union(*(foreign[k][0] for k in keys)) - set().union(*(foreign[k][1] for k in keys)))]
         return {"n": len(pairs), "with_foreign_text": len(bad), "share": round(len(bad) / len(pairs), 4) if pairs
                 else 0.0, "examples": [b[:160] for b in bad[:3]]}
 

@@ -151,9 +151,11 @@ def body_lines(raw: bytes) -> tuple[list[str], str]:
     return text.replace("\r\n", "\n").split("\n"), str(msg.get("From") or "")
 
 
-def foreign_lines(raw: bytes) -> set[str]:
-    """Normalised lines (4+ words) of quoted history, attributions and signatures in a message, less those
-    that also appear as the sender's own lines (a post may repeat a phrase it quotes)."""
+def foreign_lines(raw: bytes) -> tuple[set[str], set[str]]:
+    """(normalised lines (4+ words) of quoted history, attributions and signatures in a message, less those
+    that also appear as the sender's own lines (a post may repeat a phrase it quotes); the own lines). A
+    thread's entry is checked against its messages' foreign lines less all their own lines: what one
+    message quotes may be another's own words."""
     lines, sender = body_lines(raw)
     address = _ADDRESS.search(sender)
     foreign, own = [], []
@@ -176,7 +178,7 @@ def foreign_lines(raw: bytes) -> set[str]:
             own.append(text)
     own_set = {normalize(x) for x in own}
     return {n for n in (normalize(re.sub(r"^[\s>|}:]+", "", x)) for x in foreign)
-            if len(n.split()) >= 4 and n not in own_set}
+            if len(n.split()) >= 4 and n not in own_set}, own_set
 
 
 def normalize(text: str) -> str:

@@ -36,7 +36,7 @@ _QUOTED = re.compile(r"^[ \t]{0,3}(?:\|\s?)?[>}]")
 _WEAK_QUOTED = re.compile(r"^[ \t]{0,3}[:#|]")
 _QUOTE_MARKS = re.compile(r"^[ \t]{0,3}(?:[>}:#|][ \t]?)+")
 # The RFC 3676 signature separator ("-- "), and the bare "--" many clients write.
-_SIG_SEPARATOR = re.compile(r"^--\s*$")
+_SIG_SEPARATOR = re.compile(r"^\s*--\s*$")
 # Usenet's attribution, which neither library knows: "In article <id>, X writes:", "X (Y) writes:".
 _USENET_ATTRIBUTION = re.compile(r"^(?:in (?:article|message)\b|in <[^>]+>).*|.*\b(?:writes|wrote|said|says)\b\W*$",
                                  re.IGNORECASE)
@@ -264,6 +264,12 @@ def _quoted_lines(lines: Sequence[str]) -> list[bool]:
     """Which lines are quoted: by a strong mark; by a weak one below an attribution or another quote; or
     indented below an attribution (some newsreaders indent the quoted text instead of marking it)."""
     quoted = [bool(_QUOTED.match(line)) for line in lines]
+    # Two or more lines in a row opened (not closed) by "|": a newsreader's quote, even without attribution;
+    # a signature box closes its lines with "|" too.
+    barred = [line.lstrip()[:1] == "|" and line.rstrip()[-1:] != "|" for line in lines]
+    for i in range(len(lines)):
+        if barred[i] and ((i > 0 and barred[i - 1]) or (i + 1 < len(lines) and barred[i + 1])):
+            quoted[i] = True
     context = False  # the last non-blank line was quoted, or an attribution
     indented = False  # inside an indented quote below an attribution
     for i, line in enumerate(lines):
@@ -443,7 +449,7 @@ _CONTACT = re.compile(r"[\w.+-]+@[\w-]+\.\w|https?://|www\.|\b(?:tel|fax|phone|m
 
 def _signature_line(line: str, names: set[str], sender: str) -> bool:
     """A line of a signature: it names the sender, draws a box, or gives contact details."""
-    if _names_sender(line, names, sender, loose=True) or _boxy(line):
+    if _names_sender(line, names, sender, loose=True) or _boxy(line) or "\x1b[" in line:  # ANSI colours: decoration
         return True
     return len(line.split()) <= 10 and bool(_CONTACT.search(line))
 

@@ -361,10 +361,9 @@ def _phrase(sent: Any) -> str:
             break
     # Start at the verb, or earlier at a negation or particle that belongs to it ("don't forget" stays whole
     # when it is the root); leave out subjects, modals and "please" before it.
-    start = verb.i
-    tokens = [t for t in sent if t.i >= start and not (t.lower_ in ("please", "kindly") and t.i > start)]
-    words = " ".join(t.text_with_ws.strip() for t in tokens if not t.is_space)
-    words = re.sub(r"\s+([,.;:!?)])", r"\1", words).strip().rstrip(".!?;:, ")
+    words = sent.doc.text[verb.idx:sent.end_char]  # the text as written, from the verb to the end
+    words = re.sub(r"\s+", " ", re.sub(r"\b(?:please|kindly)\s+", "", words, flags=re.IGNORECASE))
+    words = words.strip().rstrip(".!?;:, ")
     words = re.sub(r"\s*,?\s*(?:please|thanks?|thank you)$", "", words, flags=re.IGNORECASE)
     return words[:1].lower() + words[1:] if words[:1].isupper() and not words[1:2].isupper() else words
 

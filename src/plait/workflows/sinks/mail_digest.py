@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -171,10 +172,9 @@ def build_threads(entries: list[Entry], before: list[Entry]) -> list[dict[str, A
         first, last = members[0].data, members[-1].data
         labels = [m.data.get("label", "unsure") for m in members]
         label = min(labels, key=lambda x: NEED_ORDER.get(x, OTHER_LABEL))
-        # What they ask of the person: requests addressed to them, not the sender's own plans or musings.
-        asks = _unique([a for m in members for a in m.data.get("asks", []) if a.get("who") == "you"],
-                       key="action")[:MAX_ASKS]
-        dates = _unique([d for m in members for d in m.data.get("dates", [])], key="iso")
+        asks = _unique([a for m in members for a in m.data.get("asks", []) if _asks_you(a)], key="action")[:MAX_ASKS]
+        dates = _unique([d for m in members for d in m.data.get("dates", []) if _ahead(d, m.data.get("time"))],
+                        key="iso")
         due = sorted(d for d in [*(a.get("due") for a in asks), *(d.get("iso") for d in dates)] if d)
         need = label if label == "urgent" else ("asks" if asks else label)
         threads.append({
@@ -198,6 +198,31 @@ def build_threads(entries: list[Entry], before: list[Entry]) -> list[dict[str, A
         })
     threads.sort(key=lambda t: (NEED_ORDER.get(t["need"], OTHER_LABEL), t["due"] or "9999", _minus(t["latest"])))
     return threads
+
+
+# A request made of the reader: "can you…", "please…", "you need to…", not any imperative ("note that…").
+_REQUEST = re.compile(r"\b(?:can|could|would|will) you\b|\bplease\b|\bkindly\b|\byou (?:need|have|must|should)\b|"
+                      r"\bi (?:need|want|would like) you to\b|\blet me know\b|\bremember to\b|\bdon'?t forget\b",
+                      re.IGNORECASE)
+DATE_HORIZON_DAYS = 365
+
+
+def _asks_you(action: dict[str, Any]) -> bool:
+    """What the sender asks of the person: a request addressed to them, not the sender's own plans or
+    the imperatives of an announcement or an argument."""
+    return action.get("who") == "you" and bool(_REQUEST.search(str(action.get("text") or "")))
+
+
+def _ahead(mention: dict[str, Any], sent: str | None) -> bool:
+    """A day (or a time) from the mail's own date to a year ahead: the dates a person plans by."""
+    iso = str(mention.get("iso") or "")
+    if len(iso) < 10 or not sent:
+        return False
+    try:
+        day, start = date.fromisoformat(iso[:10]), datetime.fromisoformat(sent).date()
+    except ValueError:
+        return False
+    return start <= day <= start + timedelta(days=DATE_HORIZON_DAYS)
 
 
 def _minus(iso: str | None) -> float:
