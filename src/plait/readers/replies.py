@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 
 # A quoted line: ">" or "}" (any depth, "> >" too, after a little indentation); newsreaders also quote with
 # ":", "#" or "|" ("|>"), which count only below an attribution or another quote (a "|" box is no quote).
-_QUOTED = re.compile(r"^[ \t]{0,3}(?:\|\s?)?[>}]")
+_QUOTED = re.compile(r"^[ \t]{0,3}(?:\|\s?|[A-Z]{1,3})?[>}]")  # "MB>": Supercite's initials
 _WEAK_QUOTED = re.compile(r"^[ \t]{0,3}[:#|]")
-_QUOTE_MARKS = re.compile(r"^[ \t]{0,3}(?:[>}:#|][ \t]?)+")
+_QUOTE_MARKS = re.compile(r"^[ \t]{0,3}(?:[A-Z]{1,3}>)?(?:[>}:#|][ \t]?)*")
 # The RFC 3676 signature separator ("-- "), and the bare "--" many clients write.
 _SIG_SEPARATOR = re.compile(r"^\s*--\s*$")
 # Usenet's attribution, which neither library knows: "In article <id>, X writes:", "X (Y) writes:".
@@ -170,6 +170,10 @@ def _top_posted(text: str, subject: str) -> tuple[str, Quote | None, dict[str, s
         found = None
     if not found or found.get("type") not in ("reply", "forward"):
         return _header_block(text, subject)
+    if not found.get("text_top", "").strip() and not _FORWARD_SUBJECT.match(subject or ""):
+        # Nothing above the "history" of a mail that is no forward: header lines pasted at the top of a
+        # post, not a message it answers; read it line by line instead.
+        return text, None, {}
     inner = found.get("text", "")
     top = "\n\n".join(part for part in (found.get("text_top", ""), found.get("text_bottom", "")) if part)
     author = _display_name(found.get("from", "")) or None
@@ -404,6 +408,9 @@ def _closing_block(lines: list[str], sender: str) -> tuple[str, str]:
     paragraphs = _paragraphs(lines[:cut])
     for start, stop in reversed(paragraphs):
         marks = [_signature_line(lines[k], names, sender) for k in range(start, stop)]
+        if marks[0] and marks[-1]:
+            cut = start  # a paragraph framed by signature lines (a box, colours) is signature throughout
+            continue
         if any(marks):
             # The signature runs up through its own lines and short ones (a title, a company name).
             k = stop
