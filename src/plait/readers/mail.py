@@ -129,6 +129,8 @@ def _addresses(msg: EmailMessage, name: str) -> str:
         pairs = getaddresses([str(v) for v in raw])
     except (ValueError, TypeError, IndexError):
         return _header(msg, name)
+    if any(address and not display for display, address in pairs):
+        pairs = _comment_names(msg, name, pairs)
     out = []
     for display, address in pairs:
         if display and address:
@@ -136,6 +138,23 @@ def _addresses(msg: EmailMessage, name: str) -> str:
         elif address or display:
             out.append(address or display)
     return ", ".join(out)
+
+
+def _comment_names(msg: EmailMessage, name: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Names given the old way, as a comment ("anna@example.org (Anna Berg)", as Usenet writes): the
+    parsed header drops them, the raw one has them."""
+    from email.header import decode_header, make_header
+
+    named: dict[str, str] = {}
+    try:
+        for key, value in msg.raw_items():
+            if key.lower() == name.lower():
+                for display, address in getaddresses([str(value)]):
+                    if display and address:
+                        named[address.lower()] = str(make_header(decode_header(display)))
+    except (ValueError, TypeError, IndexError, LookupError):
+        return pairs
+    return [(display or named.get(address.lower(), ""), address) for display, address in pairs]
 
 
 def _body(msg: EmailMessage, source: str) -> tuple[str, list[str], bool]:

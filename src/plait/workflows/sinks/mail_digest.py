@@ -290,6 +290,8 @@ def markdown(digest: dict[str, Any], chart: str | None, note: str | None) -> str
     section = None
     for t in digest["threads"]:
         if t["need"] != section:
+            if section is not None:
+                lines.append("")
             section = t["need"]
             count = sum(1 for x in digest["threads"] if x["need"] == section)
             lines += [f"## {SECTION_TITLES.get(section, section)} ({count})", ""]
