@@ -128,9 +128,16 @@ class ClassifyConfig(TaskRequest):
         names = list(labels)
         shots = _examples([Example(e.text, tuple(e.labels)) for e in self.examples]
                           if isinstance(self.examples, list) else self.examples)
-        return PrototypeClassifier.few_shot(embedder, names, [labels[n] or self.template.format(label=n)
-                                                              for n in names], shots,
-                                            multi_label=bool(self.multi_label), threshold=self.threshold)
+        model = PrototypeClassifier.few_shot(embedder, names, [labels[n] or self.template.format(label=n)
+                                                               for n in names], shots,
+                                             multi_label=bool(self.multi_label), threshold=self.threshold)
+        if len({tag for e in shots for tag in e.labels}) < 2:
+            # Examples of one label say nothing about how far apart labels are: a temperature fitted on
+            # them makes every text near-certain. Keep the similarity prior until two labels have examples.
+            from plait.tasks.classifiers import default_cosine_calibrator
+
+            model.calibrator = default_cosine_calibrator(bool(self.multi_label))
+        return model
 
 
 def parse_labels(labels: Labels | None) -> dict[str, str | None]:
