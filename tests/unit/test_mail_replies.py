@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plait.readers import replies
+from plait.readers import mail_patterns
 from plait.readers.mail import BODY, QUOTED, SIGNATURE, parse_message, written_text
 from plait.readers.replies import split_reply
 from tests.corpora import newsgroups
@@ -106,11 +106,11 @@ def test_mail_document_sections_and_threading_metadata() -> None:
 
 def test_without_the_libraries_quotes_and_separators_still_work(monkeypatch: pytest.MonkeyPatch,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
-    replies._patterns.cache_clear()
+    mail_patterns.library_patterns.cache_clear()
     monkeypatch.setitem(__import__("sys").modules, "quotequail", None)
     try:
         reply = split_reply("I agree.\n\nAnna wrote:\n> It is late.\n\n-- \nBo\n", sender="Bo <bo@example.org>")
         assert reply.text == "I agree." and reply.signature == "Bo" and reply.quotes[0].text == "It is late."
         assert "pip install 'plait[readers]'" in caplog.text
     finally:
-        replies._patterns.cache_clear()
+        mail_patterns.library_patterns.cache_clear()

@@ -30,7 +30,6 @@ from plait.workflows.context import StepContext
 from plait.workflows.sinks import write_atomic
 from plait.workflows.sinks.digest import DigestOptions, DigestSink
 from plait.workflows.sinks.gather import Entry
-from plait.workflows.templates import to_datetime
 
 # The order a person wants their mail in: what needs them first.
 NEED_ORDER = {"urgent": 0, "asks": 1, "work": 2, "personal": 3, "unsure": 4, "discussion": 5, "newsletter": 6}
@@ -55,9 +54,7 @@ class MailDigestSink(DigestSink):
     def entry(self, ctx: StepContext) -> tuple[str, float, dict[str, Any]]:
         o = self.options
         item = ctx.variables["item"]
-        when = to_datetime(ctx.render(o.time)) if o.time else ctx.variables["received"]
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=self._zone())
+        when = self.when(ctx)
         result = _safe(ctx, o.label) or {}
         scores = result.get("scores") or []
         label = result.get("label")
