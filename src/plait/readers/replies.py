@@ -288,10 +288,10 @@ def _attribution_author(line: str) -> str | None:
     paren = re.search(r"\(([^()@]{2,60})\)", line)
     if paren:
         return paren.group(1).strip()
-    named = re.search(r"([^\W\d_][\w.'-]*(?: [^\W\d_][\w.'-]*){0,3})\s*<[^<>@\s]+@[^<>\s]+>", line)
+    named = re.search(r"(?:^|(?<=[\s,\"']))([^\W\d_][\w.'-]*(?: [^\W\d_][\w.'-]*){0,3})\s*<[^<>@\s]+@[^<>\s]+>", line)
     if named:
         return named.group(1).strip()
-    before_verb = re.search(r",\s*([^,<>@]{2,60}?)\s+(?:wrote|writes|schrieb|a écrit|escribió|skrev|schreef|"
+    before_verb = re.search(r",\s*(?<![@\w.])([^,<>@]{2,60}?)\s+(?:wrote|writes|schrieb|a écrit|escribió|skrev|schreef|"
                             r"escreveu|napsal|написал)", line, re.IGNORECASE)
     if before_verb:
         return before_verb.group(1).strip()
