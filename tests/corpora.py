@@ -6,7 +6,8 @@ Nothing here downloads. Each loader says which package to install when its data 
 - ``lee_articles()``: 300 real news articles (gensim's Lee corpus), one string each.
 - ``lee_sentences()``: the same articles split into sentences of at least four words (~2,600).
 - ``newsgroups()``: 200 real 20-Newsgroups posts (alt.atheism vs sci.space) with only the From, Subject
-  and Date headers kept: the other headers name the newsgroup, i.e. the answer.
+  and Date headers kept: the other headers name the newsgroup, i.e. the answer. Each post also carries its
+  threading headers (Message-ID, References, In-Reply-To) and its Date apart from its text.
 - ``movielens_100k()``: 100,000 real ratings, 943 users × 1,682 movies, with titles and genres.
 - ``movie_review_sentences()``: 200 real movie-review sentences labelled positive or negative (a sample of
   Pang & Lee's sentence polarity data, in gensim's test data).
@@ -70,6 +71,10 @@ class Post:
     label: str  # the newsgroup
     subject: str
     sender: str
+    message_id: str = ""
+    references: tuple[str, ...] = ()
+    in_reply_to: str = ""
+    date: str = ""
 
 
 class _BunchUnpickler(pickle.Unpickler):
@@ -92,6 +97,18 @@ def strip_headers(post: str, keep: tuple[str, ...] = KEEP_HEADERS) -> tuple[str,
     return (header_text + "\n\n" + body.strip()).strip(), kept
 
 
+def _threading_headers(post: str) -> dict[str, list[str]]:
+    """Message-IDs named by a post's Message-ID, References and In-Reply-To headers (folded lines joined)."""
+    head = post.partition("\n\n")[0]
+    unfolded = re.sub(r"\n[ \t]+", " ", head)
+    out: dict[str, list[str]] = {"message-id": [], "references": [], "in-reply-to": []}
+    for line in unfolded.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in out:
+            out[key.strip().lower()] = re.findall(r"<([^<>\s]+)>", value)
+    return out
+
+
 @cache
 def newsgroups() -> tuple[Post, ...]:
     path = _package_file("gensim", "gensim/test/test_data/mini_newsgroup", "the mini 20-Newsgroups corpus",
@@ -102,7 +119,12 @@ def newsgroups() -> tuple[Post, ...]:
     for raw, target in zip(bunch["data"], bunch["target"], strict=True):
         text = raw.decode("latin1") if isinstance(raw, bytes) else str(raw)
         cleaned, headers = strip_headers(text)
-        posts.append(Post(cleaned, names[int(target)], headers.get("subject", ""), headers.get("from", "")))
+        threading = _threading_headers(text)
+        posts.append(Post(cleaned, names[int(target)], headers.get("subject", ""), headers.get("from", ""),
+                          threading["message-id"][0] if threading["message-id"] else "",
+                          tuple(threading["references"]),
+                          threading["in-reply-to"][-1] if threading["in-reply-to"] else "",
+                          headers.get("date", "")))
     return tuple(posts)
 
 

@@ -135,3 +135,16 @@ def test_filters_validate_and_build_sql() -> None:
         make_filters(after="2024-02-01", before="2024-01-01")
     with pytest.raises(InputError, match="bad search filter"):
         make_filters(after="yesterday")
+
+
+def test_a_replys_quotes_are_indexed_with_their_own_message_and_signatures_not_at_all() -> None:
+    from plait.readers.mail import parse_message
+
+    reply = (b"From: Bo <bo@example.org>\nSubject: Re: Budget\nMessage-ID: <b@x>\nIn-Reply-To: <a@x>\n\n"
+             b"The venue is booked for Friday.\n\nOn Mon, Anna <anna@example.org> wrote:\n> Who books the venue?\n"
+             b"\n-- \nBo Berg, Example Ltd\n")
+    chunks = " ".join(c.text for c in chunk_document(parse_message(reply, "r.eml")))
+    assert "venue is booked" in chunks and "Who books" not in chunks and "Example Ltd" not in chunks
+    # Without In-Reply-To/References the quoted message is indexed nowhere else: it stays with this one.
+    alone = reply.replace(b"In-Reply-To: <a@x>\n", b"")
+    assert "Who books" in " ".join(c.text for c in chunk_document(parse_message(alone, "r.eml")))

@@ -106,6 +106,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     from plait.workflows.router import workflow_router
 
     app.include_router(workflow_router(admin=[Depends(require("admin"))]), tags=["Workflows"], responses=ERRORS)
+    from plait.workflows.today_router import today_router
+
+    app.include_router(today_router(admin=[Depends(require("admin"))]), tags=["Workflows"], responses=ERRORS)
     for api in (conversations.router, index.router, jobs.router, models.router, settings_routes.router,
                 security_routes.router, web.api):
         app.include_router(api, responses=ERRORS)

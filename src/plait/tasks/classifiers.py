@@ -72,6 +72,7 @@ class Classification:
     label: str | None
     labels: tuple[str, ...]
     scores: tuple[LabelScore, ...]
+    why: tuple[str, ...] = ()  # the words that drove the label, for labels asked to explain themselves
 
     @computed_field  # type: ignore[prop-decorator]  # part of the JSON form, like the fields
     @property

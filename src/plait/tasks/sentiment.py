@@ -91,7 +91,9 @@ def sentiment(text: str | Document, *, method: Method = DEFAULT_METHOD, model: s
     """Sentiment of ``text`` (a string or a Document) and of each of its sentences."""
     body = text.text if isinstance(text, Document) else text
     if isinstance(text, Document) and text.kind == "email" and text.sections:
-        body = text.sections[-1].text  # the body, not the headers
+        from plait.readers.mail import written_text
+
+        body = written_text(text)  # what the sender wrote, not the headers and quoted history
     if not isinstance(body, str):
         raise InputError(f"sentiment takes a string or a Document, not {type(body).__name__}")
     if len(body) > MAX_CHARS:

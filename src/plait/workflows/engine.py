@@ -353,7 +353,8 @@ class Engine:
     def _variables(self, row: ItemRow) -> dict[str, Any]:
         received = datetime.fromtimestamp(row.created_at, UTC)
         return {"item": dict(row.data), "key": row.key, "key_slug": slug(row.key, 80), "vars": self.workflow.vars,
-                "workflow": {"name": self.workflow.name, "run": self._run_id}, "steps": {},
+                "workflow": {"name": self.workflow.name, "run": self._run_id, "output": str(self.output_dir)},
+                "steps": {},
                 "received": received, "now": self.clock.datetime()}
 
     def _run_steps(self, steps: Sequence[Any], prefix: str, variables: dict[str, Any],

@@ -276,7 +276,7 @@ def _today_routes(router: APIRouter, doors: Doors, admin: list[Any]) -> None:
         kinds = {}
         for name, (_, wf, _) in doors.definitions(request).items():
             for _, step in walk_steps(wf.steps) if wf is not None else []:
-                if isinstance(step, SinkStep) and step.sink in ("digest", "ics"):
+                if isinstance(step, SinkStep) and step.sink in ("digest", "mail-digest", "ics"):
                     kinds[(name, step.step_id)] = step.sink
         sections = today(doors.runtime(request).store, kinds)
         return {"sections": [vars(s) for s in sections], "enabled": doors.enabled(request)}
