@@ -15,6 +15,7 @@ from plait.runtime import Runtime
 from plait.workflows.corrections import correct
 from plait.workflows.engine import Engine
 from tests import workflow_helpers as h
+from tests.homes import read_text
 
 DIGEST = """name: mail
 trigger: {type: manual}
@@ -67,8 +68,8 @@ def test_threads_sorted_by_what_needs_the_person_with_changes_since_yesterday(tm
         _mail(5, "Something", _cls(None, 0.4)),
     ], start=1)
     out = fake_models.settings.home / "output" / "mail" / "digest"
-    today = json.loads((out / "2024-05-02.json").read_text())
-    assert json.loads((out / "latest.json").read_text()) == today
+    today = json.loads(read_text(out / "2024-05-02.json"))
+    assert json.loads(read_text(out / "latest.json")) == today
     needs = [t["need"] for t in today["threads"]]
     assert needs == ["urgent", "asks", "unsure", "newsletter"]
     urgent, budget, unsure, _ = today["threads"]
@@ -76,11 +77,11 @@ def test_threads_sorted_by_what_needs_the_person_with_changes_since_yesterday(tm
     assert budget["since_previous"] == "1 new reply since yesterday (1 before)" and budget["answers"] == ["Person 1"]
     assert [a["action"] for a in budget["asks"]] == ["send the figures by Friday"]  # the sender's own plan is no ask
     assert budget["due"] == "2024-05-03" and unsure["unsure"] and unsure["label"] == "unsure"
-    md = (out / "2024-05-02.md").read_text()
+    md = read_text(out / "2024-05-02.md")
     assert md.startswith("# Morning 2024-05-02\n\n4 message(s) in 4 thread(s)")
     assert "## Urgent (1)" in md and "urgent 0.97 — because of: “down”, “server”" in md
     assert "Asks: you: send the figures by Friday (by 2024-05-03)" in md and "· unsure ·" in md
-    page = (out / "2024-05-02.html").read_text()
+    page = read_text(out / "2024-05-02.html")
     assert "<script>alert" not in page and "&lt;script&gt;" in page
 
 
@@ -89,7 +90,7 @@ def test_a_correction_is_saved_where_the_classifier_reads_it(tmp_path: Path, fak
     wf = h.workflow(tmp_path, DIGEST)
     done = correct(fake_models.store, wf, fake_models.settings.home, "k0", "work")
     path = Path(done.path)
-    assert path.parent.name == "work" and path.read_text() == "Team offsite\n\nShall we book the venue?\n"
+    assert path.parent.name == "work" and read_text(path) == "Team offsite\n\nShall we book the venue?\n"
     assert done.counts == {"work": 1} and not done.tune
     moved = correct(fake_models.store, wf, fake_models.settings.home, "k0", "newsletter")
     assert not path.exists() and moved.counts == {"newsletter": 1, "work": 0}

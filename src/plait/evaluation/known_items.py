@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,15 +72,17 @@ def held_out_copy(runtime: Runtime, items: list[KnownItem]) -> Iterator[Runtime]
     again). It shares the person's loaded models; the copy is deleted on exit."""
     from plait.index.core import open_index
     from plait.runtime import Runtime
+    from plait.security.keys import KEY_FILE
+    from plait.store.backup import copy_database
 
     folder = runtime.settings.home / "eval" / f"copy-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
     try:
-        source = runtime.store.connection
-        target = sqlite3.connect(folder / "plait.db")
-        with target:
-            source.backup(target)
-        target.close()
+        # The copy is a home of its own with the person's key file, so it is encrypted as their index is.
+        key_file = runtime.settings.home / KEY_FILE
+        if key_file.is_file():
+            shutil.copy2(key_file, folder / KEY_FILE)
+        copy_database(runtime.store.connection, folder / "plait.db", runtime.store.key)
         (folder / "models").symlink_to(runtime.settings.models_dir.resolve(), target_is_directory=True)
         copy = Runtime(runtime.settings.model_copy(update={"home": folder}))
         # The same models as the person's runtime: loading them twice would double memory and time.
