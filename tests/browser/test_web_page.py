@@ -26,8 +26,9 @@ def _api(site: Site, method: str, path: str, **kw: Any) -> Any:
 
 
 def _words(text: str) -> list[str]:
-    """The words of a text, without the Markdown marks the page renders as formatting."""
-    return re.findall(r"[\w']+", text.lower())
+    """The words of a text, without the Markdown marks the page renders as formatting (list numbers too:
+    an ordered list's numbers are drawn by the browser, not part of the text)."""
+    return re.findall(r"[^\W\d_]+", text.lower())
 
 
 def _index(site: Site, folder: Path, collection: str) -> None:
