@@ -27,6 +27,14 @@ CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="c
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
 MaxSize = Annotated[float, typer.Option("--max-size", help="skip files larger than this many MB "
                                         "(mailboxes excepted)")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="where embeddings are computed: local (this process) "
+                                          "or ray (Ray workers; needs plait[ray])")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
+                                                "(default: RAY_ADDRESS, else a Ray instance on this machine)")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Ray workers, each loading the model "
+                                                "once (default: as many as fit)")]
+WorkerCpusOpt = Annotated[float | None, typer.Option("--worker-cpus", min=0.1, help="CPUs each Ray worker reserves "
+                                                     "(default: the threads setting)")]
 
 
 @contextmanager
@@ -83,13 +91,20 @@ def add(
     collection: CollectionOpt = None,
     max_size: MaxSize = 100.0,
     as_json: JsonOpt = False,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
+    worker_cpus: WorkerCpusOpt = None,
 ) -> None:
     """Index files and folders; run it again to follow changes (only what changed is read again)."""
     from plait.index.core import open_index
+    from plait.index.executors import embedding_executor
 
     index = open_index(state(ctx).runtime())
-    with _progress(sys.stderr.isatty() and not as_json) as progress:
-        report = index.add(paths, collection=collection or "default", max_file_mb=max_size, progress=progress)
+    with embedding_executor(index, executor, address=address, workers=workers, worker_cpus=worker_cpus) as run_on, \
+            _progress(sys.stderr.isatty() and not as_json) as progress:
+        report = index.add(paths, collection=collection or "default", max_file_mb=max_size, progress=progress,
+                           executor=run_on)
     if as_json:
         print(json.dumps(_report_json(report), ensure_ascii=False))
     else:
@@ -98,13 +113,16 @@ def add(
 
 @app.command("update")
 def update(ctx: typer.Context, collection: CollectionOpt = None, max_size: MaxSize = 100.0,
-           as_json: JsonOpt = False) -> None:
+           as_json: JsonOpt = False, executor: ExecutorOpt = "local", address: AddressOpt = None,
+           workers: WorkersOpt = None, worker_cpus: WorkerCpusOpt = None) -> None:
     """Re-scan every folder added before (of one collection, or all): follow edits, moves and deletions."""
     from plait.index.core import open_index
+    from plait.index.executors import embedding_executor
 
     index = open_index(state(ctx).runtime())
-    with _progress(sys.stderr.isatty() and not as_json) as progress:
-        reports = index.update(collection=collection, max_file_mb=max_size, progress=progress)
+    with embedding_executor(index, executor, address=address, workers=workers, worker_cpus=worker_cpus) as run_on, \
+            _progress(sys.stderr.isatty() and not as_json) as progress:
+        reports = index.update(collection=collection, max_file_mb=max_size, progress=progress, executor=run_on)
     if as_json:
         print(json.dumps([_report_json(r) for r in reports], ensure_ascii=False))
         return

@@ -15,7 +15,9 @@ index (triggers) and the vector index.
 Each document is committed in its own transaction (its old chunks out, its new chunks, vectors and
 keyword entries in), and a unit's record is marked done only after all its documents, so a crash at any
 point leaves no duplicates and the next run picks up the units left pending. Embeddings are computed in
-batches across documents, which is where ingestion spends its time.
+batches across documents, which is where ingestion spends its time: by an embedding executor
+(:mod:`plait.index.executors`), in this process or on a cluster, while this process keeps reading; flushes
+are committed in the order they were read.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Protocol
 from plait.errors import InputError, MissingDependency, PlaitError
 from plait.index import records
 from plait.index.chunking import Chunk, chunk_document
+from plait.index.executors import EmbeddingExecutor, EmbeddingJob, LocalEmbedding
 from plait.index.records import FileRecord, SkipKind
 from plait.index.scan import Unit, content_hash, scan
 
@@ -123,6 +127,17 @@ class _PendingFile:
     skip_kind: SkipKind | None
 
 
+@dataclass
+class _Flush:
+    """Documents whose vectors an executor is computing, and the units done once they are committed."""
+
+    docs: list[_PendingDoc]
+    known: dict[str, bytes]  # embed hash → vector, for texts embedded before
+    embedding: list[str]  # texts the job embeds
+    job: EmbeddingJob | None
+    finishing: list[_PendingFile]
+
+
 def _text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
@@ -167,8 +182,16 @@ class IndexState(Protocol):
 
 class Ingester:
     def __init__(self, index: IndexState, collection: str, *, max_file_mb: float = DEFAULT_MAX_FILE_MB,
-                 progress: Callable[[IngestProgress], None] | None = None) -> None:
+                 progress: Callable[[IngestProgress], None] | None = None,
+                 executor: EmbeddingExecutor | None = None) -> None:
         self.index, self.store = index, index.store
+        self.executor = executor or LocalEmbedding(index)
+        self._in_flight: deque[_Flush] = deque()
+        # Vectors of flushes in flight or just committed, by embed hash (None: the job is not back yet), for
+        # later flushes that left those texts to them; dropped once no flush submitted before can need them.
+        self._embedding: dict[str, bytes | None] = {}
+        self._expiring: deque[tuple[int, list[str]]] = deque()  # (flushes submitted by then, their hashes)
+        self._submitted = self._collected = 0
         self.collection = records.check_collection_name(collection)
         self.max_file_bytes = int(max_file_mb * 1_000_000)
         self._progress_cb = progress
@@ -236,6 +259,7 @@ class Ingester:
                 self.report.skipped.append(Skipped(unit.path, f"{unit.path} was changed by another plait "
                                                    f"process at the same time ({exc}); run the command again"))
         self._flush()
+        self._drain()
 
         self._tick(phase="removing", current=None)
         for rec in vanished.values():
@@ -431,7 +455,7 @@ class Ingester:
             self._finishing.append(_PendingFile(file_id, unit, digest, set(), "skipped", reason, "unreadable"))
         else:
             self._finishing.append(_PendingFile(file_id, unit, digest, sources, "indexed", None, None))
-        if not self._pending:
+        if not self._pending and not self._in_flight:
             self._finish_files()
 
     def _prepare(self, file_id: int, doc: Document, source: str, stored: tuple[int, str] | None) -> bool:
@@ -459,11 +483,11 @@ class Ingester:
     # -- embedding and committing -----------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Hand the pending documents' new texts to the executor; commit what the window lets go."""
         if not self._pending:
-            self._finish_files()
+            if not self._in_flight:
+                self._finish_files()
             return
-        import numpy as np
-
         pending, self._pending, self._pending_chunks = self._pending, [], 0
         hashes = sorted({_text_hash(t) for p in pending for t in p.texts})
         known: dict[str, bytes] = {}
@@ -473,21 +497,59 @@ class Ingester:
                     "SELECT c.embed_hash, v.vector FROM index_chunks c JOIN index_vectors v ON v.chunk_id = c.id "
                     f"WHERE c.embed_hash IN ({','.join('?' * len(batch))}) GROUP BY c.embed_hash", tuple(batch)):
                 known[row[0]] = row[1]
-        to_embed = sorted({t for p in pending for t in p.texts if _text_hash(t) not in known})
+        # A text an earlier flush still in flight embeds is not embedded again (nor would it be had that
+        # flush been committed already), so each flush embeds the same texts whatever the window.
+        to_embed = sorted({t for p in pending for t in p.texts
+                           if _text_hash(t) not in known and _text_hash(t) not in self._embedding})
+        job = None
         if to_embed:
-            embedder = self.index.embedder()
-
             def advanced(n: int) -> None:
                 self._tick(chunks_embedded=self.progress.chunks_embedded + n)
 
-            vectors = embedder.embed_many(to_embed, kind="document", progress=advanced)
-            for text, vector in zip(to_embed, vectors, strict=True):
-                known[_text_hash(text)] = np.ascontiguousarray(vector, dtype="<f4").tobytes()
-            self.report.chunks_embedded += len(to_embed)
-        reused = sum(len(p.texts) for p in pending) - len(to_embed)
+            job = self.executor.submit(to_embed, advanced)
+            self._embedding.update((_text_hash(t), None) for t in to_embed)
+        self._in_flight.append(_Flush(pending, known, to_embed, job, self._finishing))
+        self._submitted += 1
+        self._finishing = []
+        while len(self._in_flight) > self.executor.window:
+            self._collect()
+
+    def _collect(self) -> None:
+        """Wait for the oldest flush's vectors and commit its documents, then finish its units."""
+        import numpy as np
+
+        flush = self._in_flight.popleft()
+        if flush.job is not None:
+            vectors = flush.job.result()
+            for text, vector in zip(flush.embedding, vectors, strict=True):
+                self._embedding[_text_hash(text)] = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+            self.report.chunks_embedded += len(flush.embedding)
+        known = flush.known
+        for p in flush.docs:
+            for text in p.texts:
+                h = _text_hash(text)
+                if h not in known:
+                    vector = self._embedding[h]
+                    assert vector is not None, "flushes are collected in the order they were submitted"
+                    known[h] = vector
+        reused = sum(len(p.texts) for p in flush.docs) - len(flush.embedding)
         self.report.chunks_reused += max(0, reused)
-        for p in pending:
+        for p in flush.docs:
             self._commit(p, known)
+        for f in flush.finishing:
+            self._finish_now(f)
+        # Flushes submitted from now on find these texts in SQLite; the ones already submitted may still
+        # need them.
+        self._collected += 1
+        self._expiring.append((self._submitted, [_text_hash(t) for t in flush.embedding]))
+        while self._expiring and self._expiring[0][0] <= self._collected:
+            for h in self._expiring.popleft()[1]:
+                self._embedding.pop(h, None)
+
+    def _drain(self) -> None:
+        """Commit every flush still in flight, then finish the units left (the end of a run)."""
+        while self._in_flight:
+            self._collect()
         self._finish_files()
 
     def _commit(self, p: _PendingDoc, vectors: dict[str, bytes]) -> None:

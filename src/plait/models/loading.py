@@ -75,8 +75,7 @@ def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = No
     models it is built on are loaded alongside it). Builds a derived model's files first."""
     from plait.models.validate import check_local_model
 
-    if spec.parent is not None and not spec.derived_path(settings.models_dir).exists():
-        _build_derived(spec, settings, catalog)
+    ensure_built(spec, settings, catalog)
     check_local_model(spec, settings.models_dir)
     if spec.backend not in BACKENDS:
         raise CatalogError(f"model '{spec.name}' uses unknown backend '{spec.backend}'; "
@@ -85,6 +84,13 @@ def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = No
     if isinstance(model, TextGenerator):
         model.default_max_tokens, model.default_temperature = settings.max_tokens, settings.temperature
     return model
+
+
+def ensure_built(spec: ModelSpec, settings: Settings, catalog: Catalog | None = None) -> None:
+    """Build a derived model's files if they are not there yet (loading does; so does shipping a model to
+    other machines)."""
+    if spec.parent is not None and not spec.derived_path(settings.models_dir).exists():
+        _build_derived(spec, settings, catalog)
 
 
 def _build_derived(spec: ModelSpec, settings: Settings, catalog: Catalog | None) -> None:
