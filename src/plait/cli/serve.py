@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ import typer
 
 from plait.cli.common import state
 from plait.errors import ConfigError
+from plait.runtime import Runtime
 from plait.settings import Settings, load_settings
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -20,6 +22,27 @@ Host = Annotated[str | None, typer.Option(help="address to listen on (default: h
 Port = Annotated[int | None, typer.Option(help="port (default: port setting, 8434)")]
 AccessLogOpt = Annotated[str | None, typer.Option(
     "--access-log", help="file for the access log, '-' for standard error (default: $PLAIT_HOME/logs/access.log)")]
+RayOpt = Annotated[bool, typer.Option("--ray", help="serve the models from Ray Serve deployments (needs plait[ray])")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="with --ray: the Ray cluster (auto, HOST:PORT, "
+                                                "ray://HOST:10001; default: RAY_ADDRESS, else this machine)")]
+RayModelOpt = Annotated[list[str] | None, typer.Option("--ray-model", help="with --ray: a model to deploy (repeatable; "
+                                                       "default: the chat and embedding models)")]
+ReplicasOpt = Annotated[int, typer.Option("--replicas", min=1, help="with --ray: replicas of each model")]
+MaxReplicasOpt = Annotated[int | None, typer.Option("--max-replicas", min=1, help="with --ray: autoscale each "
+                                                    "model from --replicas up to this")]
+WorkerCpusOpt = Annotated[float | None, typer.Option("--worker-cpus", min=0.1, help="with --ray: CPUs per replica "
+                                                     "(default: the threads setting)")]
+
+
+@dataclass(frozen=True)
+class RayServing:
+    """What `plait serve --ray` deploys, and where."""
+
+    address: str | None = None
+    models: tuple[str, ...] = ()
+    replicas: int = 1
+    max_replicas: int | None = None
+    worker_cpus: float | None = None
 
 
 def register(app: typer.Typer) -> None:
@@ -72,8 +95,20 @@ def _access_log(target: str | None, settings: Settings) -> None:
     logging.getLogger("plait.serve").addHandler(logging.StreamHandler(sys.stderr))
 
 
+def _deploy(settings: Settings, ray: RayServing) -> tuple[Runtime, list[str]]:
+    """A runtime whose pool reaches the deployed models through Ray Serve, and the models deployed."""
+    from plait.distributed.serving import Scaling, deploy, serve_through
+
+    runtime = Runtime(settings)
+    names = list(ray.models or (settings.chat_model, settings.embed_model))
+    print(f"plait: deploying {', '.join(names)} on Ray Serve…", file=sys.stderr)
+    served = deploy(runtime, names, Scaling(ray.replicas, ray.max_replicas, worker_cpus=ray.worker_cpus),
+                    address=ray.address)
+    return serve_through(runtime, served), names
+
+
 def run_server(ctx: typer.Context, host: str | None, port: int | None, access_log: str | None,
-               preload: bool, what: str, workflows: bool = False) -> None:
+               preload: bool, what: str, workflows: bool = False, ray: RayServing | None = None) -> None:
     try:
         import uvicorn
     except ImportError as exc:
@@ -87,7 +122,11 @@ def run_server(ctx: typer.Context, host: str | None, port: int | None, access_lo
     settings = load_settings(home=s.home, host=host, port=port)
     _check_bind(settings)
     _access_log(access_log, settings)
-    app = create_app(settings, preload=preload, workflows=workflows)
+    runtime: Runtime | None = None
+    deployed: list[str] = []
+    if ray is not None:
+        runtime, deployed = _deploy(settings, ray)
+    app = create_app(settings, runtime=runtime, preload=preload, workflows=workflows)
     store = app.state.ctx.runtime.store
     if settings.api_auth:
         ensure_local_key(KeyStore(store), settings.home)
@@ -101,15 +140,29 @@ def run_server(ctx: typer.Context, host: str | None, port: int | None, access_lo
     print(f"plait: open the page (this link works once; `plait open` makes another): {page}", file=sys.stderr)
     # timeout_graceful_shutdown: on Ctrl-C, answers in flight get this long to finish; then streams are
     # cancelled, which stops their generation cleanly.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10, server_header=False)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                    timeout_graceful_shutdown=10, server_header=False)
+    finally:
+        if runtime is not None:
+            from plait.distributed.serving import undeploy
+
+            undeploy(deployed)  # the cluster's replicas go with the server
+            runtime.close()
     print("plait: server stopped", file=sys.stderr)
 
 
 def serve(ctx: typer.Context, host: Host = None, port: Port = None, access_log: AccessLogOpt = None,
-          preload: Annotated[bool, typer.Option(help="load the default models at startup")] = True) -> None:
-    """Run the HTTP server: OpenAI- and Ollama-compatible APIs and task routes (default http://127.0.0.1:8434)."""
-    run_server(ctx, host, port, access_log, preload, "serving")
+          preload: Annotated[bool, typer.Option(help="load the default models at startup")] = True,
+          ray: RayOpt = False, address: AddressOpt = None, ray_model: RayModelOpt = None, replicas: ReplicasOpt = 1,
+          max_replicas: MaxReplicasOpt = None, worker_cpus: WorkerCpusOpt = None) -> None:
+    """Run the HTTP server: OpenAI- and Ollama-compatible APIs and task routes (default http://127.0.0.1:8434).
+
+    With --ray, the models run as Ray Serve deployments (one per model, with replicas) behind the same API."""
+    options = RayServing(address, tuple(ray_model or ()), replicas, max_replicas, worker_cpus)
+    if not ray and options != RayServing():
+        raise ConfigError("--address, --ray-model, --replicas, --max-replicas and --worker-cpus go with --ray")
+    run_server(ctx, host, port, access_log, preload, "serving", ray=options if ray else None)
 
 
 def up(ctx: typer.Context, host: Host = None, port: Port = None, access_log: AccessLogOpt = None) -> None:

@@ -20,7 +20,7 @@ LOCAL = ("", "local")
 # A private instance moves only texts and vectors through its object store; Ray's default (30% of the
 # machine's memory) would reserve gigabytes a laptop needs for its models.
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024 * 1024
-INSTALL_HINT = "install it with: pip install 'plait[ray]'"
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": a single-node Ray on 127.0.0.1 (as on a laptop OS)
 
 
 def import_ray() -> Any:
@@ -32,24 +32,49 @@ def import_ray() -> Any:
     return ray
 
 
-def connect(address: str | None = None, *, cpus: int | None = None) -> Any:
+def connect(address: str | None = None, *, cpus: int | None = None, object_store_mb: int | None = None) -> Any:
     """Connect this process to Ray (once) and return the ``ray`` module."""
+    address = address if address is not None else os.environ.get("RAY_ADDRESS", "")
+    local = address in LOCAL
+    if local:
+        # Read by Ray when it is imported, and by the processes it starts: every Ray process on 127.0.0.1.
+        os.environ.setdefault(LOOPBACK_ENV, "0")
     ray = import_ray()
     if ray.is_initialized():
         return ray
-    address = address if address is not None else os.environ.get("RAY_ADDRESS", "")
     try:
-        if address in LOCAL:
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every Ray process on 127.0.0.1
-            ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+        if local:
+            _loopback_only(ray)
+            memory = (object_store_mb * 1024 * 1024) if object_store_mb else LOCAL_OBJECT_STORE_BYTES
+            ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=memory,
                      logging_level=logging.WARNING)
+            _check_loopback(ray)
         else:
             ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
-        where = "a local Ray instance" if address in LOCAL else f"the Ray cluster at {address}"
+        where = "a local Ray instance" if local else f"the Ray cluster at {address}"
         raise ClusterError(f"could not start or reach {where} ({exc}); check the address, or leave --address "
                            "out to run on this machine") from exc
     return ray
+
+
+def _loopback_only(ray: Any) -> None:
+    """Ray decides to use the machine's network address when it is imported; a process that imported it
+    before the environment said otherwise is told again here."""
+    if os.environ.get(LOOPBACK_ENV) != "0":
+        raise ClusterError(f"{LOOPBACK_ENV} is set to '{os.environ[LOOPBACK_ENV]}', which would make plait's own Ray "
+                           "instance reachable from the network; unset it, or give --address of a cluster")
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _check_loopback(ray: Any) -> None:
+    address = ray.util.get_node_ip_address()
+    if not address.startswith("127."):
+        ray.shutdown()
+        raise ClusterError(f"the local Ray instance came up on {address}, not on loopback; it was stopped. Give "
+                           "--address of a cluster to run on the network")
 
 
 def cluster_cpus() -> int:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plait.models.catalog import Catalog
 from plait.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -58,12 +59,11 @@ def _local_path(value: Any) -> Path | None:
     return path if path.is_absolute() and path.exists() else None
 
 
-def _closure(runtime: Runtime, names: Iterable[str]) -> list[ModelSpec]:
+def _closure(catalog: Catalog, names: Iterable[str]) -> list[ModelSpec]:
     """The named entries and the ones they are built on (a derived model's parent, a tuned model's base or
     embedder: option values naming another entry)."""
     from plait.errors import ModelNotFound
 
-    catalog = runtime.catalog
     known = set(catalog.names())
     seen: dict[str, ModelSpec] = {}
     todo = [n for n in names if n]
@@ -87,7 +87,9 @@ def ship(runtime: Runtime, names: Iterable[str]) -> Shipment:
 
     settings = runtime.settings
     models_dir = settings.models_dir
-    needed = _closure(runtime, names)
+    # The entries as stored: the runtime's own catalog may point some at where they are served.
+    catalog = Catalog(runtime.store)
+    needed = _closure(catalog, names)
     buffer = io.BytesIO()
     packed: set[str] = set()
     modules: set[str] = set()
@@ -108,7 +110,7 @@ def ship(runtime: Runtime, names: Iterable[str]) -> Shipment:
     relocated: dict[str, ModelSpec] = {}
     with tarfile.open(fileobj=buffer, mode="w", dereference=True) as tar:
         for spec in needed:
-            ensure_built(spec, settings, runtime.catalog)
+            ensure_built(spec, settings, catalog)
             own = models_dir / spec.name
             if own.exists():
                 add(own, f"models/{spec.name}")
@@ -127,7 +129,7 @@ def ship(runtime: Runtime, names: Iterable[str]) -> Shipment:
             if options != spec.options:
                 update["options"] = options
             relocated[spec.name] = spec.model_copy(update=update)
-    user_specs = tuple(relocated.get(s.name, s) for s in runtime.catalog.all() if not s.builtin)
+    user_specs = tuple(relocated.get(s.name, s) for s in catalog.all() if not s.builtin)
     return Shipment(settings=settings.model_dump(exclude={"home"}), specs=user_specs, archive=buffer.getvalue(),
                     backend_modules=tuple(sorted(modules)), models=tuple(s.name for s in needed))
 

@@ -14,11 +14,8 @@ process leaves nothing half-written, and the next run embeds only what is missin
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
-
-from plait.errors import InputError
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,28 +68,3 @@ class LocalEmbedding(EmbeddingExecutor):
     def submit(self, texts: Sequence[str], progress: Progress | None = None) -> EmbeddingJob:
         return Done(self.index.embedder().embed_many(list(texts), kind="document", progress=progress))
 
-
-EXECUTORS = ("local", "ray")
-
-
-@contextmanager
-def embedding_executor(index: Any, kind: str = "local", *, address: str | None = None, workers: int | None = None,
-                       worker_cpus: float | None = None) -> Iterator[EmbeddingExecutor | None]:
-    """The executor ``plait index add --executor KIND`` asks for (None: the ingester's local default),
-    closed when the block ends. Ray is checked at once, so a missing extra is said before any file is read."""
-    if kind not in EXECUTORS:
-        raise InputError(f"unknown executor '{kind}'; choose one of: {', '.join(EXECUTORS)}")
-    if kind == "local":
-        if address or workers or worker_cpus:
-            raise InputError("--address, --workers and --worker-cpus go with --executor ray")
-        yield None
-        return
-    from plait.distributed.cluster import import_ray
-    from plait.distributed.ray_embedding import RayEmbedding
-
-    import_ray()
-    executor = RayEmbedding(index, address=address, workers=workers, worker_cpus=worker_cpus)
-    try:
-        yield executor
-    finally:
-        executor.close()

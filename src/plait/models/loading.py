@@ -67,6 +67,7 @@ register_backend("recommender", _lazy("recommender"))
 register_backend("encoder", _lazy("encoder"))  # PyTorch encoders written by plait (compress)
 register_backend("onnx-classifier", _lazy("onnx_classifier"))
 register_backend("adapted", _lazy("adapted", needs_models=True))  # made by `plait tune` (plait.adapt.serving)
+register_backend("rayserve", _lazy("rayserve"))  # a Ray Serve deployment (`plait serve --ray`)
 
 
 def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = None, *,

@@ -218,6 +218,8 @@ class Workflow(BaseModel):
     output: str | None = Field(None, description="folder for relative sink paths (default: "
                                                  "$PLAIT_HOME/output/NAME); relative to the workflow file")
     concurrency: int = Field(1, ge=1, le=64, description="items processed at once")
+    executor: Literal["local", "ray"] = Field("local", description="where task steps run: here, or on Ray workers "
+                                              "(RAY_ADDRESS, else a Ray instance on this machine; needs plait[ray])")
     batch_size: int = Field(32, ge=1, le=10_000, description="items taken from the trigger at a time")
     retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())  # a fresh default per workflow
 
