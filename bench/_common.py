@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import resource
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from typing import Any, TypeVar
 from plait.compress.measure import percentile  # noqa: F401 - one definition, shared with plait compress
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Benchmarks make fresh homes, which plait encrypts by default: a random key for this run (no keyring needed).
+os.environ.setdefault("PLAIT_KEY", secrets.token_hex(32))
 # The real corpora the benchmarks run on are plait's test data (tests/corpora.py), not part of plait.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 T = TypeVar("T")

@@ -49,7 +49,9 @@ from tests.corpora import lee_articles, lee_sentences, split_sentences  # noqa: 
 
 from plait.index.core import Index  # noqa: E402
 from plait.runtime import Runtime  # noqa: E402
+from plait.security.keys import sqlite_key_for  # noqa: E402
 from plait.settings import load_settings  # noqa: E402
+from plait.store.database import connect  # noqa: E402
 
 
 def runtime(home: Path) -> Runtime:
@@ -254,7 +256,7 @@ def crash(base: Path) -> dict[str, Any]:
         time.sleep(0.2)
         if db.exists():
             try:
-                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+                with connect(db, sqlite_key_for(db), readonly=True) as conn:
                     committed = conn.execute("SELECT count(*) FROM index_chunks").fetchone()[0]
             except sqlite3.Error:
                 continue

@@ -40,6 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from tests.corpora import newsgroups  # noqa: E402
+from tests.homes import open_db  # noqa: E402
 from tests.mailboxes import newsgroup_messages, write_maildir  # noqa: E402
 from tests.workflow_processes import (  # noqa: E402
     Receiver,
@@ -122,7 +123,7 @@ def throughput(base: Path, n: int) -> dict[str, Any]:
         summary = Engine(wf, rt).run()
         plait_s = time.perf_counter() - t0
         effects = side_effects(home, "triage")
-        st = sqlite3.connect(home / "plait.db")
+        st = open_db(home / "plait.db")
         rows = st.execute("SELECT i.data, s.output FROM workflow_items i JOIN workflow_steps s ON s.item_id = i.id "
                           "WHERE i.workflow = 'triage' AND s.step = 'label' ORDER BY i.id").fetchall()
     finally:
@@ -224,7 +225,7 @@ def imap(base: Path, n: int, kill_at: int) -> dict[str, Any]:
             second.kill()
             raise
         effects = side_effects(home, "triage", receiver)
-        conn = sqlite3.connect(home / "plait.db")
+        conn = open_db(home / "plait.db")
         cursor = json.loads(conn.execute("SELECT cursor FROM workflow_cursors WHERE workflow = 'triage'").fetchone()[0])
         conn.close()
     finally:
@@ -303,6 +304,7 @@ def bad_input(base: Path) -> dict[str, Any]:
     # the other posts without "space" in their text hit an undefined field (a template error: failed at once).
     path.write_text(f"""name: faulty
 trigger: {{type: maildir, path: "{maildir}"}}
+network: {{allow: ["127.0.0.1"]}}
 retry: {{attempts: 2, backoff_seconds: 0.1}}
 steps:
   - id: call

@@ -21,6 +21,12 @@ from tests.fakes import fake_runtime
 # Tests never reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Nor the keyring of the machine they run on (keyring's documented switch; tests that need one install a fake).
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+# Homes are encrypted by default, as a user's are: every test's home gets this 256-bit master key (given as
+# hex, so no passphrase stretching runs per test).
+TEST_KEY = "5e" * 32
+os.environ["PLAIT_KEY"] = TEST_KEY  # for homes made at import time (schemathesis builds its app then)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +47,7 @@ def plait_home(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pyte
         (shared_models_home / "models").mkdir(exist_ok=True)
         (home / "models").symlink_to(shared_models_home / "models")
     monkeypatch.setenv("PLAIT_HOME", str(home))
+    monkeypatch.setenv("PLAIT_KEY", TEST_KEY)
     set_runtime(None)
     yield home
     set_runtime(None)

@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.homes import open_db, read_text
+
 REPO = Path(__file__).resolve().parents[1]
 
 # The child runs the real CLI; with fakes=True it first registers the fake model backend (tests/fakes.py).
@@ -38,7 +40,7 @@ def item_counts(home: Path, workflow: str) -> dict[str, int]:
     if not db.exists():
         return {}
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        conn = open_db(db, readonly=True)
         try:
             rows = conn.execute("SELECT state, COUNT(*) FROM workflow_items WHERE workflow = ? GROUP BY state",
                                 (workflow,)).fetchall()
@@ -111,14 +113,14 @@ def side_effects(home: Path, workflow: str, receiver: Receiver | None = None) ->
     result: dict[str, Any] = {"note_files": len(notes), "note_files_distinct": len({p.name for p in notes})}
     tables = home / "workflows" / "tables.db"
     if tables.exists():
-        conn = sqlite3.connect(tables)
+        conn = open_db(tables)
         try:
             total, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT message_id) FROM triage").fetchone()
         finally:
             conn.close()
         result.update(table_rows=total, table_rows_distinct=distinct)
     digests = list((out / "digest").glob("*.md")) if (out / "digest").exists() else []
-    lines = [line for d in digests for line in d.read_text().splitlines() if line.startswith("- **")]
+    lines = [line for d in digests for line in read_text(d).splitlines() if line.startswith("- **")]
     result.update(digest_entries=len(lines), digest_files=len(digests))
     drafts = list((out / "drafts").glob("*.eml")) if (out / "drafts").exists() else []
     result["mail_drafts"] = len(drafts)
@@ -126,7 +128,7 @@ def side_effects(home: Path, workflow: str, receiver: Receiver | None = None) ->
         counts = Counter(receiver.keys)
         result.update(webhook_posts=len(receiver.keys), webhook_distinct_keys=len(counts),
                       webhook_repeated_keys=sum(1 for c in counts.values() if c > 1))
-    conn = sqlite3.connect(home / "plait.db")
+    conn = open_db(home / "plait.db")
     try:
         result["ledger"] = dict(conn.execute("SELECT step, COUNT(*) FROM workflow_effects WHERE workflow = ? "
                                              "GROUP BY step", (workflow,)).fetchall())
@@ -141,6 +143,7 @@ TRIAGE = """
 name: {name}
 description: inbox triage over a Maildir, with one sink of each durable kind, for kill -9 tests
 trigger: {{type: maildir, path: "{maildir}"}}
+network: {{allow: ["127.0.0.1"]}}  # the webhook receiver of the test runs on this machine
 batch_size: {batch}
 vars:
   labels:

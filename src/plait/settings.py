@@ -68,7 +68,27 @@ class Settings(BaseModel):
     # and already runs concurrent requests on parallel sessions, so for it 1 is as fast (bench/serve.py).
     batch_max: int = Field(64, ge=1, description="most texts in one server batch (1: no micro-batching)")
 
-    @field_validator("cors_origins", mode="before")
+    trusted_hosts: tuple[str, ...] = Field((), description="host names the server answers to besides 127.0.0.1, "
+                                           "localhost, [::1] and `host`, comma-separated (a guard against DNS "
+                                           "rebinding)")
+    api_docs: bool = Field(True, description="serve the API's documentation at /docs (from files installed with "
+                           "plait; no CDN)")
+    tls_cert: str | None = Field(None, description="TLS certificate (PEM) for the server; beyond loopback plait "
+                                 "makes a self-signed one when none is given")
+    tls_key: str | None = Field(None, description="the TLS certificate's private key (PEM)")
+    webhook_rate_per_minute: int = Field(60, ge=0, description="webhook deliveries accepted per workflow per "
+                                         "minute (0: no limit)")
+    webhook_pending_bytes: int = Field(50_000_000, ge=0, description="bytes of webhook items a workflow may have "
+                                       "waiting before deliveries are refused (0: no limit)")
+
+    # Privacy: personal data found by the redact task is replaced by placeholders before it leaves.
+    redact_remote: bool = Field(True, description="redact personal data from requests to remote model servers "
+                                "(a model's own `redact` option overrides it)")
+    redact_logs: bool = Field(True, description="redact e-mail addresses, phone, card and IBAN numbers and IP "
+                              "addresses from the server's log lines")
+    redact_index: bool = Field(False, description="redact personal data from documents before they are indexed")
+
+    @field_validator("cors_origins", "trusted_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         # From the environment or `plait config set` the list arrives as one comma-separated string.

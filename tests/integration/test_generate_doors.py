@@ -35,7 +35,7 @@ def test_generate_gives_the_same_text_through_every_door(runtime: Runtime,
 
     app = create_app(runtime.settings, runtime=runtime)
     key = ensure_local_key(KeyStore(runtime.store), runtime.settings.home)
-    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+    with TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {key}"}) as client:
         openai = client.post("/v1/completions", json={"model": "smollm2", "prompt": PROMPT, "max_tokens": TOKENS,
                                                        "temperature": 0}).json()["choices"][0]["text"]
         ollama = client.post("/api/generate", json={"model": "smollm2", "prompt": PROMPT, "stream": False,

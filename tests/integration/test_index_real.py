@@ -15,6 +15,8 @@ import pytest
 
 from plait.index import make_filters, open_index
 from plait.runtime import Runtime
+from plait.security.keys import sqlite_key_for
+from plait.store.database import connect
 from plait.tasks.ask import ask_stream
 from plait.tasks.search import search
 from tests.corpora import lee_articles, newsgroups, split_sentences
@@ -105,7 +107,7 @@ def test_kill_9_during_ingestion_then_rerun_is_consistent(runtime: Runtime, plai
     while time.time() < deadline and child.poll() is None and committed < 20:
         time.sleep(0.1)
         try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            with connect(db, sqlite_key_for(db), readonly=True) as conn:
                 committed = conn.execute("SELECT count(*) FROM index_chunks").fetchone()[0]
         except sqlite3.Error:
             continue

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,6 +13,7 @@ from plait.workflows.enabled import BUNDLED
 from plait.workflows.engine import Engine
 from plait.workflows.loader import load_workflow
 from tests.corpora import lee_articles
+from tests.homes import open_db, read_text
 from tests.mailboxes import newsgroup_messages, write_maildir
 
 pytestmark = pytest.mark.model
@@ -30,10 +30,10 @@ def test_inbox_triage_labels_summarises_and_writes_a_morning_digest(tmp_path: Pa
     out = runtime.settings.home / "output" / "inbox-triage"
     notes = list((out / "triage").rglob("*.md"))
     assert len(notes) == 12 and all(n.parent.name in wf.vars["labels"] for n in notes)
-    assert all(n.read_text().startswith("# ") for n in notes)
-    digest = next((out / "digest").glob("*.md")).read_text()
+    assert all(read_text(n).startswith("# ") for n in notes)
+    digest = read_text(next((out / "digest").glob("*.md")))
     assert digest.startswith("# Morning digest") and "12 item(s)" in digest and ".png)" in digest
-    rows = sqlite3.connect(runtime.settings.home / "workflows" / "tables.db").execute(
+    rows = open_db(runtime.settings.home / "workflows" / "tables.db").execute(
         "SELECT COUNT(*), COUNT(DISTINCT label) FROM inbox").fetchone()
     assert rows[0] == 12 and rows[1] >= 2
 
@@ -77,7 +77,7 @@ def test_meeting_requests_become_proposals_in_free_time_and_reply_drafts(tmp_pat
     for p in proposals:  # proposed in free time only
         assert not any(w.start < p.end and p.start < w.end for w in workshops)
     drafts = list((out / "drafts").glob("*.eml"))
-    assert len(drafts) == len(proposals) and all("Would " in d.read_text() for d in drafts)
+    assert len(drafts) == len(proposals) and all("Would " in read_text(d) for d in drafts)
 
 
 def test_weekly_report_groups_notes_by_project_with_actions(tmp_path: Path, runtime: Runtime,
@@ -90,6 +90,6 @@ def test_weekly_report_groups_notes_by_project_with_actions(tmp_path: Path, runt
     monkeypatch.setenv("PLAIT_NOTES", str(notes))
     summary = Engine(load_workflow(BUNDLED / "weekly-report.yml"), runtime).run()
     assert (summary.done, summary.failed) == (3, 0), summary.errors
-    report = next((runtime.settings.home / "output" / "weekly-report" / "reports").glob("week-*.md")).read_text()
+    report = read_text(next((runtime.settings.home / "output" / "weekly-report" / "reports").glob("week-*.md")))
     assert "## apollo (2)" in report and "## zephyr (1)" in report and ".png)" in report
     assert "to do: " in report and "send the report" in report

@@ -38,7 +38,9 @@ def imap() -> Iterator[Dovecot]:
 
 
 def _wf(tmp_path: Path, server: Dovecot, poll: float = 60) -> object:
-    return h.workflow(tmp_path, f"name: imap\ntrigger: {server.trigger_yaml(poll_seconds=poll)}\n{STEPS}")
+    # The test's mail server runs on this machine: the workflow must allow it (see plait.security.ssrf).
+    return h.workflow(tmp_path, f"name: imap\ntrigger: {server.trigger_yaml(poll_seconds=poll)}\n"
+                                f"network: {{allow: [127.0.0.1]}}\n{STEPS}")
 
 
 def test_imap_messages_are_read_by_uid_once(tmp_path: Path, fake_models: Runtime, imap: Dovecot) -> None:
@@ -84,9 +86,9 @@ def test_new_mail_arriving_while_the_workflow_runs_is_processed_exactly_once(tmp
     assert st.effect_counts() == {"file": 60, "table": 60}
     files = list((fake_models.settings.home / "output" / "imap" / "mail").iterdir())
     assert sorted(f.name for f in files) == sorted(f"ng-{i:04d}@plait.test.md" for i in range(60))
-    import sqlite3
+    from tests.homes import open_db
 
-    rows = sqlite3.connect(fake_models.settings.home / "workflows" / "tables.db").execute(
+    rows = open_db(fake_models.settings.home / "workflows" / "tables.db").execute(
         "SELECT COUNT(*), COUNT(DISTINCT message_id) FROM seen").fetchone()
     assert rows == (60, 60)
 

@@ -266,7 +266,7 @@ def test_server_explains_a_tuned_model(fake_models: Runtime, tmp_path: Path) -> 
     tune("triage", mail_csv(tmp_path / "mail.csv", n=30), head_config(epochs=30), runtime=fake_models)
     key = ensure_local_key(KeyStore(fake_models.store), fake_models.settings.home)
     app = create_app(fake_models.settings, runtime=fake_models)
-    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+    with TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {key}"}) as client:
         r = client.post("/v1/explain", json={"model": "triage", "text": "the overdue invoice for your account"})
         assert r.status_code == 200, r.text
         body = r.json()

@@ -45,11 +45,12 @@ def test_summarize_many_inputs_reports_and_skips_bad_ones(fake_models: Runtime, 
 
 
 def test_summarize_folder(fake_models: Runtime, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    (tmp_path / "a.txt").write_text(ARTICLE)
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b.md").write_text(ARTICLE)
-    (tmp_path / "ignored.xyz").write_text("x")
-    code, out, _ = plait(capsys, "summarize", str(tmp_path), "-m", "fake-embed", "--json")
+    docs = tmp_path / "docs"  # not tmp_path itself: plait's home is there too
+    (docs / "sub").mkdir(parents=True)
+    (docs / "a.txt").write_text(ARTICLE)
+    (docs / "sub" / "b.md").write_text(ARTICLE)
+    (docs / "ignored.xyz").write_text("x")
+    code, out, _ = plait(capsys, "summarize", str(docs), "-m", "fake-embed", "--json")
     assert code == 0 and len(out.splitlines()) == 2
 
 

@@ -37,7 +37,7 @@ def _serve(runtime: Runtime, **overrides: Any) -> Iterator[Served]:
     settings = runtime.settings.model_copy(update=overrides)
     app = create_app(settings, runtime=runtime)
     key = ensure_local_key(KeyStore(runtime.store), settings.home)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         yield Served(client, key, runtime)
 
 

@@ -28,7 +28,7 @@ def app(fake_models: Runtime) -> Any:
 @pytest.fixture
 def client(app: Any, fake_models: Runtime) -> Iterator[TestClient]:
     key = ensure_local_key(KeyStore(fake_models.store), fake_models.settings.home)
-    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as c:
+    with TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {key}"}) as c:
         yield c
 
 
@@ -97,7 +97,7 @@ def test_classify_batches_concurrent_requests(app: Any, fake_models: Runtime) ->
 
     async def run() -> list[dict[str, Any]]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test",
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1",
                                      headers={"Authorization": f"Bearer {key}"}) as c:
             texts = ["the rocket reached orbit", "faith in god", "planets and rockets", "the church choir"] * 4
             rs = await asyncio.gather(*(c.post("/v1/classify", json={**labels, "texts": t}) for t in texts))

@@ -57,7 +57,7 @@ def test_migrations_read_in_the_order_they_run_and_old_names_are_honoured(tmp_pa
     assert names == sorted(names)
     # A database made when the migrations had their released names: nothing runs twice.
     path = tmp_path / "old.db"
-    store = Store(path)
+    store = Store(path, key=None)  # plain SQLite, read below with the standard module
     store.close()
     conn = sqlite3.connect(path)
     conn.execute("DELETE FROM _migrations")
@@ -65,7 +65,7 @@ def test_migrations_read_in_the_order_they_run_and_old_names_are_honoured(tmp_pa
                      [(FORMERLY.get(name, name),) for name in names])
     conn.commit()
     conn.close()
-    store = Store(path)
+    store = Store(path, key=None)
     try:
         assert store.query("SELECT count(*) FROM _migrations")[0][0] == len(names)
         assert store.query("SELECT count(*) FROM index_documents")[0][0] == 0  # the schema is there, intact

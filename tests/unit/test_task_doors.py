@@ -29,9 +29,12 @@ from plait.tasks.registry import get_task, registry
 from plait.workflows.engine import Engine
 from plait.workflows.loader import parse_workflow
 from tests.cli import plait
+from tests.homes import read_text
 
 TEXT = ("The budget meeting moved to Friday. Anna said the costs rose sharply this quarter. "
         "The rocket launch was a great success. Everyone loved the new design.")
+
+PERSONAL = "Mail anna@example.org or call +44 20 7946 0958 about card 4111 1111 1111 1111."
 
 
 @dataclass
@@ -97,6 +100,7 @@ CASES: dict[str, Case] = {
                  differ=("source",), needs=("media",)),
     "speak": Case({"text": "Hello from plait."}, lambda d: ["speak", "Hello from plait.", "-o", str(d / "s.wav")],
                   differ=("out",), needs=("espeak",)),
+    "redact": Case({"text": PERSONAL, "names": False}, lambda d: ["redact", PERSONAL, "--no-names"]),
     "explain": Case({"model": "triage", "text": "the overdue invoice for your account", "method": "occlusion"},
                     lambda d: ["explain", "triage", "the overdue invoice for your account", "--method", "occlusion"],
                     needs=("classifier",)),
@@ -207,7 +211,7 @@ def test_four_doors_give_the_same_json(name: str, world: Runtime, tmp_path: Path
     # 3. HTTP.
     app = create_app(world.settings, runtime=world)
     key = ensure_local_key(KeyStore(world.store), world.settings.home)
-    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+    with TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {key}"}) as client:
         response = client.post(f"/v1/{name}", json=request)
     assert response.status_code == 200, response.text
     http = response.json() if task.render is None else {**python, "wav": base64.b64encode(response.content).decode()}
@@ -221,7 +225,7 @@ def test_four_doors_give_the_same_json(name: str, world: Runtime, tmp_path: Path
     engine.submit({"text": "unused"}, key="k")
     summary = engine.run()
     assert summary.failed == 0, summary  # type: ignore[attr-defined]
-    workflow = json.loads((world.settings.home / "output" / f"door-{name}" / "out.json").read_text())
+    workflow = json.loads(read_text(world.settings.home / "output" / f"door-{name}" / "out.json"))
 
     expected = _normal(python, case.differ)
     assert _normal(cli, case.differ) == expected, "CLI"

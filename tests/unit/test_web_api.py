@@ -38,7 +38,7 @@ def page(app: Any, fake_models: Runtime) -> Iterator[TestClient]:
 
 
 def test_the_page_is_served_with_a_strict_policy(app: Any) -> None:
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         r = client.get("/")
         assert r.status_code == 200 and "<script type=\"module\" src=\"/static/js/app.js\">" in r.text
         assert "script-src 'self'" in r.headers["content-security-policy"]
@@ -49,11 +49,11 @@ def test_the_page_is_served_with_a_strict_policy(app: Any) -> None:
 
 def test_a_signin_link_works_once(app: Any, fake_models: Runtime) -> None:
     token = new_signin_token(fake_models.store)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/v1/session").status_code == 401
         assert client.get(f"/signin?token={token}", follow_redirects=False).status_code == 303
         assert client.get("/v1/session").json()["signed_in"] is True
-    with TestClient(app) as other:
+    with TestClient(app, base_url="http://127.0.0.1") as other:
         assert other.get(f"/signin?token={token}", follow_redirects=False).status_code == 401  # spent
         assert other.get("/signin?token=made-up").status_code == 401
         assert other.get("/v1/session").status_code == 401
@@ -69,7 +69,7 @@ def test_changes_by_cookie_need_the_csrf_token_and_the_pages_origin(page: TestCl
     assert page.post("/v1/conversations", json={}, headers={CSRF_HEADER: csrf,
                                                            "Origin": "http://127.0.0.1:8434"}).status_code == 201
     assert page.get("/v1/conversations").status_code == 200  # reading needs no token
-    with TestClient(page.app, cookies={COOKIE: "not-a-session"}) as stranger:
+    with TestClient(page.app, base_url="http://127.0.0.1", cookies={COOKIE: "not-a-session"}) as stranger:
         r = stranger.get("/v1/conversations")
         assert r.status_code == 401 and r.json()["error"]["code"] == "session_expired"
 
@@ -155,7 +155,7 @@ def test_catalog_settings_and_keys(page: TestClient, fake_models: Runtime) -> No
 
 def test_a_key_without_admin_cannot_change_the_index_or_settings(app: Any, fake_models: Runtime) -> None:
     key = KeyStore(fake_models.store).create("reader", ["chat", "index"]).secret
-    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+    with TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {key}"}) as client:
         assert client.get("/v1/index").status_code == 200
         assert client.post("/v1/index/add", json={"paths": ["/"]}).status_code == 403
         assert client.get("/v1/settings").status_code == 403

@@ -12,6 +12,7 @@ from plait.workflows.enabled import BUNDLED
 from plait.workflows.engine import Engine
 from plait.workflows.loader import load_workflow
 from tests.corpora import lee_articles
+from tests.homes import read_text
 
 
 def test_documents_summaries_summarises_and_indexes_a_folder(tmp_path: Path, fake_models: Runtime,
@@ -28,7 +29,7 @@ def test_documents_summaries_summarises_and_indexes_a_folder(tmp_path: Path, fak
     assert (summary.added, summary.done, summary.failed) == (3, 3, 0), summary.errors
     pages = sorted((fake_models.settings.home / "output" / "documents-summaries" / "summaries" / "news").iterdir())
     assert [p.name for p in pages] == ["article0.txt.md", "article1.txt.md", "article2.txt.md"]
-    assert pages[0].read_text().startswith("# article0\n\nSource: ") and "\n- " in pages[0].read_text()
+    assert read_text(pages[0]).startswith("# article0\n\nSource: ") and "\n- " in read_text(pages[0])
     first_words = " ".join(lee_articles()[0].split()[:6])
     assert search(first_words, k=3, mode="keyword", runtime=fake_models).hits
 
@@ -48,7 +49,7 @@ def test_feed_reader_ranks_entries_by_interest(tmp_path: Path, fake_models: Runt
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # charts are tested elsewhere; slow here
     summary = Engine(load_workflow(BUNDLED / "feed-reader.yml"), fake_models).run()
     assert (summary.added, summary.done, summary.failed) == (3, 3, 0), summary.errors
-    digest = next((fake_models.settings.home / "output" / "feed-reader" / "feeds").glob("*.md")).read_text()
+    digest = read_text(next((fake_models.settings.home / "output" / "feed-reader" / "feeds").glob("*.md")))
     order = [line for line in digest.splitlines() if line.startswith("- **")]
     assert len(order) == 3 and "Football" in order[-1]  # the entry matching no interest comes last
     assert "(closest interest: " in digest and "no chart: install matplotlib" in digest

@@ -10,6 +10,7 @@ import pytest
 from plait.runtime import Runtime
 from tests import workflow_helpers as h
 from tests.cli import plait
+from tests.homes import read_text
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +64,7 @@ def test_run_status_history_and_retry(tmp_path: Path, fake_models: Runtime, caps
     assert code == 0 and "1 failed item(s) back to pending" in out and "1 done, 0 failed" in out
     code, out, _ = plait(capsys, "workflows", "history", "notes")
     assert code == 0 and out.count("run ") >= 3 and "retry" in out and "latest effects:" in out
-    assert (fake_models.settings.home / "output" / "notes" / "b.md").read_text() == "ok after 2"
+    assert read_text(fake_models.settings.home / "output" / "notes" / "b.md") == "ok after 2"
     code, out, _ = plait(capsys, "workflows", "status", "notes", "--json")
     assert json.loads(out)["counts"]["done"] == 2
 

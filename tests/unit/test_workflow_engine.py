@@ -15,6 +15,7 @@ from plait.workflows.engine import Engine
 from plait.workflows.errors import SpecError, WorkflowBusy
 from plait.workflows.spec import RetryPolicy, SinkStep, TaskStep, TemplateStep, TriggerSpec, Workflow
 from tests import workflow_helpers as h
+from tests.homes import open_db, read_text
 
 
 @pytest.fixture(autouse=True)
@@ -76,9 +77,9 @@ def test_steps_run_in_order_with_when_route_map_and_set(tmp_path: Path, fake_mod
     summary = _run(wf, fake_models, [{"text": "is it on?"}, {"text": "hi there"}])
     assert summary.done == 2 and summary.failed == 0  # type: ignore[attr-defined]
     out = fake_models.settings.home / "output" / "t" / "out"
-    first = json.loads((out / "k0.json").read_text())
+    first = json.loads(read_text(out / "k0.json"))
     assert first == {"shout": "IS IT ON?", "long": "long: IS IT ON?", "kind": "question", "words": ["is", "it", "on?"]}
-    second = json.loads((out / "k1.json").read_text())
+    second = json.loads(read_text(out / "k1.json"))
     assert second["long"] is None and second["kind"] == 1 and second["words"] == ["hi", "there"]
     records = h.state(fake_models, "t").steps(h.state(fake_models, "t").items()[0].id)
     assert records["long"].state == "done" and records["kind.q"].state == "done" and "kind.other" not in records
@@ -183,9 +184,8 @@ def test_sinks_act_once_per_item_even_when_the_item_comes_again(tmp_path: Path, 
     _run(wf, fake_models, [{"text": "a"}, {"text": "b"}])
     summary = _run(wf, fake_models, [{"text": "a"}, {"text": "b"}])  # same keys: known items
     assert summary.added == 0 and summary.done == 0  # type: ignore[attr-defined]
-    import sqlite3
 
-    rows = sqlite3.connect(fake_models.settings.home / "workflows" / "tables.db").execute(
+    rows = open_db(fake_models.settings.home / "workflows" / "tables.db").execute(
         "SELECT _key, text FROM seen ORDER BY _key").fetchall()
     assert rows == [("t/k0/table", "a"), ("t/k1/table", "b")]
     assert h.state(fake_models, "t").effect_counts() == {"table": 2}
@@ -242,7 +242,7 @@ def test_a_workflow_built_in_python_is_checked_like_a_file(fake_models: Runtime)
     engine = Engine(wf, fake_models)
     engine.submit({"who": "Ada"}, key="one")
     assert engine.run().done == 1
-    assert (fake_models.settings.home / "output" / "py" / "one.txt").read_text() == "Hello Ada"
+    assert read_text(fake_models.settings.home / "output" / "py" / "one.txt") == "Hello Ada"
     bad = Workflow(name="py2", trigger=TriggerSpec(type="manual"), steps=[TaskStep(task="no_such_task")])
     with pytest.raises(SpecError, match="unknown task 'no_such_task'"):
         Engine(bad, fake_models)

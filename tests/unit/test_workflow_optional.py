@@ -12,6 +12,7 @@ from plait.errors import MissingDependency
 from plait.runtime import Runtime
 from plait.workflows.engine import Engine
 from tests import workflow_helpers as h
+from tests.homes import read_text
 
 
 def test_import_plait_workflows_loads_no_optional_library() -> None:
@@ -65,5 +66,5 @@ steps:
     engine = Engine(wf, fake_models)
     engine.submit({"kind": "a", "subject": "one"})
     assert engine.run().done == 1
-    md = (fake_models.settings.home / "output" / "d" / "digest.md").read_text()
+    md = read_text(fake_models.settings.home / "output" / "d" / "digest.md")
     assert "no chart: install matplotlib (pip install 'plait[workflows]')" in md and "one" in md

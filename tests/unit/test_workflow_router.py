@@ -13,6 +13,7 @@ from plait.runtime import Runtime
 from plait.workflows import runner as workflow_runner
 from plait.workflows.webhook_keys import create_webhook_key
 from tests import workflow_helpers as h
+from tests.homes import read_text
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -21,7 +22,7 @@ HOOK = """name: hook
 trigger: {type: webhook, poll_seconds: 30}
 steps:
   - id: line
-    template: "{{ item.event }} for {{ item.user }}"
+    template: "{{ item.body.event }} for {{ item.body.user }}"
   - sink: file
     with: {path: "{{ key_slug }}.txt", content: "{{ line }}"}
 """
@@ -58,7 +59,7 @@ def client(fake_models: Runtime) -> Iterator[tuple[TestClient, workflow_runner.R
 
     app.include_router(workflow_router(admin=[Depends(admin)]))
     try:
-        yield TestClient(app), handle
+        yield TestClient(app, base_url="http://127.0.0.1"), handle
     finally:
         handle.stop()
 
@@ -88,7 +89,7 @@ def test_webhook_deliveries_need_the_workflows_own_key_and_are_recorded_once(
     assert via_query.status_code == 202
     out = fake_models.settings.home / "output" / "hook"
     _wait(lambda: out.exists() and len(list(out.iterdir())) == 2)
-    assert (out / "webhook-delivery-1.txt").read_text() == "push for ann"
+    assert read_text(out / "webhook-delivery-1.txt") == "push for ann"
     big = http.post("/v1/workflows/hook/webhook", content=b"x" * 1_000_001, headers=headers)
     assert big.status_code == 413
 

@@ -20,6 +20,7 @@ from plait.runtime import Runtime
 from plait.workflows.engine import Engine
 from plait.workflows.sinks.files import read_tags
 from tests import workflow_helpers as h
+from tests.homes import read_output_bytes, read_text
 
 
 @pytest.fixture(autouse=True)
@@ -65,9 +66,9 @@ def test_file_sink_writes_markdown_json_and_html(tmp_path: Path, fake_models: Ru
     with: {path: "{{ key }}.html"}
 """, [{"text": "a <b> c", "subject": "Hello"}])
     out = _out(fake_models)
-    assert (out / "k0.md").read_text().startswith("# Hello\n") and "A <B> C" in (out / "k0.md").read_text()
-    assert json.loads((out / "k0.json").read_text()) == {"text": "a <b> c", "shout": "A <B> C"}
-    assert "<h1>Hello</h1>" in (out / "k0.html").read_text() and "A &lt;B&gt; C" in (out / "k0.html").read_text()
+    assert read_text(out / "k0.md").startswith("# Hello\n") and "A <B> C" in read_text(out / "k0.md")
+    assert json.loads(read_text(out / "k0.json")) == {"text": "a <b> c", "shout": "A <B> C"}
+    assert "<h1>Hello</h1>" in read_text(out / "k0.html") and "A &lt;B&gt; C" in read_text(out / "k0.html")
 
 
 def test_a_path_may_not_leave_the_output_folder(tmp_path: Path, fake_models: Runtime) -> None:
@@ -83,13 +84,14 @@ def test_move_copy_and_tag_act_once_even_when_the_ledger_write_was_lost(tmp_path
     for n in range(3):
         (src / f"f{n}.txt").write_text(f"file {n}")
         items.append({"path": str(src / f"f{n}.txt")})
+    # Items given by hand name files outside any trigger folder: the author lists where they may be.
     steps = f"""
   - sink: copy
-    with: {{to: "{tmp_path}/backup"}}
+    with: {{to: "{tmp_path}/backup", within: ["{src}"]}}
   - sink: tag
-    with: {{tags: [work, "{{{{ key }}}}"]}}
+    with: {{tags: [work, "{{{{ key }}}}"], within: ["{src}"]}}
   - sink: move
-    with: {{to: "{tmp_path}/done"}}
+    with: {{to: "{tmp_path}/done", within: ["{src}"]}}
 """
     assert _run(tmp_path, fake_models, steps, items).done == 3  # type: ignore[attr-defined]
     _lose_ledger(fake_models, "s", "move")  # killed after moving, before recording it
@@ -101,7 +103,8 @@ def test_move_copy_and_tag_act_once_even_when_the_ledger_write_was_lost(tmp_path
     assert read_tags(tmp_path / "done" / "f1.txt") == ["k1", "work"]
     assert h.state(fake_models, "s").effect_counts() == {"copy": 3, "tag": 3, "move": 3}
     # Tagging again (killed after tagging, before recording it) adds nothing.
-    tag_only = '  - sink: tag\n    with: {tags: [work, "{{ key }}"], path: "{{ item.path }}"}\n'
+    tag_only = (f'  - sink: tag\n    with: {{tags: [work, "{{{{ key }}}}"], path: "{{{{ item.path }}}}", '
+                f'within: ["{tmp_path}/done"]}}\n')
     moved = [{"path": str(tmp_path / "done" / f"f{n}.txt")} for n in range(3)]
     _run(tmp_path, fake_models, tag_only, moved, name="t2")
     _lose_ledger(fake_models, "t2", "tag")
@@ -149,14 +152,14 @@ def test_digest_groups_entries_by_period_with_a_chart(tmp_path: Path, fake_model
     # 06:30 belongs to the day that started at 07:00 the day before.
     assert sorted(p.name for p in digest.iterdir()) == ["2024-05-01.html", "2024-05-01.md", "2024-05-01.png",
                                                         "2024-05-02.html", "2024-05-02.md", "2024-05-02.png"]
-    md = (digest / "2024-05-02.md").read_text()
+    md = read_text(digest / "2024-05-02.md")
     assert md.startswith("# Digest 2024-05-02\n\n4 item(s); work: 3, news: 1")
     assert "![chart](2024-05-02.png)" in md and "## work (3)" in md and "- **mail 4** · 2024-05-06 10:30" not in md
-    assert (digest / "2024-05-02.png").read_bytes()[:4] == b"\x89PNG"
-    assert "data:image/png;base64," in (digest / "2024-05-02.html").read_text()
+    assert read_output_bytes(digest / "2024-05-02.png")[:4] == b"\x89PNG"
+    assert "data:image/png;base64," in read_text(digest / "2024-05-02.html")
     _lose_ledger(fake_models, "s", "digest")
     _run(tmp_path, fake_models, steps, [])
-    assert (digest / "2024-05-02.md").read_text() == md  # the same four entries, not eight
+    assert read_text(digest / "2024-05-02.md") == md  # the same four entries, not eight
 
 
 def test_ics_sink_gathers_events_with_stable_uids(tmp_path: Path, fake_models: Runtime) -> None:
@@ -211,8 +214,10 @@ def test_webhook_posts_carry_an_idempotency_key_and_retry_server_errors(tmp_path
         seen.append((key, body))
         return httpx.Response(201)
 
+    # hooks.test does not resolve (the transport is a fake): the workflow allows the name itself.
     summary = _run(tmp_path, fake_models, '  - sink: webhook\n    with: {url: "https://hooks.test/in"}\n',
-                   [{"text": "a"}, {"text": "b", "bad": True}], transport=httpx.MockTransport(handler))
+                   [{"text": "a"}, {"text": "b", "bad": True}], transport=httpx.MockTransport(handler),
+                   extra="network: {allow: [hooks.test]}\n")
     assert summary.done == 1 and summary.failed == 1  # type: ignore[attr-defined]
     assert seen[0][0] == "s/k0/webhook" and seen[0][1]["item"] == {"text": "a"}
     assert "answered 400: rejected" in summary.errors[0]  # type: ignore[attr-defined]
@@ -231,7 +236,7 @@ def test_mail_drafts_are_eml_files_with_a_stable_message_id(tmp_path: Path, fake
     _run(tmp_path, fake_models, steps, [{"sender": "ann@example.org", "subject": "Lunch", "message_id": "m1@x"}])
     drafts = list((_out(fake_models) / "drafts").iterdir())
     assert len(drafts) == 1
-    msg = email.message_from_bytes(drafts[0].read_bytes(), policy=email.policy.default)
+    msg = email.message_from_bytes(read_output_bytes(drafts[0]), policy=email.policy.default)
     assert (msg["To"], msg["Subject"], msg["In-Reply-To"]) == ("ann@example.org", "Re: Lunch", "<m1@x>")
     assert msg.get_content().strip() == "Thanks, ann!"
     first_id = msg["Message-ID"]
@@ -239,7 +244,7 @@ def test_mail_drafts_are_eml_files_with_a_stable_message_id(tmp_path: Path, fake
     _run(tmp_path, fake_models, steps, [])
     again = list((_out(fake_models) / "drafts").iterdir())
     assert again == drafts
-    assert email.message_from_bytes(again[0].read_bytes(), policy=email.policy.default)["Message-ID"] == first_id
+    assert email.message_from_bytes(read_output_bytes(again[0]), policy=email.policy.default)["Message-ID"] == first_id
 
 
 class _Smtp(socketserver.StreamRequestHandler):
@@ -287,7 +292,7 @@ def test_mail_sink_sends_over_smtp(tmp_path: Path, fake_models: Runtime, smtp_se
       to: [me@example.org]
       subject: "Digest"
       body: "{{{{ item.text }}}}"
-""", [{"text": "hello over smtp"}])
+""", [{"text": "hello over smtp"}], extra="network: {allow: [127.0.0.1]}\n")
     assert summary.done == 1  # type: ignore[attr-defined]
     msg = email.message_from_bytes(received[0], policy=email.policy.default)
     assert msg["Subject"] == "Digest" and "hello over smtp" in msg.get_content()

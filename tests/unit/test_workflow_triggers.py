@@ -17,6 +17,7 @@ from plait.runtime import Runtime
 from plait.workflows.clock import ManualClock
 from plait.workflows.engine import Engine
 from tests import workflow_helpers as h
+from tests.homes import read_text
 from tests.mailboxes import newsgroup_messages, write_maildir, write_mbox
 
 
@@ -113,7 +114,7 @@ steps:
         (inbox / "b.txt").write_text("second file")  # only the inotify event can wake it (rescan: 1 h)
         _wait_for(lambda: (out / "b.txt.md").exists())
         (inbox / "a.txt").write_text("first file, edited")
-        _wait_for(lambda: (out / "a.txt.md").read_text() == "first file, edited")
+        _wait_for(lambda: read_text(out / "a.txt.md") == "first file, edited")
     finally:
         engine.stop()
         thread.join(10)
@@ -234,6 +235,7 @@ def test_feed_entries_with_conditional_get(tmp_path: Path, fake_models: Runtime)
     wf = h.workflow(tmp_path, """
 name: news
 trigger: {type: feed, url: "https://feeds.test/rss.xml"}
+network: {allow: [feeds.test]}
 steps:
   - template: "{{ item.title }}: {{ item.summary }}"
 """)
@@ -246,7 +248,7 @@ steps:
     item = h.state(fake_models, "news").items()[2]
     assert item.data["title"] == "Moons" and item.data["summary"] == "About Moons." and item.key == "feed:id-3"
     gone = h.workflow(tmp_path, "name: gone\ntrigger: {type: feed, url: 'https://feeds.test/gone.xml'}\n"
-                                "steps:\n  - template: x\n", name="gone.yml")
+                                "network: {allow: [feeds.test]}\nsteps:\n  - template: x\n", name="gone.yml")
     summary = Engine(gone, fake_models, http_transport=transport).run()
     assert summary.trigger_error == "feed https://feeds.test/gone.xml answered 404; is the URL still right?"
 

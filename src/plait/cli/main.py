@@ -22,6 +22,7 @@ from plait.cli import plan as plan_cli
 from plait.cli import recommend as recommend_cli
 from plait.cli import runs as runs_cli
 from plait.cli import search as search_cli
+from plait.cli import security as security_cli
 from plait.cli import see as see_cli
 from plait.cli import serve as serve_cli
 from plait.cli import speak as speak_cli
@@ -44,6 +45,7 @@ search_cli.register(app)
 generate.register(app)
 embed.register(app)
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(security_cli.app, name="security")
 serve_cli.register(app)
 app.add_typer(recommend_cli.app, name="recommend")
 see_cli.register(app)
@@ -85,6 +87,9 @@ def run(argv: list[str] | None = None) -> None:
     """Run the CLI; every error becomes one line on stderr and a non-zero exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    from plait.security.permissions import private_umask
+
+    private_umask()  # every file and folder plait (or a library it calls) creates is its user's only
     wait_passively()  # before any command loads a library that uses OpenMP
     command = typer.main.get_command(app)
     try:

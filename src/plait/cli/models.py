@@ -65,9 +65,12 @@ def add(
     tokenizer: Annotated[str | None, typer.Option(help="tokenizer.json for an ONNX model")] = None,
     description: Annotated[str, typer.Option(help="a note shown in `models list`")] = "",
     replace: Annotated[bool, typer.Option("--replace", help="overwrite an entry of the same name")] = False,
+    redact: Annotated[bool | None, typer.Option("--redact/--no-redact", help="for a remote server: replace personal "
+                                                "data before requests leave (default: the redact_remote setting)")]
+    = None,
 ) -> None:
     """Add your own model to the catalog."""
-    options: dict[str, object] = {}
+    options: dict[str, object] = {} if redact is None else {"redact": redact}
     for key, value in (("remote_model", remote_model), ("api_key_env", api_key_env), ("tokenizer", tokenizer)):
         if value:
             options[key] = value

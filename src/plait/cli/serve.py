@@ -22,6 +22,11 @@ Host = Annotated[str | None, typer.Option(help="address to listen on (default: h
 Port = Annotated[int | None, typer.Option(help="port (default: port setting, 8434)")]
 AccessLogOpt = Annotated[str | None, typer.Option(
     "--access-log", help="file for the access log, '-' for standard error (default: $PLAIT_HOME/logs/access.log)")]
+TlsCert = Annotated[str | None, typer.Option("--tls-cert", help="TLS certificate (PEM); beyond loopback plait makes "
+                                             "a self-signed one when none is given")]
+TlsKey = Annotated[str | None, typer.Option("--tls-key", help="the certificate's private key (PEM)")]
+NoTls = Annotated[bool, typer.Option("--no-tls", help="listen beyond loopback WITHOUT TLS (anyone on the network "
+                                     "can read the traffic, API keys included)")]
 RayOpt = Annotated[bool, typer.Option("--ray", help="serve the models from Ray Serve deployments (needs plait[ray])")]
 AddressOpt = Annotated[str | None, typer.Option("--address", help="with --ray: the Ray cluster (auto, HOST:PORT, "
                                                 "ray://HOST:10001; default: RAY_ADDRESS, else this machine)")]
@@ -51,17 +56,46 @@ def register(app: typer.Typer) -> None:
     app.command("open")(open_page)
 
 
-def _base_url(settings: Settings) -> str:
+def _base_url(settings: Settings, tls: bool | None = None) -> str:
+    """The server's address as a browser on this machine opens it (TLS beyond loopback, or when configured)."""
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{settings.port}"
+    if tls is None:
+        tls = bool(settings.tls_cert) or settings.host not in LOOPBACK
+    return f"{'https' if tls else 'http'}://{shown}:{settings.port}"
 
 
-def signin_url(settings: Settings, store: Any) -> str:
+def signin_url(settings: Settings, store: Any, tls: bool | None = None) -> str:
     """A one-time link that opens the web page signed in (see plait.web.sessions)."""
     from plait.web.sessions import new_signin_token
 
-    return f"{_base_url(settings)}/signin?token={new_signin_token(store)}"
+    return f"{_base_url(settings, tls)}/signin?token={new_signin_token(store)}"
+
+
+def _tls(settings: Settings, no_tls: bool) -> tuple[str | None, str | None]:
+    """The certificate and key to serve with: the owner's, a self-signed one beyond loopback, or none."""
+    if no_tls:
+        if settings.tls_cert:
+            raise ConfigError("--no-tls and a TLS certificate (tls_cert) contradict each other; drop one")
+        if settings.host not in LOOPBACK:
+            print(f"plait: WARNING: listening on {settings.host} without TLS: the traffic, API keys included, can be "
+                  "read on the network", file=sys.stderr)
+        return None, None
+    if settings.tls_cert or settings.tls_key:
+        if not (settings.tls_cert and settings.tls_key):
+            raise ConfigError("give both --tls-cert and --tls-key (or the tls_cert and tls_key settings)")
+        for path in (settings.tls_cert, settings.tls_key):
+            if not Path(path).expanduser().is_file():
+                raise ConfigError(f"TLS file {path} does not exist")
+        return str(Path(settings.tls_cert).expanduser()), str(Path(settings.tls_key).expanduser())
+    if settings.host in LOOPBACK:
+        return None, None
+    from plait.security.tls import fingerprint, machine_names, self_signed
+
+    cert = self_signed(settings.home / "tls", machine_names((settings.host, *settings.trusted_hosts)))
+    print(f"plait: TLS with a self-signed certificate ({'new' if cert.generated else 'kept'}), SHA-256 fingerprint "
+          f"{fingerprint(cert.cert)}; check it when a client first connects ({cert.cert})", file=sys.stderr)
+    return str(cert.cert), str(cert.key)
 
 
 def _check_bind(settings: Settings) -> None:
@@ -87,12 +121,28 @@ def _access_log(target: str | None, settings: Settings) -> None:
     else:
         from logging.handlers import RotatingFileHandler
 
+        from plait.security.permissions import private_dir
+
         path = Path(target) if target else settings.logs_dir / "access.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         handler = RotatingFileHandler(path, maxBytes=20_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.handlers[:] = [handler]
-    logging.getLogger("plait.serve").addHandler(logging.StreamHandler(sys.stderr))
+    errors = logging.StreamHandler(sys.stderr)
+    if settings.redact_logs:
+        from plait.errors import MissingDependency
+        from plait.security.logs import RedactingFilter
+        from plait.security.pii import warm_up
+
+        try:
+            warm_up()  # Presidio imported now, before the server's threads start
+        except MissingDependency as exc:
+            print(f"plait: log lines are not redacted: {exc}", file=sys.stderr)
+        else:
+            for h in (handler, errors):
+                h.addFilter(RedactingFilter())
+    for name in ("plait.serve", "plait.security", "plait.workflows"):
+        logging.getLogger(name).addHandler(errors)
 
 
 def _deploy(settings: Settings, ray: RayServing) -> tuple[Runtime, list[str]]:
@@ -108,7 +158,8 @@ def _deploy(settings: Settings, ray: RayServing) -> tuple[Runtime, list[str]]:
 
 
 def run_server(ctx: typer.Context, host: str | None, port: int | None, access_log: str | None,
-               preload: bool, what: str, workflows: bool = False, ray: RayServing | None = None) -> None:
+               preload: bool, what: str, workflows: bool = False, tls_cert: str | None = None,
+               tls_key: str | None = None, no_tls: bool = False, ray: RayServing | None = None) -> None:
     try:
         import uvicorn
     except ImportError as exc:
@@ -119,8 +170,9 @@ def run_server(ctx: typer.Context, host: str | None, port: int | None, access_lo
     from plait.serve.auth import KeyStore, ensure_local_key, local_key_path
 
     s = state(ctx)
-    settings = load_settings(home=s.home, host=host, port=port)
+    settings = load_settings(home=s.home, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
     _check_bind(settings)
+    certfile, keyfile = _tls(settings, no_tls)
     _access_log(access_log, settings)
     runtime: Runtime | None = None
     deployed: list[str] = []
@@ -128,21 +180,22 @@ def run_server(ctx: typer.Context, host: str | None, port: int | None, access_lo
         runtime, deployed = _deploy(settings, ray)
     app = create_app(settings, runtime=runtime, preload=preload, workflows=workflows)
     store = app.state.ctx.runtime.store
+    tls = certfile is not None
     if settings.api_auth:
         ensure_local_key(KeyStore(store), settings.home)
         auth = f"API key: {local_key_path(settings.home)}"
-        page = signin_url(settings, store)
+        page = signin_url(settings, store, tls)
     else:
         auth = "API keys: off (api_auth = false)"
-        page = _base_url(settings) + "/"
-    print(f"plait {what} on {_base_url(settings)}  ({auth}; models {settings.chat_model}, "
+        page = _base_url(settings, tls) + "/"
+    print(f"plait {what} on {_base_url(settings, tls)}  ({auth}; models {settings.chat_model}, "
           f"{settings.embed_model}; Ctrl-C stops)", file=sys.stderr)
     print(f"plait: open the page (this link works once; `plait open` makes another): {page}", file=sys.stderr)
     # timeout_graceful_shutdown: on Ctrl-C, answers in flight get this long to finish; then streams are
     # cancelled, which stops their generation cleanly.
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=10, server_header=False)
+                    timeout_graceful_shutdown=10, server_header=False, ssl_certfile=certfile, ssl_keyfile=keyfile)
     finally:
         if runtime is not None:
             from plait.distributed.serving import undeploy
@@ -154,6 +207,7 @@ def run_server(ctx: typer.Context, host: str | None, port: int | None, access_lo
 
 def serve(ctx: typer.Context, host: Host = None, port: Port = None, access_log: AccessLogOpt = None,
           preload: Annotated[bool, typer.Option(help="load the default models at startup")] = True,
+          tls_cert: TlsCert = None, tls_key: TlsKey = None, no_tls: NoTls = False,
           ray: RayOpt = False, address: AddressOpt = None, ray_model: RayModelOpt = None, replicas: ReplicasOpt = 1,
           max_replicas: MaxReplicasOpt = None, worker_cpus: WorkerCpusOpt = None) -> None:
     """Run the HTTP server: OpenAI- and Ollama-compatible APIs and task routes (default http://127.0.0.1:8434).
@@ -162,13 +216,16 @@ def serve(ctx: typer.Context, host: Host = None, port: Port = None, access_log: 
     options = RayServing(address, tuple(ray_model or ()), replicas, max_replicas, worker_cpus)
     if not ray and options != RayServing():
         raise ConfigError("--address, --ray-model, --replicas, --max-replicas and --worker-cpus go with --ray")
-    run_server(ctx, host, port, access_log, preload, "serving", ray=options if ray else None)
+    run_server(ctx, host, port, access_log, preload, "serving", tls_cert=tls_cert, tls_key=tls_key, no_tls=no_tls,
+               ray=options if ray else None)
 
 
-def up(ctx: typer.Context, host: Host = None, port: Port = None, access_log: AccessLogOpt = None) -> None:
+def up(ctx: typer.Context, host: Host = None, port: Port = None, access_log: AccessLogOpt = None,
+       tls_cert: TlsCert = None, tls_key: TlsKey = None, no_tls: NoTls = False) -> None:
     """Start plait on the defaults: the server with the default models loaded, and the enabled workflows
     ($PLAIT_HOME/workflows) running on their triggers (http://127.0.0.1:8434)."""
-    run_server(ctx, host, port, access_log, True, "is up", workflows=True)
+    run_server(ctx, host, port, access_log, True, "is up", workflows=True, tls_cert=tls_cert, tls_key=tls_key,
+               no_tls=no_tls)
 
 
 def open_page(ctx: typer.Context,

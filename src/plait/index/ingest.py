@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from plait.index.vectors import VectorIndex
     from plait.models.base import Embedder
     from plait.readers.document import Document
+    from plait.settings import Settings
     from plait.store import Store
 
 FLUSH_CHUNKS = 256  # chunks embedded together: large batches sort by length and keep the model busy
@@ -168,6 +169,7 @@ class IndexState(Protocol):
     :class:`plait.index.core.Index` is one)."""
 
     store: Store
+    settings: Settings
 
     def embedder(self) -> Embedder: ...
 
@@ -468,6 +470,10 @@ class Ingester:
             return True
         if source != doc.source:
             doc = replace(doc, source=source)
+        if self.index.settings.redact_index:  # personal data masked before anything is stored or embedded
+            from plait.tasks.redact import redact_document
+
+            doc = redact_document(doc)
         chunks = chunk_document(doc)
         if not chunks:
             return False

@@ -170,6 +170,9 @@ def retrieve(index: Index, query: str, *, k: int = 10, mode: Mode = "hybrid", fi
         for c, v in index.vectors().vectors_of(missing).items():
             similarity[c] = float(v @ query_vector)
     hits = _hydrate(index, query, ranked, kw_ids, vec_ids, bm25, similarity)
+    from plait.security.audit import note_passages
+
+    note_passages([h.chunk_id for h in hits])  # the audit log records which passages a request read
     return SearchResults(query, mode, hits, time.perf_counter() - start)
 
 

@@ -15,9 +15,11 @@ added, vanished ones are removed. A missing or unreadable file is the same repai
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import pickle
 import threading
 import time
 import uuid
@@ -108,20 +110,18 @@ class ExactAnn(Ann):
         return self._ids.copy()
 
     def save(self, prefix: Path) -> list[Path]:
-        import numpy as np
 
         paths = [prefix.with_suffix(".ids.npy"), prefix.with_suffix(".vectors.npy")]
-        np.save(paths[0], self._ids)
-        np.save(paths[1], self._vectors)
+        _save_array(paths[0], self._ids)
+        _save_array(paths[1], self._vectors)
         return paths
 
     @classmethod
     def load(cls, prefix: Path, dimensions: int) -> ExactAnn:
-        import numpy as np
 
         ann = cls(dimensions)
-        ann._ids = np.load(prefix.with_suffix(".ids.npy"))
-        ann._vectors = np.load(prefix.with_suffix(".vectors.npy"))
+        ann._ids = _load_array(prefix.with_suffix(".ids.npy"))
+        ann._vectors = _load_array(prefix.with_suffix(".vectors.npy"))
         if ann._vectors.shape != (len(ann._ids), dimensions):
             raise ValueError("ids and vectors disagree")
         return ann
@@ -189,24 +189,71 @@ class HnswAnn(Ann):
         return np.fromiter(self._live, dtype=np.int64, count=len(self._live))
 
     def save(self, prefix: Path) -> list[Path]:
-        import numpy as np
+
+        from plait.security.keys import keys_for
+        from plait.security.storage import write_bytes
 
         paths = [prefix.with_suffix(".hnsw"), prefix.with_suffix(".ids.npy")]
-        self._index.save_index(str(paths[0]))
-        np.save(paths[1], self.ids())
+        if keys_for(prefix) is None:
+            self._index.save_index(str(paths[0]))
+        else:
+            # hnswlib writes its files itself, in the clear; in an encrypted home the graph is pickled to
+            # memory (hnswlib's own serialisation, as complete as save_index) and sealed instead.
+            write_bytes(paths[0], pickle.dumps(self._index, protocol=5))
+        _save_array(paths[1], self.ids())
         return paths
 
     @classmethod
     def load(cls, prefix: Path, dimensions: int, threads: int) -> HnswAnn:
         import hnswlib
-        import numpy as np
 
-        live = {int(i) for i in np.load(prefix.with_suffix(".ids.npy"))}
-        index = hnswlib.Index(space="ip", dim=dimensions)
-        index.load_index(str(prefix.with_suffix(".hnsw")), allow_replace_deleted=True)
+        from plait.security.storage import read_bytes, sealed
+
+        live = {int(i) for i in _load_array(prefix.with_suffix(".ids.npy"))}
+        graph = prefix.with_suffix(".hnsw")
+        if sealed(graph):
+            index = _GraphUnpickler(io.BytesIO(read_bytes(graph))).load()
+            if not isinstance(index, hnswlib.Index) or index.dim != dimensions:
+                raise ValueError("the sealed graph is not an index of this dimension")
+        else:
+            index = hnswlib.Index(space="ip", dim=dimensions)
+            index.load_index(str(graph), allow_replace_deleted=True)
         if index.get_current_count() < len(live):
             raise ValueError("the graph holds fewer vectors than its id list")
         return cls(dimensions, threads, index, live)
+
+
+class _GraphUnpickler(pickle.Unpickler):
+    """Only what a pickled hnswlib index holds. The file is authenticated, so only this home's key could
+    have written it; refusing any other class is a second lock on the same door."""
+
+    ALLOWED = {("hnswlib", "Index"), ("numpy", "dtype"), ("numpy._core.numeric", "_frombuffer"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"unexpected {module}.{name} in a vector index file")
+        return super().find_class(module, name)
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    import numpy as np
+
+    from plait.security.storage import write_bytes
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    write_bytes(path, buffer.getvalue())
+
+
+def _load_array(path: Path) -> np.ndarray:
+    import numpy as np
+
+    from plait.security.storage import read_bytes
+
+    loaded: np.ndarray = np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
+    return loaded
 
 
 def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:

@@ -164,7 +164,11 @@ def spec_from_source(name: str, source: str, *, capabilities: tuple[str, ...] | 
         opts.setdefault("remote_model", name)
     else:
         path = Path(source).expanduser()
-        if path.exists():
+        try:
+            exists = path.exists()
+        except OSError as exc:  # a name too long for the file system, a folder that cannot be read
+            raise CatalogError(f"cannot use {source[:80]}… as a model source ({exc.strerror or exc})") from exc
+        if exists:
             source = str(path.resolve())
             inferred, caps = _infer_local(path)
         elif source.startswith("hf:") or (source.count("/") == 1 and not source.startswith((".", "/", "~"))):

@@ -5,6 +5,12 @@ Options of the catalog entry:
   remote_model  the model name the server knows (default: the catalog name)
   api_key_env   name of the environment variable holding the API key (the key itself is never stored)
   timeout       seconds (default 120)
+  redact        replace personal data by placeholders before a request leaves (default: the redact_remote
+                setting, on); the answer's placeholders are put back before it is returned, so the person
+                sees the real names while the server never received them
+
+Each request is noted on the audit record of the HTTP request that caused it (backend, bytes, how many
+personal details were redacted).
 
 I/O goes through an ``httpx.Client`` whose transport tests replace with ``httpx.MockTransport``.
 """
@@ -22,6 +28,9 @@ import httpx
 from plait.errors import BackendError
 from plait.models.base import Delta, Embedder, EmbedKind, GenerationRequest, TextGenerator, Usage
 from plait.models.spec import ModelSpec
+from plait.security.audit import note_egress
+from plait.security.pii import ENTITIES, Detector, default_detector
+from plait.security.placeholders import StreamRestorer, Vault, apply
 from plait.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,8 +38,12 @@ if TYPE_CHECKING:
 
 
 class RemoteModel(TextGenerator, Embedder):
-    def __init__(self, spec: ModelSpec, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, spec: ModelSpec, *, transport: httpx.BaseTransport | None = None, redact: bool | None = None,
+                 detector: Detector | None = None) -> None:
         self.spec = spec
+        option = spec.options.get("redact")
+        self.redact = bool(option) if option is not None else (True if redact is None else redact)
+        self._detector = detector
         self.remote_name = str(spec.options.get("remote_model", spec.name))
         headers = {}
         key_env = spec.options.get("api_key_env")
@@ -55,14 +68,16 @@ class RemoteModel(TextGenerator, Embedder):
                                        "json_schema": {"name": "output", "schema": opts.json_schema, "strict": True}}
         elif opts.json_object:
             body["response_format"] = {"type": "json_object"}
+        vault = Vault() if self.redact else None
         if request.messages is not None:
             path = "/chat/completions"
-            body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+            body["messages"] = [{"role": m.role, "content": self._private(m.content, vault)} for m in request.messages]
         else:
-            path, body["prompt"] = "/completions", request.prompt
+            path, body["prompt"] = "/completions", self._private(request.prompt or "", vault)
 
         finish, usage, generated = "stop", None, 0
-        with closing(self._call("POST", path, json=body)) as response:
+        restorer = StreamRestorer(vault) if vault is not None else None
+        with closing(self._call("POST", path, json=body, vault=vault)) as response:
             for event in _sse_events(response):
                 if request.cancel.is_set():
                     finish = "cancelled"
@@ -74,9 +89,13 @@ class RemoteModel(TextGenerator, Embedder):
                     text = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
                     if text:
                         generated += 1
-                        yield Delta(text)
+                        shown = restorer.feed(text) if restorer is not None else text
+                        if shown:
+                            yield Delta(shown)
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
+        if restorer is not None and (rest := restorer.flush()):
+            yield Delta(rest)
         yield Delta("", finish_reason=finish if finish in ("length", "cancelled") else "stop",  # type: ignore[arg-type]
                     usage=usage or Usage(0, generated))
 
@@ -90,8 +109,9 @@ class RemoteModel(TextGenerator, Embedder):
     def embed_batch(self, texts: Sequence[str], kind: EmbedKind = "document") -> np.ndarray:
         import numpy as np
 
-        body = {"model": self.remote_name, "input": list(texts)}
-        with closing(self._call("POST", "/embeddings", json=body)) as response:
+        vault = Vault() if self.redact else None
+        body = {"model": self.remote_name, "input": [self._private(t, vault) for t in texts]}
+        with closing(self._call("POST", "/embeddings", json=body, vault=vault)) as response:
             response.read()
             data = _json(response)
         rows = sorted(data.get("data", []), key=lambda d: d.get("index", 0))
@@ -99,11 +119,23 @@ class RemoteModel(TextGenerator, Embedder):
             raise BackendError(f"{self.spec.source} returned {len(rows)} embeddings for {len(texts)} texts")
         return np.asarray([r["embedding"] for r in rows], dtype=np.float32)
 
+    # -- privacy ---------------------------------------------------------------------------------
+    def _private(self, text: str, vault: Vault | None) -> str:
+        """``text`` with its personal data replaced by the request's placeholders (unchanged when off)."""
+        if vault is None or not text:
+            return text
+        if self._detector is None:
+            self._detector = default_detector(nlp=True)
+        redacted, _ = apply(text, self._detector.detect(text, ENTITIES), vault)
+        return redacted
+
     # -- plumbing --------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, *, json: dict[str, Any]) -> httpx.Response:
+    def _call(self, method: str, path: str, *, json: dict[str, Any], vault: Vault | None = None) -> httpx.Response:
         """Send a request, streaming the response body; the caller closes it."""
+        request = self.client.build_request(method, path, json=json)
+        note_egress(self.spec.source, self.remote_name, len(request.content), len(vault.back) if vault else 0)
         try:
-            response = self.client.send(self.client.build_request(method, path, json=json), stream=True)
+            response = self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise BackendError(
                 f"cannot reach {self.spec.source} ({exc}); is the server running and the URL right?") from exc
@@ -154,4 +186,4 @@ def _sse_events(response: httpx.Response) -> Iterator[dict[str, Any]]:
 
 
 def load(spec: ModelSpec, settings: Settings) -> RemoteModel:
-    return RemoteModel(spec)
+    return RemoteModel(spec, redact=settings.redact_remote)

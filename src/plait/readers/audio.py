@@ -79,7 +79,9 @@ def _read_wav(data: bytes, label: str) -> tuple[int, np.ndarray]:
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
             rate, raw = wavfile.read(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - SciPy fails on malformed files in many ways, even UnboundLocalError
-        raise InputError(f"{label} is not a readable WAV file ({type(exc).__name__}: {exc})") from exc
+        # SciPy's own words stay out of the message (an HTTP answer must not show a library's internals).
+        raise InputError(f"{label} is not a readable WAV file (its header or data is damaged); convert it to "
+                         "16-bit PCM WAV") from exc
     if raw.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
         samples = (raw.astype(np.float32) - 128.0) / 128.0
     elif raw.dtype.kind == "i":

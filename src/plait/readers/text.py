@@ -60,7 +60,12 @@ def read_bytes(path: str | Path, *, limit: int = MAX_TEXT_BYTES, what: str = "fi
         size = p.stat().st_size
         if size > limit:
             raise InputError(f"{p} is {size / 1e6:.0f} MB; plait reads {what} up to {limit / 1e6:.0f} MB")
-        return p.read_bytes()
+        data = p.read_bytes()
+        if data[:8] == b"PLAITENC":  # a file plait wrote encrypted inside its home (a workflow's output)
+            from plait.security.storage import unsealed
+
+            return unsealed(p, data)
+        return data
     except FileNotFoundError as exc:
         raise InputError(f"{p} does not exist") from exc
     except PermissionError as exc:

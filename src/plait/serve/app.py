@@ -46,8 +46,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     from plait import __version__
     from plait.serve import errors
     from plait.serve.context import ServerContext
+    from plait.serve.hardening import RequestGuard, trusted_names
     from plait.serve.middleware import AccessLog, BodyLimit
     from plait.serve.routes import conversations, health, index, jobs, models, ollama, openai, tasks
+    from plait.serve.routes import security as security_routes
     from plait.serve.routes import settings as settings_routes
     from plait.web import routes as web
 
@@ -64,6 +66,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     async def lifespan(app: Any) -> AsyncIterator[None]:
         if ctx.closing:
             ctx.open()
+        if any(s.backend == "openai" for s in rt.catalog.all()):
+            # Presidio imported now, before other threads load models (see plait.security.pii._presidio).
+            await ctx.run(_warm_redaction)
         if preload:
             for name in (settings.chat_model, settings.embed_model):
                 ctx.work_pool.submit(_preload, rt, name)
@@ -80,13 +85,17 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
             rt.pool.close()  # frees the models; the database reopens by itself if the app starts again
 
     app = fastapi.FastAPI(
-        title="plait", version=__version__, lifespan=lifespan,
+        title="plait", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Local models over HTTP: OpenAI- and Ollama-compatible APIs and plait's task routes. "
                     "Send an API key as 'Authorization: Bearer <key>' (`plait keys create`).",
     )
     app.state.ctx = ctx
     app.state.workflows = None
     errors.install(app)
+    if settings.api_docs:
+        from plait.serve.docs import install_docs
+
+        install_docs(app)  # /docs from swagger-ui files installed with plait, never a CDN
     app.include_router(health.router)
     app.include_router(openai.router)
     app.include_router(ollama.router)
@@ -99,7 +108,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     from plait.workflows.router import workflow_router
 
     app.include_router(workflow_router(admin=[Depends(require("admin"))]), tags=["Workflows"], responses=ERRORS)
-    for api in (conversations.router, index.router, jobs.router, models.router, settings_routes.router, web.api):
+    for api in (conversations.router, index.router, jobs.router, models.router, settings_routes.router,
+                security_routes.router, web.api):
         app.include_router(api, responses=ERRORS)
     app.include_router(web.router)  # the page itself: /, /static, /signin
 
@@ -110,8 +120,22 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(AccessLog, metrics=ctx.metrics)
+    # The guard refuses foreign Host names and cross-site origins before anything else runs (but inside the
+    # access log, which records the refusal).
+    app.add_middleware(RequestGuard, trusted=trusted_names(settings.host, settings.trusted_hosts),
+                       origins=settings.cors_origins)
+    app.add_middleware(AccessLog, metrics=ctx.metrics, audit=lambda: ctx.audit)
     return app
+
+
+def _warm_redaction() -> None:
+    from plait.errors import MissingDependency
+    from plait.security.pii import warm_up
+
+    try:
+        warm_up()
+    except MissingDependency:
+        pass  # redaction says what is missing when it is first needed
 
 
 def _preload(runtime: Runtime, name: str) -> None:

@@ -7,6 +7,7 @@ module-level state, so two apps (tests, benchmarks) in one process are independe
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import json
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from plait.errors import CapabilityError
 from plait.models.base import Embedder
 from plait.models.spec import ModelSpec
 from plait.runtime import Runtime
+from plait.security.audit import AuditLog
+from plait.security.backoff import AuthBackoff
 from plait.serve.auth import KeyStore
 from plait.serve.batching import BatcherPool
 from plait.serve.cache import ResponseCache, cache_key, model_version
@@ -38,6 +41,8 @@ class ServerContext:
         self.cache = ResponseCache(settings.cache_entries, settings.cache_ttl_seconds)
         self.queue = GenerationQueue(settings.generation_queue, on_depth=self._depth)
         self.jobs = Jobs()
+        self.backoff = AuthBackoff()
+        self.audit: AuditLog | None = None
         self.open()
 
     def open(self) -> None:
@@ -50,6 +55,8 @@ class ServerContext:
         # Two batches in flight per model: one running while the next gathers and the last is answered.
         self.batchers = BatcherPool(window=settings.batch_window_ms / 1000, max_batch=settings.batch_max,
                                     executor=self.work_pool, on_batch=self.metrics.observe_batch, in_flight=2)
+        if self.audit is None:
+            self.audit = AuditLog(self.runtime.store, on_alert=self.metrics.observe_alert)
         self.closing = False
 
     def _depth(self, model: str, depth: int) -> None:
@@ -65,8 +72,12 @@ class ServerContext:
         return spec
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking work (a model call, a database query) off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.work_pool, fn, *args)
+        """Run blocking work (a model call, a database query) off the event loop.
+
+        The worker runs in a copy of the caller's context, so what it does is noted on the request's audit
+        record (run_in_executor alone does not carry context variables to the thread)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.work_pool, context.run, fn, *args)
 
     async def embed(self, model: str, texts: Sequence[str], kind: str = "document") -> list[Any]:
         """Embeddings of ``texts`` (unit rows), micro-batched with other requests for the same model."""
@@ -115,3 +126,6 @@ class ServerContext:
         await loop.run_in_executor(None, functools.partial(self.generation_pool.shutdown, wait=True,
                                                            cancel_futures=True))
         self.work_pool.shutdown(wait=False, cancel_futures=True)
+        if self.audit is not None:
+            audit, self.audit = self.audit, None
+            await loop.run_in_executor(None, audit.close)

@@ -61,17 +61,22 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
                 raise ApiError(401, "this server needs an API key: send 'Authorization: Bearer <key>' "
                                "(create one with `plait keys create NAME`)", type="authentication_error",
                                code="missing_api_key", headers={"WWW-Authenticate": "Bearer"})
-            found = ctx.keys.verify(secret)
+            client = request.client.host if request.client else "?"
+            backoff_check(ctx, client)
+            found = await ctx.run(ctx.keys.verify, secret)
             if found is None:
+                auth_failed(ctx, request, client)
                 raise ApiError(401, "the API key is not valid or was revoked; see `plait keys list`",
                                type="authentication_error", code="invalid_api_key",
                                headers={"WWW-Authenticate": "Bearer"})
+            ctx.backoff.succeeded(client)
             key = found
             if not key.allows(scope):
                 raise ApiError(403, f"the API key '{key.name}' lacks the '{scope}' scope; create a key with it "
                                f"(`plait keys create NAME --scopes {scope}`)", type="permission_error",
                                code="insufficient_scope")
         request.state.api_key = key.name  # for the access log: the key's name, never its secret
+        request.state.api_key_id = key.id  # for the audit log
         wait = ctx.limiter.check(key.id, key.rate_limit)
         if wait > 0:
             raise ApiError(429, f"rate limit of {key.rate_limit} requests per minute reached for key "
@@ -79,7 +84,30 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
                            headers={"Retry-After": retry_after_header(wait)})
         return key
 
+    check.scope = scope  # type: ignore[attr-defined]  # read by tests that walk the routes
     return check
+
+
+def backoff_check(ctx: ServerContext, client: str) -> None:
+    """429 while ``client`` is backing off after failed sign-ins (its key is not even checked)."""
+    wait = ctx.backoff.wait(client)
+    if wait > 0:
+        raise ApiError(429, f"too many requests with a wrong key from {client}; wait {retry_after_header(wait)} s",
+                       type="rate_limit_error", code="auth_backoff", headers={"Retry-After": retry_after_header(wait)})
+
+
+def auth_failed(ctx: ServerContext, request: Request, client: str) -> None:
+    """A wrong or revoked key: counted, audited (with anomaly detection) and backed off."""
+    import time
+
+    from plait.security.audit import AuditEvent
+
+    ctx.backoff.failed(client)
+    ctx.metrics.auth_failures.inc()
+    if ctx.audit is not None:
+        route = request.scope.get("route")
+        ctx.audit.record(AuditEvent(time.time(), "auth_failure", client=client, method=request.method,
+                                    route=getattr(route, "path", None) or request.url.path))
 
 
 ChatKey = Annotated[ApiKey, Depends(require("chat"))]

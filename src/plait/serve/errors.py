@@ -8,6 +8,7 @@ internals (the traceback goes to the server log).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -81,10 +82,26 @@ def error_responses(body: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": body, "description": text} for status, text in _REFUSALS.items()}
 
 
+# "UnboundLocalError: cannot access local variable…", "(KeyError: 'x')": what a library raised inside plait.
+_INTERNAL = re.compile(r"\s*\(?\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Warning)\b:[^;)]*\)?")
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\.py\", line \d+")
+
+
+def public_message(message: str) -> str:
+    """An error message fit for an HTTP answer: the text of an exception raised by a library (its class name
+    and message) or a traceback is removed; it stays in the server log. plait's own messages pass as they are."""
+    if _TRACEBACK.search(message):
+        return "internal server error; see the server log"
+    cleaned = _INTERNAL.sub("", message).replace("()", "")
+    cleaned = re.sub(r":\s*(?=;|$)", "", cleaned).strip()
+    return cleaned or "the request failed; see the server log"
+
+
 def body_for(path: str, err: ApiError) -> dict[str, Any]:
+    message = public_message(err.message)
     if path.startswith("/api/"):
-        return {"error": err.message}
-    return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
+        return {"error": message}
+    return {"error": {"message": message, "type": err.type, "param": err.param, "code": err.code}}
 
 
 def install(app: Any) -> None:
@@ -117,8 +134,10 @@ def install(app: Any) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.url.path}; see /docs for the API"
-        err = ApiError(exc.status_code, message, type=status_type(exc.status_code),
-                       headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed(request)
+        err = ApiError(exc.status_code, message, type=status_type(exc.status_code), headers=headers)
         return respond(request, err)
 
     @app.exception_handler(ClientGone)
@@ -130,6 +149,19 @@ def install(app: Any) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("request %s %s failed unexpectedly", request.method, request.url.path, exc_info=exc)
         return respond(request, ApiError(500, "internal server error; see the server log", type="server_error"))
+
+
+def _allowed(request: Any) -> str:
+    """Every method some route serves at this path. (Starlette answers 405 with the methods of the first route
+    whose path matched, so a path served by separate GET and POST routes would claim only one.)"""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def validation_error(errors: Any) -> ApiError:

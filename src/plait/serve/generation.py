@@ -13,6 +13,7 @@ gives its turn back.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -88,7 +89,8 @@ class LiveGeneration:
             finally:
                 loop.call_soon_threadsafe(put, _END)
 
-        future = loop.run_in_executor(ctx.generation_pool, work)
+        # In a copy of the request's context: a remote backend notes what it sent on the request's audit record.
+        future = loop.run_in_executor(ctx.generation_pool, contextvars.copy_context().run, work)
         ticket = self._ticket
         assert ticket is not None
         # The turn ends when the thread does (not when the client leaves), so the next request never

@@ -28,11 +28,17 @@ class Metrics:
         self.batch_size = Histogram("plait_batch_size", "items per micro-batch", ["model"],
                                     buckets=BATCH_BUCKETS, registry=r)
         self.in_flight = Gauge("plait_http_requests_in_flight", "requests being answered", registry=r)
+        self.alerts = Counter("plait_security_alerts", "alerts raised by anomaly detection on the audit log",
+                              ["kind"], registry=r)
+        self.auth_failures = Counter("plait_auth_failures", "requests refused for a wrong or revoked key", registry=r)
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def observe_alert(self, alert: Any) -> None:
+        self.alerts.labels(kind=alert.kind).inc()
 
     def observe_batch(self, key: Any, size: int) -> None:
         model = key[0] if isinstance(key, tuple) else str(key)

@@ -3,7 +3,8 @@
 - :class:`BodyLimit` refuses bodies over the limit with 413, by Content-Length up front and by counting
   the bytes of a chunked body as they arrive.
 - :class:`AccessLog` writes one structured line per request (never a body, a query string or a key's
-  secret) and records the request metrics.
+  secret), records the request metrics, and hands the request's audit record (which routes and tasks
+  add to while it is answered) to the audit log.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
+from plait.security.audit import AuditEvent, AuditLog, recording
 from plait.serve.errors import ApiError, body_for
 from plait.serve.metrics import Metrics
 
@@ -86,8 +89,8 @@ class BodyLimit:
 
 
 class AccessLog:
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: Any, metrics: Metrics, audit: Callable[[], AuditLog | None] = lambda: None) -> None:
+        self.app, self.metrics, self.audit = app, metrics, audit
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -95,7 +98,15 @@ class AccessLog:
             return
         start = time.perf_counter()
         status = 500
-        sent = 0
+        sent = received = 0
+        event = AuditEvent(time.time(), "request", method=scope["method"])
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message: Message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal status, sent
@@ -107,7 +118,8 @@ class AccessLog:
 
         self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, tracking_send)
+            with recording(event):
+                await self.app(scope, counting_receive, tracking_send)
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - start
@@ -116,9 +128,17 @@ class AccessLog:
             label = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(route=label, method=scope["method"], status=str(status)).inc()
             self.metrics.latency.labels(route=label).observe(elapsed)
+            client = scope.get("client")
+            state = scope.get("state") or {}
+            audit = self.audit()
+            if audit is not None:
+                event.key, event.key_name = state.get("api_key_id"), state.get("api_key")
+                event.client, event.route, event.status = client[0] if client else None, label, status
+                event.bytes_in, event.bytes_out, event.ms = received, sent, round(elapsed * 1000, 2)
+                if state.get("refused"):
+                    event.detail["refused"] = state["refused"]
+                audit.record(event)
             if access_log.isEnabledFor(logging.INFO):
-                client = scope.get("client")
-                state = scope.get("state") or {}
                 access_log.info(json.dumps({
                     "ts": round(time.time(), 3), "method": scope["method"], "path": scope["path"],
                     "status": status, "ms": round(elapsed * 1000, 2), "bytes": sent,

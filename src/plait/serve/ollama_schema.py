@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from plait.errors import InputError
 from plait.models.base import GenerationOptions, Message
 from plait.serve.errors import error_responses
+from plait.serve.openai_schema import MAX_MESSAGES, check_prompt_size
 
 SEED_MAX = 2**32 - 1
 
@@ -69,7 +70,14 @@ class _Generation(_Strict):
 
 
 class ChatRequest(_Generation):
-    messages: list[OllamaMessage] = Field(default_factory=list)
+    messages: list[OllamaMessage] = Field(default_factory=list, max_length=MAX_MESSAGES)
+
+    @field_validator("messages")
+    @classmethod
+    def _size(cls, value: list[OllamaMessage]) -> list[OllamaMessage]:
+        check_prompt_size([m.content or "" for m in value])
+        return value
+
     tools: list[dict[str, Any]] | None = Field(None, max_length=0, description="not supported")
 
 

@@ -80,8 +80,28 @@ class _Sampling(_Strict):
         return tuple(s for s in stops if s)
 
 
+# Checked by the schema, before anything is tokenised: a request cannot make the server count tokens for
+# minutes. Far beyond any context window plait's models have (a message is at least one token).
+MAX_MESSAGES = 1000
+MAX_PROMPT_CHARS = 1_000_000
+
+
+def check_prompt_size(texts: list[str]) -> None:
+    total = sum(len(t) for t in texts)
+    if total > MAX_PROMPT_CHARS:
+        raise ValueError(f"the messages hold {total} characters; at most {MAX_PROMPT_CHARS} are accepted")
+
+
 class ChatCompletionRequest(_Sampling):
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+
+    @field_validator("messages")
+    @classmethod
+    def _size(cls, value: list[ChatMessage]) -> list[ChatMessage]:
+        check_prompt_size([m.content if isinstance(m.content, str) else "".join(p.text for p in m.content or [])
+                           for m in value])
+        return value
+
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)
     max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
     response_format: ResponseFormat | None = None

@@ -4,6 +4,10 @@ WAL lets readers run beside one writer; a busy timeout makes a second writer wai
 with "database is locked"; writes go through :meth:`Store.transaction`, which takes the write lock up
 front (``BEGIN IMMEDIATE``) so a read-then-write transaction cannot deadlock against another process.
 Connections are per thread, because a sqlite3 connection must not be shared across threads.
+
+An encrypted home's database is a SQLCipher 4 file (AES-256 pages with an HMAC each, in the database, its
+WAL and its journal alike), opened by :func:`connect` with the home's data key; a plain one is standard
+SQLite. Both have the ``sqlite3`` API, so the rest of plait does not know which it has.
 """
 
 from __future__ import annotations
@@ -13,23 +17,53 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from plait.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
+AUTO: Literal["auto"] = "auto"
+
+
+def connect(path: Path | str, key: bytes | None = None, *, timeout: float = BUSY_TIMEOUT_MS / 1000,
+            readonly: bool = False) -> sqlite3.Connection:
+    """A connection to a plait database: SQLCipher with ``key`` (32 raw bytes), plain SQLite without.
+
+    The key is given raw (``x'…'``), so no passphrase stretching runs per connection. The connection is in
+    autocommit mode (``isolation_level=None``) with ``sqlite3.Row`` rows. SQLite's online backup API works
+    between two connections opened with the same key (``src.backup(connect(dest, key))``).
+    """
+    uri = f"file:{Path(path).as_posix()}?mode=ro" if readonly else str(path)
+    if key is None:
+        conn = sqlite3.connect(uri, timeout=timeout, isolation_level=None, check_same_thread=False, uri=readonly)
+        conn.row_factory = sqlite3.Row
+        return conn
+    from plait.security.sqlcipher import open_encrypted
+
+    return open_encrypted(uri, key, timeout=timeout, uri=readonly)
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: bytes | None | Literal["auto"] = AUTO) -> None:
+        """The database at ``path``. ``key``: the SQLCipher key; by default the key of the home the database is
+        in (:func:`plait.security.keys.database_key`: a new home is encrypted), None for plain SQLite."""
         self.path = Path(path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._home_lock: Any = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            from plait.security.permissions import private_dir, touch_private
+
+            private_dir(self.path.parent)
+            if key == AUTO:
+                from plait.security.keys import database_key
+
+                key = database_key(self.path)
+            touch_private(self.path)  # 0600 from the start; SQLite gives its WAL and shm the same mode
         except OSError as exc:
             raise StoreError(f"cannot create the folder for database {self.path} ({exc}); check PLAIT_HOME") from exc
+        self.key: bytes | None = key
         from plait.store.migrations import migrate
 
         migrate(self)
@@ -45,16 +79,25 @@ class Store:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
+        if self._home_lock is None:
+            from plait.security.homelock import HomeLock
+
+            # Held while this store is open: a key rotation or migration waits for every plait process to end.
+            self._home_lock = HomeLock.shared(self.path.parent)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see transaction()).
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
-            conn.row_factory = sqlite3.Row
+            conn = connect(self.path, self.key)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; safe with WAL
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
+            from plait.security.sqlcipher import wrong_key
+
+            if wrong_key(exc):
+                raise StoreError(f"cannot read database {self.path}: " + (
+                    "its key does not open it (was the home's security.json replaced?)" if self.key is not None
+                    else "it is encrypted, and the home's key file security.json is missing; restore it")) from exc
             raise StoreError(
                 f"cannot open database {self.path} ({exc}); if it is corrupt, move it aside and plait "
                 "will create a new one"
@@ -82,4 +125,7 @@ class Store:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+            if self._home_lock is not None:
+                self._home_lock.release()
+                self._home_lock = None
         self._local = threading.local()

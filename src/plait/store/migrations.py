@@ -358,3 +358,46 @@ def m006_web_page(conn: sqlite3.Connection) -> None:
         );
         """
     _execute_script(conn, script)
+
+
+@migration()
+def m007_security_audit(conn: sqlite3.Connection) -> None:
+    # The audit log (plait.security.audit): append-only, enforced by triggers; `chain` is a SHA-256 over the
+    # row and the chain value of the row before, so a row changed or removed outside plait is detected.
+    script = """
+        CREATE TABLE security_audit (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,                 -- Unix seconds
+            kind TEXT NOT NULL,               -- request | egress | auth_failure | alert
+            key TEXT,                         -- the API key's id ('-' without auth, 'webhook:NAME')
+            key_name TEXT,
+            client TEXT,                      -- the client's address
+            method TEXT,
+            route TEXT,                       -- the route's template, /v1/workflows/{name}
+            status INTEGER,
+            task TEXT,
+            model TEXT,
+            bytes_in INTEGER NOT NULL DEFAULT 0,
+            bytes_out INTEGER NOT NULL DEFAULT 0,
+            ms REAL NOT NULL DEFAULT 0,
+            detail TEXT,                      -- JSON: passages read, what left for which backend, an alert
+            chain TEXT NOT NULL
+        );
+        CREATE INDEX security_audit_key ON security_audit(key, at);
+        CREATE INDEX security_audit_kind ON security_audit(kind, at);
+        CREATE TRIGGER security_audit_no_update BEFORE UPDATE ON security_audit BEGIN
+            SELECT RAISE(ABORT, 'the audit log is append-only');
+        END;
+        CREATE TRIGGER security_audit_no_delete BEFORE DELETE ON security_audit BEGIN
+            SELECT RAISE(ABORT, 'the audit log is append-only');
+        END;
+        CREATE TABLE security_vault (         -- redaction placeholders kept so the owner can restore a text
+            vault TEXT NOT NULL,
+            placeholder TEXT NOT NULL,        -- <PERSON_1>
+            entity TEXT NOT NULL,
+            value TEXT NOT NULL,              -- the personal data it stands for
+            created_at REAL NOT NULL,
+            PRIMARY KEY (vault, placeholder)
+        );
+        """
+    _execute_script(conn, script)

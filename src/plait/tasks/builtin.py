@@ -28,6 +28,7 @@ BUILTIN = {
     "hear": "plait.tasks.hear:TASK",
     "speak": "plait.tasks.speak:TASK",
     "explain": "plait.tasks.explain:TASK",
+    "redact": "plait.tasks.redact:TASK",
 }
 
 

@@ -78,7 +78,7 @@ async def session(request: Request, ctx: Ctx, key: ChatKey) -> dict[str, Any]:
             "expires_at": found.expires_at if found else None, "version": _version()}
 
 
-@api.post("/v1/session/signout")
+@api.post("/v1/session/signout", status_code=204)
 async def signout(request: Request, ctx: Ctx, key: ChatKey) -> Response:
     cookie = request.cookies.get(COOKIE)
     found = session_for(ctx.runtime.store, cookie) if cookie else None

@@ -132,13 +132,15 @@ class Engine:
         if dry_run:
             # A dry run keeps its records in a throwaway database; it reads the real one to skip known items.
             self._tmp = Path(tempfile.mkdtemp(prefix="plait-dry-run-"))
-            self.state = WorkflowState(Store(self._tmp / "dry-run.db"), workflow.name, self.clock)
+            # Encrypted like the real one (the throwaway copy holds the same items), with the same key.
+            self.state = WorkflowState(Store(self._tmp / "dry-run.db", key=self.runtime.store.key), workflow.name,
+                                       self.clock)
         else:
             self.state = self.durable
         self.output_dir = output_dir or self._output_dir()
         self.trigger: Trigger = make_trigger(workflow, TriggerEnv(
             workflow=workflow.name, base_dir=workflow.base_dir, clock=self.clock, known=self._known,
-            signal=self.signal, http=self.http))
+            signal=self.signal, http=self.http, network=self._policy()))
         self.sinks: dict[str, Sink] = {}
         # Where task steps run (None: in this process); the ledger and sinks stay here either way.
         self._own_tasks = tasks is None and workflow.executor == "ray"
@@ -538,13 +540,20 @@ class Engine:
 
     # -- helpers --------------------------------------------------------------------------------
 
+    def _policy(self) -> Any:
+        from plait.security.ssrf import policy_from
+
+        return policy_from(self.workflow.network.allow, self.workflow.network.redirects)
+
     def http(self) -> httpx.Client:
-        import httpx
+
+        from plait.security.ssrf import guarded_client
 
         with self._http_lock:
             if self._http is None:
-                self._http = httpx.Client(transport=self._transport, follow_redirects=True,
-                                          headers={"User-Agent": "plait-workflows"})
+                # Every request (and redirect) checked: no loopback, link-local or private address unless the
+                # workflow's `network.allow` names it; redirects only as many as `network.redirects`.
+                self._http = guarded_client(self._policy(), self._transport, headers={"User-Agent": "plait-workflows"})
             return self._http
 
     def _ray_tasks(self) -> TaskExecutor:

@@ -54,4 +54,6 @@ def read_output(folder: Path, relative: str) -> bytes:
         raise InputError(f"no output file '{relative}'")
     if target.stat().st_size > MAX_READ_BYTES:
         raise InputError(f"'{relative}' is larger than {MAX_READ_BYTES // 1_000_000} MB; open it from {folder}")
-    return target.read_bytes()
+    from plait.security.storage import read_bytes
+
+    return read_bytes(target)  # decrypted when the home is encrypted

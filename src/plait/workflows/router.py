@@ -16,8 +16,12 @@ Routes:
 - ``POST /v1/workflows/{name}/retry``     failed items (``{"keys": [...]}`` or all) go back to pending
 - ``POST /v1/workflows/{name}/webhook``   a webhook delivery: authenticated by the workflow's own key
   (``X-Plait-Webhook-Key`` header or ``?key=``; ``plait workflows webhook-key NAME``), not by API keys.
-  The body (JSON, or text) becomes one item, recorded before the 202 answer. ``Idempotency-Key`` (or
-  ``X-Request-Id``) names the delivery: a retried delivery is recorded once.
+  The body becomes one item, recorded before the 202 answer: parsed JSON as ``item.body``, anything else
+  as ``item.text`` (stored once). The sender's fields stay under ``item.body``: they are data, never
+  item fields a sink would take as a path or URL. ``Idempotency-Key`` (or ``X-Request-Id``) names the
+  delivery: a retried delivery is recorded once. Each workflow takes at most ``webhook_rate_per_minute``
+  deliveries a minute and holds at most ``webhook_pending_bytes`` of items waiting (429 beyond either);
+  wrong keys back off like wrong API keys.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
     """A FastAPI ``APIRouter`` with the workflow routes (see the module's docstring)."""
     if _fastapi_missing is not None:
         raise MissingDependency("workflow routes", extra="serve", package="fastapi") from _fastapi_missing
+    from plait.serve.ratelimit import RateLimiter, retry_after_header
     from plait.workflows.enabled import bundled, disable, discover, enable, workflows_folder
     from plait.workflows.outputs import list_outputs, output_folder, read_output
     from plait.workflows.state import WorkflowState, workflow_names
@@ -262,38 +267,69 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
                          output_folder(wf, rt.settings.home))
         return {"decision": body.decision, "calendar": str(written) if written else None}
 
+    deliveries = RateLimiter()
+
+    def refuse(status: int, message: str, kind: str, retry_after: float | None = None) -> Any:
+        headers = {"Retry-After": retry_after_header(retry_after)} if retry_after else None
+        return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
+
     @router.post("/v1/workflows/{name}/webhook", status_code=202)
     async def webhook(request: Request, name: str) -> Any:
         rt = get_runtime(request)
+        ctx = getattr(request.app.state, "ctx", None)
+        backoff = getattr(ctx, "backoff", None)
+        client = request.client.host if request.client else "?"
+        if backoff is not None and backoff.wait(client) > 0:
+            return refuse(429, "too many deliveries with a wrong webhook key; retry later", "rate_limit_error",
+                          backoff.wait(client))
         secret = request.headers.get(WEBHOOK_HEADER) or request.query_params.get("key")
         if not verify_webhook_key(rt.store, name, secret):
-            return JSONResponse({"error": {"message": "missing or wrong webhook key: send the workflow's key as "
-                                                      "X-Plait-Webhook-Key (`plait workflows webhook-key NAME`)",
-                                           "type": "authentication_error"}}, status_code=401)
+            if ctx is not None and backoff is not None and secret:
+                from plait.serve.deps import auth_failed
+
+                auth_failed(ctx, request, client)
+            return refuse(401, "missing or wrong webhook key: send the workflow's key as X-Plait-Webhook-Key "
+                               "(`plait workflows webhook-key NAME`)", "authentication_error")
+        request.state.api_key, request.state.api_key_id = f"webhook:{name}", f"webhook:{name}"
         wf = known(request, name)
         if wf.trigger.type != "webhook":
             raise HTTPException(409, f"workflow '{name}' is triggered by {wf.trigger.type}, not webhooks")
+        settings = getattr(ctx, "settings", None) or rt.settings  # the server's settings, else the runtime's
+        wait = deliveries.check(name, settings.webhook_rate_per_minute)
+        if wait > 0:
+            return refuse(429, f"workflow '{name}' takes {settings.webhook_rate_per_minute} deliveries a minute "
+                               "(setting webhook_rate_per_minute); retry later", "rate_limit_error", wait)
         limit = int(wf.trigger.options.get("max_bytes", 1_000_000))
         raw = await request.body()
         if len(raw) > limit:
             raise HTTPException(413, f"the body is {len(raw)} bytes; this webhook takes at most {limit}")
+        state = WorkflowState(rt.store, name)
+        quota = settings.webhook_pending_bytes
+        if quota and _pending_bytes(rt, name) + len(raw) > quota:
+            return refuse(429, f"workflow '{name}' has {quota} bytes of items waiting (setting "
+                               "webhook_pending_bytes); retry once it has caught up", "rate_limit_error", 60)
         text = raw.decode("utf-8", "replace")
         try:
             payload: Any = json.loads(text) if raw.strip() else None
         except json.JSONDecodeError:
             payload = None
-        data = {"body": payload, "text": text if payload is None else json.dumps(payload, ensure_ascii=False),
-                "content_type": request.headers.get("content-type", ""),
-                "received_from": request.client.host if request.client else ""}
-        if isinstance(payload, dict):
-            data.update({k: v for k, v in payload.items() if k not in data})
+        # Stored once: parsed JSON, or the text. Never spread into the item's own fields, where a sink's
+        # `{{ item.path }}` or a URL template would pick a sender's value up as if plait had found it.
+        data: dict[str, Any] = {"body": payload} if payload is not None else {"text": text}
+        data.update(content_type=request.headers.get("content-type", "")[:200], received_from=client)
         delivery = request.headers.get("idempotency-key") or request.headers.get("x-request-id") or uuid.uuid4().hex
-        key = f"webhook:{delivery}"
-        added = WorkflowState(rt.store, name).add_items([(key, to_jsonable(data), None)], cursor=None,
-                                                        trigger="webhook")
+        key = f"webhook:{delivery[:200]}"
+        added = state.add_items([(key, to_jsonable(data), None)], cursor=None, trigger="webhook")
         rn = get_runner(request)
         if rn is not None and name in rn.slots:
             rn.wake(name)
         return {"workflow": name, "key": key, "duplicate": not added}
 
     return router
+
+
+def _pending_bytes(rt: Runtime, workflow: str) -> int:
+    """Bytes of the items a workflow has not finished yet (what a flood of deliveries would pile up)."""
+    rows = rt.store.query("SELECT COALESCE(SUM(LENGTH(CAST(data AS BLOB))), 0) FROM workflow_items "
+                          "WHERE workflow = ? AND state IN ('pending', 'running')", (workflow,))
+    return int(rows[0][0])

@@ -191,6 +191,28 @@ RouteStep.model_rebuild()
 MapStep.model_rebuild()
 
 
+class NetworkSpec(BaseModel):
+    """What a workflow's HTTP requests may reach beyond public addresses (see plait.security.ssrf)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow: list[str] = Field(default_factory=list, description="hosts, addresses or networks in loopback, "
+                             "link-local or private ranges it may reach: 127.0.0.1:8080, nas.local, 192.168.1.0/24")
+    redirects: int = Field(0, ge=0, le=10, description="redirects to follow, each checked again (0: none)")
+
+    @field_validator("allow")
+    @classmethod
+    def _entries(cls, value: list[str]) -> list[str]:
+        from plait.errors import InputError
+        from plait.security.ssrf import policy_from
+
+        try:
+            policy_from(value, 0)
+        except InputError as exc:
+            raise ValueError(str(exc)) from exc  # a validation error naming the entry
+        return value
+
+
 class TriggerSpec(BaseModel):
     """``type`` picks a registered trigger; the other keys are its options (checked by the loader)."""
 
@@ -220,6 +242,9 @@ class Workflow(BaseModel):
     concurrency: int = Field(1, ge=1, le=64, description="items processed at once")
     executor: Literal["local", "ray"] = Field("local", description="where task steps run: here, or on Ray workers "
                                               "(RAY_ADDRESS, else a Ray instance on this machine; needs plait[ray])")
+    network: NetworkSpec = Field(default_factory=lambda: NetworkSpec.model_validate({}),
+                                 description="private addresses its HTTP requests may reach, and redirects (none "
+                                             "by default)")
     batch_size: int = Field(32, ge=1, le=10_000, description="items taken from the trigger at a time")
     retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())  # a fresh default per workflow
 

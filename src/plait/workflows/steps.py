@@ -162,6 +162,11 @@ def run_http(step: HttpStep, ctx: StepContext) -> dict[str, Any]:
         raise StepError(f"{req.method} {url}: invalid URL ({exc})") from exc
     except httpx.UnsupportedProtocol as exc:
         raise StepError(f"{req.method} {url}: {exc}; use an http:// or https:// URL") from exc
+    except httpx.TooManyRedirects as exc:
+        raise StepError(f"{req.method} {url}: more redirects than the workflow's network.redirects allows") from exc
+    if 300 <= resp.status_code < 400:
+        raise StepError(f"{req.method} {url} answered {resp.status_code} (a redirect to "
+                        f"{resp.headers.get('location', '?')[:200]}); set the workflow's network.redirects to follow")
     if resp.status_code >= 500 or resp.status_code == 429:
         raise HttpStatusError(f"{req.method} {url} answered {resp.status_code}; will retry")
     if resp.status_code >= 400:

@@ -4,7 +4,7 @@
   ``{{ expression }}`` keeps the expression's value (a list stays a list, a number a number), so
   ``labels: "{{ vars.labels }}"`` passes a list to the task.
 - ``when`` and ``map`` are bare expressions (``label.label == 'work'``).
-- ``env('NAME', 'default')`` reads an environment variable; the ``expand`` filter expands ``~`` and ``$VAR``.
+- ``env('NAME', 'default')`` reads an environment variable; the ``expand`` filter expands ``~``.
 - Undefined names and fields are errors (StrictUndefined): a typo fails the item with a message naming
   the template, rather than silently producing an empty prompt.
 
@@ -81,9 +81,10 @@ class Templates:
             fromjson=json.loads, tojson=lambda v, indent=None: json.dumps(v, indent=indent, ensure_ascii=False,
                                                                           default=str),
         )
-        # env('NAME', 'default') reads the environment (a bundled workflow's settings); `expand` does ~ and $VAR.
+        # env('NAME', 'default') reads the environment (a bundled workflow's settings); `expand` does ~ only:
+        # applied to an item's value, $VAR expansion would let a sender read the environment.
         self.env.globals["env"] = lambda name, default="": os.environ.get(str(name)) or default
-        self.env.filters["expand"] = lambda v: os.path.expanduser(os.path.expandvars(str(v)))
+        self.env.filters["expand"] = lambda v: os.path.expanduser(str(v))
         self._cache: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 

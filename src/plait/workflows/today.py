@@ -83,8 +83,8 @@ def _write_accepted(store: Store, workflow: str, output: Path) -> Path | None:
     if not events:
         path.unlink(missing_ok=True)
         return None
+    from plait.security.storage import write_bytes
+
     output.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(write_calendar(events, name=f"{workflow}: accepted"))
-    tmp.replace(path)
+    write_bytes(path, write_calendar(events, name=f"{workflow}: accepted"))  # sealed in an encrypted home
     return path

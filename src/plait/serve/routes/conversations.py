@@ -7,9 +7,10 @@ like the task's own route; the answer is kept when it ends, also when it is stop
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +20,9 @@ from plait.serve.deps import ChatKey, Ctx
 from plait.serve.routes.tasks import answer_streamed
 from plait.tasks.generate import MAX_PROMPT_CHARS, ChatRequest
 from plait.tasks.registry import get_task
+
+# A database row's id: SQLite's integers stop at 2**63 - 1.
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 router = APIRouter(tags=["Conversations"])
 
@@ -67,12 +71,12 @@ async def new_conversation(body: NewConversation, ctx: Ctx, key: ChatKey) -> dic
 
 
 @router.get("/v1/conversations/{conversation_id}")
-async def get_conversation(conversation_id: int, ctx: Ctx, key: ChatKey) -> dict[str, Any]:
+async def get_conversation(conversation_id: RowId, ctx: Ctx, key: ChatKey) -> dict[str, Any]:
     return _json(await ctx.run(Conversations(ctx.runtime.store).get, conversation_id))
 
 
 @router.patch("/v1/conversations/{conversation_id}")
-async def change_conversation(conversation_id: int, body: ConversationChange, ctx: Ctx,
+async def change_conversation(conversation_id: RowId, body: ConversationChange, ctx: Ctx,
                               key: ChatKey) -> dict[str, Any]:
     changed = await ctx.run(lambda: Conversations(ctx.runtime.store).update(
         conversation_id, title=body.title, model=body.model, system=body.system))
@@ -80,13 +84,13 @@ async def change_conversation(conversation_id: int, body: ConversationChange, ct
 
 
 @router.delete("/v1/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(conversation_id: int, ctx: Ctx, key: ChatKey) -> Response:
+async def delete_conversation(conversation_id: RowId, ctx: Ctx, key: ChatKey) -> Response:
     await ctx.run(Conversations(ctx.runtime.store).delete, conversation_id)
     return Response(status_code=204)
 
 
 @router.post("/v1/conversations/{conversation_id}/reply")
-async def reply(conversation_id: int, body: Reply, http: Request, ctx: Ctx, key: ChatKey) -> Response:
+async def reply(conversation_id: RowId, body: Reply, http: Request, ctx: Ctx, key: ChatKey) -> Response:
     """The person's turn, answered by the chat task (server-sent events when ``stream``, the default)."""
     store = Conversations(ctx.runtime.store)
     conversation = await ctx.run(store.get, conversation_id)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait.index.core import open_index
 from plait.index.passages import document_text, passage
 from plait.serve.deps import AdminKey, Ctx, IndexKey
 from plait.serve.errors import ApiError
+
+# A database row's id: SQLite's integers stop at 2**63 - 1.
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 router = APIRouter(tags=["Index"])
 
@@ -39,8 +43,11 @@ async def index_status(ctx: Ctx, key: IndexKey, check: bool = False) -> dict[str
 @router.post("/v1/index/add", status_code=202)
 async def add(body: AddRequest, ctx: Ctx, key: AdminKey) -> dict[str, Any]:
     """Index folders in the background; poll ``GET /v1/jobs/{id}`` for progress and the report."""
+    from plait.index.records import check_collection_name
+
+    check_collection_name(body.collection)  # refused now, not later in the job
     paths = [Path(p).expanduser() for p in body.paths]
-    missing = [str(p) for p in paths if not p.exists()]
+    missing = [str(p)[:200] for p in paths if not _exists(p)]
     if missing:
         raise ApiError(400, f"not found on this machine: {', '.join(missing)}", param="paths")
     index = open_index(ctx.runtime)
@@ -60,10 +67,17 @@ async def remove_collection(name: str, ctx: Ctx, key: AdminKey) -> dict[str, Any
 
 
 @router.get("/v1/index/passages/{chunk_id}")
-async def get_passage(chunk_id: int, ctx: Ctx, key: IndexKey) -> dict[str, Any]:
+async def get_passage(chunk_id: RowId, ctx: Ctx, key: IndexKey) -> dict[str, Any]:
     return asdict(await ctx.run(passage, ctx.runtime.store, chunk_id))
 
 
 @router.get("/v1/index/documents/{document_id}")
-async def get_document(document_id: int, ctx: Ctx, key: IndexKey) -> dict[str, Any]:
+async def get_document(document_id: RowId, ctx: Ctx, key: IndexKey) -> dict[str, Any]:
     return asdict(await ctx.run(document_text, ctx.runtime.store, document_id))
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long, a NUL byte: no such file
+        return False

@@ -147,7 +147,7 @@ def build_router(tasks: Sequence[Task] | None = None) -> tuple[APIRouter, list[s
     chosen = registry().all() if tasks is None else list(tasks)
 
     @router.get("/v1/tasks", summary="Every task: its request's JSON Schema, scope and whether it streams",
-                dependencies=[Depends(require("chat"))])
+                dependencies=[Depends(require("chat"))], responses=ERRORS)
     async def list_tasks() -> list[dict[str, Any]]:
         return [describe_task(task) for task in chosen]
 

@@ -14,8 +14,6 @@ A new sink plugs in with one line: ``register_sink("name", "package.module:Class
 
 from __future__ import annotations
 
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,19 +103,11 @@ def make_sink(step: SinkStep, env: SinkEnv) -> Sink:
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a whole file or nothing: a crash never leaves half a file (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write a whole file or nothing: a crash never leaves half a file (temporary file, then rename).
+
+    Inside an encrypted plait home (the default output folder is one) the file is sealed; in a folder the
+    workflow's author chose elsewhere it is written as is. Either way only its owner can read it.
+    """
+    from plait.security.storage import write_bytes
+
+    write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)

@@ -94,7 +94,9 @@ class FileSink(Sink):
 
 class MoveOptions(SinkOptions):
     to: str = Field(description="destination folder (a template); relative paths are in the output folder")
-    source: str = Field("{{ item.path }}", description="the file to move (default: the item's file)")
+    source: str = Field("{{ item.path }}", description="the file to move (default: the item's file); one taken from "
+                        "an item must be in the trigger's folders, the output folder or `within`")
+    within: tuple[str, ...] = Field((), description="more folders an item's file may be moved or copied from")
     name: str | None = Field(None, description="new file name (a template; default: the same name)")
     maildir: bool = Field(False, description="`to` is a Maildir: the message goes into its cur/ folder")
 
@@ -105,7 +107,7 @@ class MoveSink(Sink):
     copy = False
 
     def _paths(self, ctx: StepContext) -> tuple[Path, Path]:
-        source = ctx.input_path(self.options.source)
+        source = ctx.input_path(self.options.source, self.options.within)
         folder = ctx.output_path(self.options.to)
         if self.options.maildir:
             for sub in ("tmp", "new", "cur"):
@@ -149,7 +151,9 @@ class CopySink(MoveSink):
 
 class TagOptions(SinkOptions):
     tags: list[str] | str = Field(description="tags to add (a list, or a template giving one or a comma list)")
-    path: str = Field("{{ item.path }}", description="the file to tag (default: the item's file)")
+    path: str = Field("{{ item.path }}", description="the file to tag (default: the item's file); one taken from "
+                      "an item must be in the trigger's folders, the output folder or `within`")
+    within: tuple[str, ...] = Field((), description="more folders an item's file may be tagged in")
 
 
 class TagSink(Sink):
@@ -162,7 +166,7 @@ class TagSink(Sink):
         return sorted({str(t).strip() for t in items if str(t).strip()})
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
-        path = ctx.input_path(self.options.path)
+        path = ctx.input_path(self.options.path, self.options.within)
         wanted = self._tags(ctx)
         try:
             current = os.getxattr(path, TAGS_ATTRIBUTE).decode("utf-8")
@@ -179,7 +183,7 @@ class TagSink(Sink):
         return {"path": str(path), "tags": tags}
 
     def describe(self, ctx: StepContext) -> dict[str, Any]:
-        return {"would_tag": str(ctx.input_path(self.options.path)), "tags": self._tags(ctx)}
+        return {"would_tag": str(ctx.input_path(self.options.path, self.options.within)), "tags": self._tags(ctx)}
 
 
 def read_tags(path: Path) -> list[str]:

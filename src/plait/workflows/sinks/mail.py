@@ -91,7 +91,12 @@ class MailSink(Sink):
             write_atomic(path, msg.as_bytes())
             return {"draft": str(path), "message_id": msg["Message-ID"]}
         assert self.options.smtp is not None
-        self._send(msg, self.options.smtp)
+        from plait.security.ssrf import check_host, policy_from
+
+        smtp = self.options.smtp
+        # As for HTTP: no loopback or private mail server unless the workflow's network.allow lists it.
+        check_host(smtp.host, smtp.port, policy_from(ctx.workflow.network.allow, 0))
+        self._send(msg, smtp)
         return {"sent_to": msg["To"], "message_id": msg["Message-ID"]}
 
     @staticmethod

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from plait.security.keys import sqlite_key_for as table_key
+from plait.store.database import connect
 from plait.workflows.context import StepContext
 from plait.workflows.errors import StepError
 from plait.workflows.sinks import Sink, SinkOptions
@@ -81,7 +83,9 @@ class TableSink(Sink):
         if conn is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+                # Inside an encrypted home (the default tables.db is) the table is encrypted like plait's own
+                # database, with its key; a database the author named elsewhere is plain SQLite.
+                conn = connect(path, table_key(path), timeout=30)
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as exc:

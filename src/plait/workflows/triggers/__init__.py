@@ -27,6 +27,7 @@ from plait.workflows.registry import Registry
 if TYPE_CHECKING:
     import httpx
 
+    from plait.security.ssrf import NetworkPolicy
     from plait.workflows.spec import Workflow
 
 
@@ -45,6 +46,7 @@ class TriggerEnv:
     known: Callable[[Sequence[str]], set[str]]  # keys already recorded: skip reading those again
     signal: threading.Event
     http: Callable[[], httpx.Client] | None = None
+    network: NetworkPolicy | None = None  # what non-HTTP connections (IMAP) may reach; HTTP goes through `http`
 
 
 class TriggerOptions(BaseModel):

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 
 from plait.errors import InputError
+from plait.security.ssrf import NetworkPolicy, OutboundRefused, guarded_client, redirect_hint
 from plait.workflows.errors import TriggerError
 from plait.workflows.triggers import Trigger, TriggerItem, TriggerOptions
 
@@ -44,13 +45,16 @@ class CalendarTrigger(Trigger):
         source = self.options.source
         if source.startswith(("http://", "https://", "webcal://")):
             url = "https://" + source[len("webcal://"):] if source.startswith("webcal://") else source
-            client = self.env.http() if self.env.http else httpx.Client(follow_redirects=True)
+            client = self.env.http() if self.env.http else guarded_client(NetworkPolicy())
             try:
                 resp = client.get(url, timeout=self.options.timeout)
             except httpx.HTTPError as exc:
                 raise TriggerError(f"cannot fetch calendar {url} ({exc}); check the URL and the network") from exc
+            except OutboundRefused as exc:
+                raise TriggerError(str(exc)) from exc
             if resp.status_code != 200:
-                raise TriggerError(f"calendar {url} answered {resp.status_code}; is the URL still right?")
+                raise TriggerError(f"calendar {url} answered {resp.status_code}{redirect_hint(resp)}; is the URL still "
+                                   "right?")
             return bytes(resp.content)
         from plait.workflows.context import resolve_path
 

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from plait.errors import MissingDependency
+from plait.security.ssrf import NetworkPolicy, OutboundRefused, guarded_client, redirect_hint
 from plait.workflows.errors import TriggerError
 from plait.workflows.triggers import Trigger, TriggerItem, TriggerOptions
 
@@ -55,15 +56,17 @@ class FeedTrigger(Trigger):
             headers["If-None-Match"] = cursor["etag"]
         if cursor.get("modified"):
             headers["If-Modified-Since"] = cursor["modified"]
-        client = self.env.http() if self.env.http else httpx.Client(follow_redirects=True)
+        client = self.env.http() if self.env.http else guarded_client(NetworkPolicy())
         try:
             resp = client.get(url, headers=headers, timeout=self.options.timeout)
         except httpx.HTTPError as exc:
             raise TriggerError(f"cannot fetch feed {url} ({exc}); check the URL and the network") from exc
+        except OutboundRefused as exc:
+            raise TriggerError(str(exc)) from exc
         if resp.status_code == 304:
             return None
         if resp.status_code != 200:
-            raise TriggerError(f"feed {url} answered {resp.status_code}; is the URL still right?")
+            raise TriggerError(f"feed {url} answered {resp.status_code}{redirect_hint(resp)}; is the URL still right?")
         cursor["etag"] = resp.headers.get("etag")
         cursor["modified"] = resp.headers.get("last-modified")
         return bytes(resp.content)

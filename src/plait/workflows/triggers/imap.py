@@ -80,6 +80,13 @@ class ImapTrigger(Trigger):
 
     def _connect(self) -> imaplib.IMAP4:
         o = self.options
+        if self.env.network is not None:
+            from plait.security.ssrf import OutboundRefused, check_host
+
+            try:
+                check_host(o.host, self._port, self.env.network)
+            except OutboundRefused as exc:
+                raise TriggerError(str(exc)) from exc
         try:
             if o.ssl:
                 conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(o.host, self._port, ssl_context=ssl.create_default_context(),
