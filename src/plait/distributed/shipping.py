@@ -84,6 +84,7 @@ def _closure(catalog: Catalog, names: Iterable[str]) -> list[ModelSpec]:
 def ship(runtime: Runtime, names: Iterable[str]) -> Shipment:
     """Pack what workers need to load the models ``names`` (and what they are built on)."""
     from plait.models.loading import BACKENDS, ensure_built
+    from plait.security.storage import unsealed
 
     settings = runtime.settings
     models_dir = settings.models_dir
@@ -96,8 +97,14 @@ def ship(runtime: Runtime, names: Iterable[str]) -> Shipment:
 
     def add(path: Path, arcname: str) -> str:
         if arcname not in packed:
-            tar.add(str(path), arcname=arcname)
             packed.add(arcname)
+            for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+                if file.is_file():
+                    # A file plait sealed in an encrypted home goes as its content: the worker has no key.
+                    data = unsealed(file, file.read_bytes())
+                    info = tarfile.TarInfo(arcname + ("/" + file.relative_to(path).as_posix() if path.is_dir() else ""))
+                    info.size, info.mode = len(data), 0o600
+                    tar.addfile(info, io.BytesIO(data))
         return arcname
 
     def place(spec: ModelSpec, path: Path) -> str:
@@ -108,7 +115,7 @@ def ship(runtime: Runtime, names: Iterable[str]) -> Shipment:
         return add(path, f"shipped/{spec.name}/{path.name}")
 
     relocated: dict[str, ModelSpec] = {}
-    with tarfile.open(fileobj=buffer, mode="w", dereference=True) as tar:
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
         for spec in needed:
             ensure_built(spec, settings, catalog)
             own = models_dir / spec.name
@@ -164,13 +171,17 @@ def worker_runtime(shipment: Shipment, home: Path | None = None) -> Runtime:
     """An ordinary plait runtime on a worker, with the shipped settings, catalog entries and files."""
     from plait.runtime import Runtime
     from plait.settings import Settings
+    from plait.store import Store
 
     home = home or worker_home()
     with tarfile.open(fileobj=io.BytesIO(shipment.archive), mode="r") as tar:
         tar.extractall(home, filter="data")
     for module in shipment.backend_modules:
         importlib.import_module(module)  # registers its backends, as it did on the person's machine
-    runtime = Runtime(Settings(home=home, **shipment.settings))
+    settings = Settings(home=home, **shipment.settings)
+    # A plain database: a worker's home holds catalog entries and model files, none of the person's data,
+    # and a worker has no key to open an encrypted one.
+    runtime = Runtime(settings, store=Store(settings.database_path, key=None))
     for spec in shipment.specs:
         options = {k: _at_home(v, home) for k, v in spec.options.items()}
         runtime.catalog.add(spec.model_copy(update={"source": _at_home(spec.source, home), "options": options}),
