@@ -137,6 +137,7 @@ class _Flush:
     embedding: list[str]  # texts the job embeds
     job: EmbeddingJob | None
     finishing: list[_PendingFile]
+    copies: list[tuple[Unit, FileRecord | None, str]] = field(default_factory=list)  # of units it finishes
 
 
 def _text_hash(text: str) -> str:
@@ -193,6 +194,7 @@ class Ingester:
         # later flushes that left those texts to them; dropped once no flush submitted before can need them.
         self._embedding: dict[str, bytes | None] = {}
         self._expiring: deque[tuple[int, list[str]]] = deque()  # (flushes submitted by then, their hashes)
+        self._landing: dict[str, _Flush] = {}  # content hash of a unit read → the flush in flight that finishes it
         self._submitted = self._collected = 0
         self.collection = records.check_collection_name(collection)
         self.max_file_bytes = int(max_file_mb * 1_000_000)
@@ -331,16 +333,13 @@ class Ingester:
             self._move(origin, unit, rec)
             self.report.moved += 1
             return self._done()
-        twin = self._indexed_twin(digest, unit.path)
-        if twin is not None:
-            self._copy(twin, unit, digest, rec)
-            self.report.copied += 1
-            return self._done()
-        if rec is None:
-            self.report.new += 1
-        else:
-            self.report.changed += 1
-        self._read(unit, rec, digest)
+        landing = self._landing.get(digest)
+        if landing is not None:
+            # Its twin is read and on its way to the database (the local path would have written it by now):
+            # copy it once that flush is committed, as the local path would copy it now.
+            landing.copies.append((unit, rec, digest))
+            return None
+        self._copy_or_read(unit, rec, digest)
 
     def _indexed_twin(self, digest: str, path: str) -> FileRecord | None:
         row = self.store.connection.execute(
@@ -457,7 +456,7 @@ class Ingester:
             self._finishing.append(_PendingFile(file_id, unit, digest, set(), "skipped", reason, "unreadable"))
         else:
             self._finishing.append(_PendingFile(file_id, unit, digest, sources, "indexed", None, None))
-        if not self._pending and not self._in_flight:
+        if not self._pending:
             self._finish_files()
 
     def _prepare(self, file_id: int, doc: Document, source: str, stored: tuple[int, str] | None) -> bool:
@@ -491,8 +490,7 @@ class Ingester:
     def _flush(self) -> None:
         """Hand the pending documents' new texts to the executor; commit what the window lets go."""
         if not self._pending:
-            if not self._in_flight:
-                self._finish_files()
+            self._finish_files()  # now, or with the last flush in flight
             return
         pending, self._pending, self._pending_chunks = self._pending, [], 0
         hashes = sorted({_text_hash(t) for p in pending for t in p.texts})
@@ -514,9 +512,9 @@ class Ingester:
 
             job = self.executor.submit(to_embed, advanced)
             self._embedding.update((_text_hash(t), None) for t in to_embed)
-        self._in_flight.append(_Flush(pending, known, to_embed, job, self._finishing))
+        self._in_flight.append(_Flush(pending, known, to_embed, job, []))
         self._submitted += 1
-        self._finishing = []
+        self._finish_files()
         while len(self._in_flight) > self.executor.window:
             self._collect()
 
@@ -543,6 +541,8 @@ class Ingester:
         for p in flush.docs:
             self._commit(p, known)
         for f in flush.finishing:
+            if self._landing.get(f.hash) is flush:
+                del self._landing[f.hash]
             self._finish_now(f)
         # Flushes submitted from now on find these texts in SQLite; the ones already submitted may still
         # need them.
@@ -551,11 +551,17 @@ class Ingester:
         while self._expiring and self._expiring[0][0] <= self._collected:
             for h in self._expiring.popleft()[1]:
                 self._embedding.pop(h, None)
+        for unit, rec, digest in flush.copies:  # last: reading one (its twin was skipped) may flush again
+            self._copy_or_read(unit, rec, digest)
 
     def _drain(self) -> None:
-        """Commit every flush still in flight, then finish the units left (the end of a run)."""
-        while self._in_flight:
-            self._collect()
+        """Commit every flush still in flight, then finish the units left (the end of a run). Committing one
+        may read a file that waited for its twin, leaving documents pending: they are flushed in turn."""
+        while self._in_flight or self._pending:
+            if self._in_flight:
+                self._collect()
+            else:
+                self._flush()
         self._finish_files()
 
     def _commit(self, p: _PendingDoc, vectors: dict[str, bytes]) -> None:
@@ -606,9 +612,28 @@ class Ingester:
         return int(row[0][0]) if row else 0
 
     def _finish_files(self) -> None:
+        """Finish the units whose documents are all written, or, while flushes are in flight, once the last
+        one (which holds their last documents) is committed."""
         finishing, self._finishing = self._finishing, []
+        if self._in_flight:
+            last = self._in_flight[-1]
+            last.finishing.extend(finishing)
+            self._landing.update((f.hash, last) for f in finishing if f.hash)
+            return
         for f in finishing:
             self._finish_now(f)
+
+    def _copy_or_read(self, unit: Unit, rec: FileRecord | None, digest: str) -> None:
+        twin = self._indexed_twin(digest, unit.path)
+        if twin is not None:
+            self._copy(twin, unit, digest, rec)
+            self.report.copied += 1
+            return self._done()
+        if rec is None:
+            self.report.new += 1
+        else:
+            self.report.changed += 1
+        self._read(unit, rec, digest)
 
     def _done(self) -> None:
         self._tick(units_done=self.progress.units_done + 1)

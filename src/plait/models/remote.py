@@ -175,7 +175,7 @@ class RemoteModel(TextGenerator, Embedder):
     def _events(self, response: httpx.Response) -> Iterator[dict[str, Any]]:
         """The answer's events; a server that goes silent, drops the connection, sends a malformed event or
         ends the stream before the answer is complete is down."""
-        complete, done = False, []
+        complete, done = False, list[bool]()
         try:
             for event in _sse_events(response, done):
                 complete = complete or any(c.get("finish_reason") for c in event.get("choices") or [])
