@@ -49,9 +49,13 @@ def add_slow_embedder(runtime: Runtime) -> None:
 class WhereRequest(TaskRequest):
     text: str
     seconds: float = 0.0
+    log: str | None = None  # a file each call appends its text to (counts calls across worker processes)
 
 
 def where(request: WhereRequest) -> dict[str, object]:
+    if request.log:
+        with open(request.log, "a", encoding="utf-8") as fh:  # one short append: whole lines from any process
+            fh.write(request.text + "\n")
     time.sleep(request.seconds)
     return {"text": request.text, "words": len(request.text.split()), "pid": os.getpid()}
 

@@ -26,6 +26,8 @@ from plait.settings import load_settings
 from tests.homes import open_db
 from tests.ray_helpers import add_slow_embedder, non_loopback_listeners, ray_processes, write_corpus
 
+pytestmark = pytest.mark.ray
+
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT = ("SELECT d.source, c.position, c.text, c.embed_hash, v.vector FROM index_chunks c "
             "JOIN index_documents d ON d.id = c.document_id JOIN index_vectors v ON v.chunk_id = c.id "

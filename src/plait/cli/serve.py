@@ -216,6 +216,10 @@ def serve(ctx: typer.Context, host: Host = None, port: Port = None, access_log: 
     options = RayServing(address, tuple(ray_model or ()), replicas, max_replicas, worker_cpus)
     if not ray and options != RayServing():
         raise ConfigError("--address, --ray-model, --replicas, --max-replicas and --worker-cpus go with --ray")
+    if ray:
+        from plait.distributed.cluster import import_ray
+
+        import_ray()  # a missing extra is said before anything starts
     run_server(ctx, host, port, access_log, preload, "serving", tls_cert=tls_cert, tls_key=tls_key, no_tls=no_tls,
                ray=options if ray else None)
 
