@@ -1,5 +1,5 @@
-"""One local Ray instance for the Ray tests, entirely on 127.0.0.1, with a small object store (started once:
-~6-15 s on two busy cores).
+"""One local Ray instance for the Ray tests, entirely on 127.0.0.1, with a small object store: started once
+(~6-15 s on two busy cores) and stopped after the last Ray test, so the rest of the suite runs without it.
 
 It is started through plait's own :func:`plait.distributed.cluster.connect` (what `--executor ray` does
 without an address), so the loopback setting and its check are the ones users get. Two CPUs, so two
@@ -16,7 +16,7 @@ import pytest
 OBJECT_STORE_MB = 300
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_instance() -> Iterator[Any]:
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'plait[ray]'")
     from plait.distributed.cluster import connect
@@ -28,7 +28,7 @@ def ray_instance() -> Iterator[Any]:
         ray.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_address(ray_instance: Any) -> str:
     """The GCS address another process (a `plait` command under test) connects to."""
     return str(ray_instance.get_runtime_context().gcs_address)
