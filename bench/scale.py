@@ -1,6 +1,6 @@
 """Beyond one machine: ingestion on Ray against the local path, and how the index grows (the sizing plan's data).
 
-    flock /tmp/plait-bench.lock python bench/scale.py            # ~8 minutes on 2 cores
+    flock /tmp/plait-bench.lock python bench/scale.py            # ~12 minutes on 2 cores
     python bench/scale.py --articles 60 --sizes 5000,10000        # a quick look
 
 Parts, each measured in this run:
@@ -10,6 +10,7 @@ Parts, each measured in this run:
   127.0.0.1 with 2 CPUs). Both sides warm: the local model is loaded and has embedded a warm-up batch, the Ray
   workers are started, have loaded their model and embedded the same warm-up batch, before the clock starts.
   Same ``threads`` on both sides. Chunks, their order and their vectors asserted identical, bit for bit.
+  Each side runs twice, in the order local, 1, 2, 2, 1, local (the machine is shared: its load changes).
   Two thread settings: ``threads=2`` (this machine's default: one worker fills both cores, two workers
   oversubscribe them, which is the overhead case) and ``threads=1`` (each worker one core, so 2 workers use
   what 1 cannot: the scaling case, as on a cluster where each worker has cores of its own).
@@ -92,24 +93,40 @@ def ingest_ray(base: Path, docs: Path, name: str, threads: int, workers: int) ->
     return {"seconds": round(report.seconds, 2), "chunks": report.chunks_added,
             "chunks_embedded": report.chunks_embedded,
             "passages_per_second": round(report.chunks_added / report.seconds, 1),
-            "workers": workers, "worker_cpus": 2 / workers, "worker_start_and_warmup_seconds": round(startup, 1),
+            "worker_cpus": 2 / workers, "worker_start_and_warmup_seconds": round(startup, 1),
             "worker_rss_mb": [round(m) for m in worker_rss]}, rt
 
 
+SIDES = ("local", "ray_1_worker", "ray_2_workers")
+
+
+def one_run(base: Path, docs: Path, side: str, threads: int, name: str) -> tuple[dict[str, Any], Runtime]:
+    if side == "local":
+        return ingest_local(base, docs, name, threads)
+    return ingest_ray(base, docs, name, threads, 1 if side == "ray_1_worker" else 2)
+
+
 def compare(base: Path, docs: Path, threads: int) -> dict[str, Any]:
-    local, local_rt = ingest_local(base, docs, f"local-t{threads}", threads)
-    print(f"threads={threads} local: {local}", file=sys.stderr)
-    expected = snapshot(local_rt)
-    local_rt.close()
-    out: dict[str, Any] = {"threads": threads, "local": local}
-    for workers in (1, 2):
-        result, rt = ingest_ray(base, docs, f"ray{workers}-t{threads}", threads, workers)
-        result["identical_chunks_and_vectors"] = snapshot(rt) == expected
+    """Each side twice, in the order local, 1, 2, 2, 1, local, so a change of the machine's load during the
+    part weighs on every side alike; each side's figure is the mean of its two runs."""
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    expected: list[tuple[Any, ...]] | None = None
+    for i, side in enumerate(SIDES + SIDES[::-1]):
+        result, rt = one_run(base, docs, side, threads, f"{side}-t{threads}-{i}")
+        written = snapshot(rt)
         rt.close()
-        assert result["identical_chunks_and_vectors"], f"Ray with {workers} worker(s) wrote another index"
-        result["vs_local"] = round(result["passages_per_second"] / local["passages_per_second"], 3)
-        print(f"threads={threads} ray {workers} worker(s): {result}", file=sys.stderr)
-        out[f"ray_{workers}_worker" + ("s" if workers > 1 else "")] = result
+        expected = expected if expected is not None else written
+        result["identical_chunks_and_vectors_to_local"] = written == expected
+        assert written == expected, f"{side} wrote another index than the local path"
+        result["load_1min"] = round(os.getloadavg()[0], 2)
+        print(f"threads={threads} {side}: {result}", file=sys.stderr)
+        runs[side].append(result)
+    out: dict[str, Any] = {"threads": threads}
+    local_rate = sum(r["passages_per_second"] for r in runs["local"]) / 2
+    for side, results in runs.items():
+        rate = sum(r["passages_per_second"] for r in results) / 2
+        out[side] = {"passages_per_second": round(rate, 1), "vs_local": round(rate / local_rate, 3),
+                     "runs": results}
     return out
 
 
