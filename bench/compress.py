@@ -17,7 +17,8 @@ interleaved with its variants; peak memory from one fresh process per model):
 
 Also the bad-input cases: a method for another kind of model, an evaluation file with the wrong labels,
 a budget nothing meets; each must fail with a clear message and register nothing.
-Results: bench/results/compress.json (plus each part's HTML report under the bench's temporary home).
+Results: bench/results/compress.json. Every run builds every variant in a fresh home (deleted afterwards;
+--keep-home keeps it, with each part's HTML report): no figure comes from a model an earlier run built.
 """
 
 from __future__ import annotations
@@ -71,16 +72,15 @@ def split_posts(seed: int = 0) -> tuple[list[Any], list[Any]]:
 
 def made(rt: Any, parent: str, methods: list[str], seconds: dict[str, float], suffix: str = "",
          **kwargs: Any) -> list[str]:
-    """The variants of ``parent`` by ``methods``: built now, or reused from an earlier run in this home."""
+    """The variants of ``parent`` by ``methods``, built now (the bench's home is fresh: nothing is reused)."""
     from plait.compress.variants import compress, default_name
 
     resolved = rt.catalog.get(parent).name  # "news" is its latest version, "news@2"
     names = [default_name(resolved, m) + suffix for m in methods]
     for method, name in zip(methods, names, strict=True):
-        if name not in rt.catalog.names():
-            start = time.perf_counter()
-            compress(resolved, [method], names=[name], measure_variants=False, runtime=rt, log=log, **kwargs)
-            seconds[name] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        compress(resolved, [method], names=[name], measure_variants=False, runtime=rt, log=log, **kwargs)
+        seconds[name] = round(time.perf_counter() - start, 1)
     return names
 
 
@@ -95,15 +95,10 @@ def classifier_part(rt: Any, epochs: int) -> dict[str, Any]:
     train, test = split_posts()
     labels = sorted({p.label for p in train})
     dataset = Dataset("classify", tuple(Example(p.text, (p.label,)) for p in train), tuple(labels), "newsgroups-train")
-    teacher: dict[str, Any]
-    if rt.catalog.versions("news"):  # built by an earlier run in this home
-        spec = rt.catalog.get("news")
-        teacher = {"name": spec.name, "reused": True, "tune_test_metrics": spec.metrics}
-    else:
-        start = time.perf_counter()
-        tuned = tune("news", dataset, TuneConfig(method="finetune", max_length=128, seed=0), runtime=rt, say=log)
-        teacher = {"name": tuned.model, "tune_seconds": round(time.perf_counter() - start, 1),
-                   "tune_test_metrics": tuned.metrics}
+    start = time.perf_counter()
+    tuned = tune("news", dataset, TuneConfig(method="finetune", max_length=128, seed=0), runtime=rt, say=log)
+    teacher: dict[str, Any] = {"name": tuned.model, "tune_seconds": round(time.perf_counter() - start, 1),
+                               "tune_test_metrics": tuned.metrics}
     log(f"teacher {teacher['name']}: accuracy on its own test split {teacher['tune_test_metrics'].get('accuracy')}")
     train_set = TrainSet(tuple(p.text for p in train), tuple(labels.index(p.label) for p in train),
                          "newsgroups-train (100 posts)")
@@ -225,8 +220,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: classifier, embedder, chat")
     parser.add_argument("--epochs", type=int, default=6, help="distillation / repair epochs")
-    parser.add_argument("--home", type=Path, default=None,
-                        help="PLAIT_HOME to use (default: a temporary one); models already built there are reused")
+    parser.add_argument("--keep-home", action="store_true",
+                        help="keep the fresh home the bench builds every variant in (to look at its reports)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads per model (default 1: on a shared machine, multi-threaded PyTorch waits "
                              "on descheduled threads and its timings stop meaning anything)")
@@ -236,7 +231,9 @@ def main() -> None:
     from plait.runtime import Runtime
     from plait.settings import load_settings
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="plait-bench-compress-"))
+    # Always a fresh home, with its own models folder: every variant (and minilm-q8) is built by this run, so
+    # no figure comes from a model an earlier run left behind.
+    home = Path(tempfile.mkdtemp(prefix="plait-bench-compress-"))
     rt = Runtime(load_settings(home=home, threads=args.threads))
     load_start = os.getloadavg()[0]
     results: dict[str, Any] = {"home": str(home), "threads": rt.settings.threads, "load_1min_at_start": load_start}
@@ -254,6 +251,12 @@ def main() -> None:
     results["bad_input"] = bad_input_part(rt, "classifier" not in skip)
     results["seconds"] = round(time.perf_counter() - start, 1)
     results["load_1min_at_end"] = os.getloadavg()[0]
+    results["fresh_home"] = True
+    rt.close()
+    if not args.keep_home:
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)
     write_results("compress", results)
 
 

@@ -1,22 +1,29 @@
-"""Benchmark: plait's server against llama-cpp-python's own OpenAI server, micro-batching on and off,
-the cache, and a 60-second mixed load from a second process. Everything on 127.0.0.1.
+"""Benchmark: plait's server against llama.cpp's own server and llama-cpp-python's, micro-batching on and
+off, the cache, a conversation's prompt cache, and a 60-second mixed load from a second process. Everything
+on 127.0.0.1.
 
-    python bench/serve.py                 # everything (about 4 minutes on 2 cores)
+    python bench/serve.py                 # everything (about 15 minutes on 2 cores)
     python bench/serve.py --quick         # fewer requests and a 15-second mixed load
 
-1. Generation (SmolLM2-135M Q4_1 GGUF, n_ctx 2048, the same threads): plait (`plait serve`) and
+1. Generation (SmolLM2-135M Q4_1 GGUF, 2048 tokens of context per sequence, the same threads for decoding
+   and for prompts on every server): plait (`plait serve`), llama.cpp's own HTTP server (the engine plait
+   runs, in a separate process, with the same slots, prompt chunk and prompt cache) and
    `python -m llama_cpp.server` (with --interrupt_requests False, so a new request waits instead of
-   cutting off the one being answered), both running, on their own ports; streamed chat completions
-   with greedy decoding and the same prompts, at 1 and at 4 concurrent clients, in rounds that
-   alternate which server goes first (the machine is shared: its load changes during a run):
-   generated tokens/s and time to first token p50/p95, measured by the client.
+   cutting off the one being answered), all running, on their own ports; streamed chat completions with
+   greedy decoding, repeat_penalty 1.0 and max_tokens 128, a new prompt for every request and the same
+   prompts for every server, at 1, 4 and 8 concurrent clients, in rounds where each server goes first in
+   turn (the machine is shared: its load changes during a run): generated tokens/s and time to first
+   token p50/p95, measured by the client. Token counts are compared prompt by prompt.
 2. Embeddings: 32 concurrent clients, each sending single-text requests with texts never sent before
    (so no cache hit), against plait with micro-batching on (batch_max 64) and off (1); with the default
    minilm-q8 (int8 ONNX) and with minilm (PyTorch fp32, where a batch costs much less than its texts
    one by one).
 3. Cache: the same task request (/v1/sentiment, /v1/summarize) repeated: latency of the cached answers.
-4. Mixed load: a second process sends chat, embeddings, classify and search requests for 60 s while
-   this one samples the server's resident memory; counts responses by status.
+4. Conversation: five turns, each sending the whole history; time to first token of turn 5 against turn 1,
+   and against turn 5's history sent with nothing cached.
+5. Mixed load: a second process with 8 clients sends chat, streamed chat (some leaving mid-answer),
+   embeddings, classify, search, sentiment and summarize requests for 60 s while this one samples the
+   server's resident memory; counts responses by status, then checks an answer still comes back whole.
 
 Results go to bench/results/serve.json. Servers run as subprocesses with their own PLAIT_HOME; the
 minilm-q8 model is built once into $PLAIT_BENCH_HOME/models (default /tmp/plait-bench-serve).
@@ -28,10 +35,12 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -45,21 +54,27 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import percentile, write_results  # noqa: E402
 
-PROMPTS = [
-    "Write two sentences about the history of tea.",
-    "Explain what a lighthouse does, briefly.",
-    "Give three tips for learning a new language.",
-    "Describe a rainy afternoon in a small town.",
-    "What are the planets of the solar system?",
-    "Write a short note thanking a colleague for their help.",
-    "Explain why the sky is blue in simple words.",
-    "List some common kitchen herbs and their uses.",
-    "Describe how bread is made.",
-    "Write a haiku about autumn leaves.",
-    "What should someone pack for a day hike?",
-    "Summarise the rules of chess in a few sentences.",
+TOPICS = [
+    "the history of tea", "lighthouses", "learning a new language", "a rainy afternoon in a small town",
+    "the planets of the solar system", "thanking a colleague", "why the sky is blue", "kitchen herbs",
+    "how bread is made", "autumn leaves", "packing for a day hike", "the rules of chess", "bicycles",
+    "honey bees", "the water cycle", "volcanoes", "public libraries", "composting", "the moon landing",
+    "sourdough starters", "trains in winter", "saving money", "sleep habits", "the printing press",
+    "owls", "coral reefs", "a first job interview", "street markets", "the violin", "glaciers",
+    "board games", "recycling plastic", "a long train journey", "coffee", "mountain weather", "bridges",
 ]
-MAX_TOKENS = 48
+STYLES = ["Write two sentences about {}.", "Explain {} briefly to a child.", "Give three facts about {}.",
+          "Describe {} in a short paragraph."]
+# Every request a new prompt (no server can answer one from an earlier request's cache), the same list
+# for every server.
+PROMPTS = [style.format(topic) for topic in TOPICS for style in STYLES]
+MAX_TOKENS = 128
+# Greedy decoding everywhere. llama.cpp's server and plait default to repeat_penalty 1.0 (off);
+# llama-cpp-python's server defaults to 1.1, so both peers are sent 1.0 explicitly. SmolLM2's special tokens
+# (ids 0-16: end of text, end of turn…) are banned, so every answer is exactly MAX_TOKENS tokens on every
+# server: llama-cpp-python is a different build of llama.cpp whose arithmetic differs in the last bits, so
+# its greedy choice differs from llama.cpp's on near-ties and its answers would otherwise end elsewhere.
+NO_END = {str(token): -100 for token in range(17)}
 
 
 def smollm2_path() -> str:
@@ -89,6 +104,7 @@ class Server:
     url: str
     proc: subprocess.Popen[bytes]
     headers: dict[str, str]
+    extra: dict[str, Any]  # request fields this server needs to sample like the others
 
 
 def _wait_up(url: str, proc: subprocess.Popen[bytes], path: str, headers: dict[str, str], timeout: float) -> None:
@@ -126,13 +142,13 @@ def plait_server(home: Path, *, preload: bool = True, **settings: Any) -> Iterat
     try:
         _wait_up(url, proc, "/health", {}, 300)
         key = (home / "local.key").read_text().strip()
-        yield Server("plait", url, proc, {"Authorization": f"Bearer {key}"})
+        yield Server("plait", url, proc, {"Authorization": f"Bearer {key}"}, {})
     finally:
         _stop(proc)
 
 
 @contextmanager
-def llama_cpp_server(threads: int, n_ctx: int) -> Iterator[Server]:
+def llama_cpp_python_server(threads: int, n_ctx: int) -> Iterator[Server]:
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", smollm2_path(), "--model_alias", "smollm2",
            "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads),
@@ -143,20 +159,65 @@ def llama_cpp_server(threads: int, n_ctx: int) -> Iterator[Server]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_up(url, proc, "/v1/models", {}, 120)
-        yield Server("llama-cpp-python server", url, proc, {})
+        yield Server("llama_cpp_python_server", url, proc, {}, {"repeat_penalty": 1.0})
+    finally:
+        _stop(proc)
+
+
+def _run_llama_server(port: int, threads: int, n_ctx: int, slots: int, chunk: int, cache_mib: int,
+                      key: str) -> None:
+    """llama.cpp's own server (the engine plait runs, as the xllamacpp wheel ships it) listening on
+    127.0.0.1 with a key: the benchmark's peer only, configured exactly as plait configures it."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = smollm2_path()
+    params.n_parallel = slots
+    params.n_ctx = n_ctx * slots
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
+    params.n_batch = params.n_ubatch = chunk
+    params.cache_ram_mib = cache_mib
+    params.hostnames = ["127.0.0.1"]
+    params.port = port
+    params.api_keys = [key]
+    params.ui = False
+    params.verbosity = -1
+    server = xllamacpp.Server(params)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    del server
+
+
+@contextmanager
+def llama_cpp_server(threads: int, n_ctx: int, slots: int, chunk: int, cache_mib: int) -> Iterator[Server]:
+    import secrets
+
+    port, key = free_port(), secrets.token_hex(16)  # hex: never starts with "-" (an option)
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen([sys.executable, __file__, "--llama-server", str(port), str(threads), str(n_ctx),
+                             str(slots), str(chunk), str(cache_mib), key],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        _wait_up(url, proc, "/v1/models", headers, 120)
+        yield Server("llama_cpp_server", url, proc, headers, {"repeat_penalty": 1.0})
     finally:
         _stop(proc)
 
 
 # 1. Generation ------------------------------------------------------------------------------------------
 
-async def _stream_one(client: httpx.AsyncClient, server: Server, prompt: str) -> tuple[float, int, float]:
-    """One streamed chat completion: (time to first token, tokens, seconds)."""
-    body = {"model": "smollm2", "stream": True, "max_tokens": MAX_TOKENS, "temperature": 0,
-            "messages": [{"role": "user", "content": prompt}]}
+async def _stream_one(client: httpx.AsyncClient, server: Server, prompt: str) -> tuple[float, int, float, str]:
+    """One streamed chat completion: (time to first token, tokens, seconds, text)."""
+    body = {"model": "smollm2", "stream": True, "max_tokens": MAX_TOKENS, "temperature": 0, "logit_bias": NO_END,
+            "messages": [{"role": "user", "content": prompt}], **server.extra}
     start = time.perf_counter()
     first = None
     tokens = 0
+    parts: list[str] = []
     async with client.stream("POST", server.url + "/v1/chat/completions", json=body, headers=server.headers) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
@@ -164,11 +225,13 @@ async def _stream_one(client: httpx.AsyncClient, server: Server, prompt: str) ->
                 continue
             chunk = json.loads(line[6:])
             choices = chunk.get("choices") or []
-            if choices and (choices[0].get("delta") or {}).get("content"):
-                tokens += 1  # both servers send one generated token per chunk
+            content = (choices[0].get("delta") or {}).get("content") if choices else None
+            if content:
+                tokens += 1  # all three servers send one generated token per chunk
+                parts.append(content)
                 if first is None:
                     first = time.perf_counter() - start
-    return (first if first is not None else float("nan")), tokens, time.perf_counter() - start
+    return (first if first is not None else float("nan")), tokens, time.perf_counter() - start, "".join(parts)
 
 
 @dataclass
@@ -179,6 +242,8 @@ class _Tally:
 
     def __post_init__(self) -> None:
         self.ttfts: list[float] = []
+        self.counts: dict[str, int] = {}  # prompt -> tokens generated
+        self.texts: dict[str, str] = {}
 
 
 async def _generation_round(client: httpx.AsyncClient, server: Server, prompts: list[list[str]],
@@ -186,24 +251,27 @@ async def _generation_round(client: httpx.AsyncClient, server: Server, prompts: 
     """One batch of work: len(prompts) concurrent clients, each sending its prompts one after another."""
     async def worker(jobs: list[str]) -> None:
         for prompt in jobs:
-            ttft, n, _ = await _stream_one(client, server, prompt)
+            ttft, n, _, text = await _stream_one(client, server, prompt)
             tally.ttfts.append(ttft)
             tally.tokens += n
             tally.requests += 1
+            tally.counts[prompt] = n
+            tally.texts[prompt] = text
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(j) for j in prompts))
     tally.seconds += time.perf_counter() - start
 
 
-async def _generation(servers: list[Server], clients: int, per_client: int, rounds: int) -> dict[str, _Tally]:
+async def _generation(servers: list[Server], clients: int, per_client: int, rounds: int,
+                      prompts: Iterator[str]) -> dict[str, _Tally]:
     tallies = {s.name: _Tally() for s in servers}
-    prompts = iter(PROMPTS * 50)
-    async with httpx.AsyncClient(timeout=600) as client:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         for r in range(rounds):
             work = [[next(prompts) for _ in range(per_client)] for _ in range(clients)]
-            order = servers if r % 2 == 0 else list(reversed(servers))
-            for server in order:  # the same prompts for both, each going first every other round
+            order = servers[r % len(servers):] + servers[:r % len(servers)]  # each goes first in turn
+            for server in order:  # the same prompts for every server
                 await _generation_round(client, server, work, tallies[server.name])
     return tallies
 
@@ -215,16 +283,28 @@ def _summary(t: _Tally, clients: int) -> dict[str, Any]:
             "ttft_p95_ms": round(percentile(t.ttfts, 95) * 1000, 1)}
 
 
-def bench_generation(home: Path, quick: bool, threads: int, n_ctx: int) -> dict[str, Any]:
-    # clients: (requests per client, rounds). One request per client per round, so the two servers
-    # alternate request by request (1 client) or batch by batch (4 clients).
-    plan = {1: (1, 4 if quick else 10), 4: (1, 2 if quick else 5)}
-    out: dict[str, Any] = {"model": "smollm2 (SmolLM2-135M-Instruct Q4_1 GGUF)", "max_tokens": MAX_TOKENS,
-                           "temperature": 0, "n_ctx": n_ctx, "threads": threads, "plait": {}, "llama_cpp_server": {}}
-    # generation_threads pinned to the peer's n_threads: like for like, not plait's own server default
-    with plait_server(home, preload=False, threads=threads, generation_threads=threads, context_length=n_ctx) as ours, \
-            llama_cpp_server(threads, n_ctx) as peer:
-        servers = [ours, peer]
+def bench_generation(home: Path, quick: bool, threads: int, n_ctx: int, slots: int, chunk: int,
+                     cache_mib: int) -> dict[str, Any]:
+    # clients: (requests per client, rounds); every server answers the same prompts, and each goes first
+    # in turn (the machine is shared: its load changes during a run).
+    plan = {1: (2, 3 if quick else 6), 4: (2, 1 if quick else 3), 8: (2, 1 if quick else 3)}
+    out: dict[str, Any] = {
+        "model": "smollm2 (SmolLM2-135M-Instruct Q4_1 GGUF)", "max_tokens": MAX_TOKENS,
+        "sampling": "greedy (temperature 0), repeat_penalty 1.0, no other penalties, special tokens banned "
+                    "(logit_bias -100: every answer is max_tokens long), on every server",
+        "threads": f"{threads} for decoding and {threads} for prompts, on every server",
+        "n_ctx_per_sequence": n_ctx, "slots": slots, "prompt_chunk_tokens": chunk, "prompt_cache_mib": cache_mib,
+        "servers": {"plait": "plait serve (llama.cpp's server loop in process, xllamacpp)",
+                    "llama_cpp_server": "llama.cpp's own HTTP server (xllamacpp's listener), separate process, "
+                                        "same slots, chunk and cache",
+                    "llama_cpp_python_server": "python -m llama_cpp.server, one request at a time "
+                                               "(--interrupt_requests False)"}}
+    with plait_server(home, preload=False, threads=threads, generation_threads=threads, context_length=n_ctx,
+                      generation_slots=slots, prompt_chunk_tokens=chunk, prompt_cache_mib=cache_mib) as ours, \
+            llama_cpp_server(threads, n_ctx, slots, chunk, cache_mib) as engine, \
+            llama_cpp_python_server(threads, n_ctx) as peer:
+        servers = [ours, engine, peer]
+        prompts = iter(PROMPTS * 20)
 
         async def warm() -> None:
             async with httpx.AsyncClient(timeout=600) as client:
@@ -232,21 +312,47 @@ def bench_generation(home: Path, quick: bool, threads: int, n_ctx: int) -> dict[
                     await _stream_one(client, server, "Say hello.")
 
         asyncio.run(warm())
+        mismatches: list[dict[str, Any]] = []
+        same_text: dict[str, str] = {}
         for clients, (per_client, rounds) in plan.items():
-            tallies = asyncio.run(_generation(servers, clients, per_client, rounds))
-            for server, label in ((ours, "plait"), (peer, "llama_cpp_server")):
-                out[label][f"{clients}_clients"] = _summary(tallies[server.name], clients)
-            print(f"generation, {clients} clients: plait {out['plait'][f'{clients}_clients']}, "
-                  f"peer {out['llama_cpp_server'][f'{clients}_clients']}", file=sys.stderr)
-        out["plait"]["server_rss_mb"] = round(rss_mb(ours.proc.pid), 1)
-        out["llama_cpp_server"]["server_rss_mb"] = round(rss_mb(peer.proc.pid), 1)
+            tallies = asyncio.run(_generation(servers, clients, per_client, rounds, prompts))
+            for server in servers:
+                out.setdefault(server.name, {})[f"{clients}_clients"] = _summary(tallies[server.name], clients)
+            reference = tallies["plait"]
+            for server in servers[1:]:
+                for prompt, n in reference.counts.items():
+                    theirs = tallies[server.name].counts.get(prompt)
+                    if theirs != n:
+                        mismatches.append({"clients": clients, "server": server.name, "prompt": prompt,
+                                           "plait_tokens": n, "their_tokens": theirs,
+                                           "plait_text": reference.texts[prompt],
+                                           "their_text": tallies[server.name].texts.get(prompt)})
+            for server in servers[1:]:
+                same = sum(tallies[server.name].texts.get(p) == t for p, t in reference.texts.items())
+                same_text[f"{server.name}_{clients}_clients"] = f"{same}/{len(reference.texts)} answers as plait's"
+            print(f"generation, {clients} clients: " + ", ".join(
+                f"{s.name} {out[s.name][f'{clients}_clients']}" for s in servers), file=sys.stderr)
+        for server in servers:
+            out[server.name]["server_rss_mb"] = round(rss_mb(server.proc.pid), 1)
+    out["token_count_mismatches"] = mismatches
+    out["identical_texts"] = same_text
+    assert not mismatches, f"servers generated different token counts: {mismatches[:3]}"
     for c in plan:
-        mine, theirs = out["plait"][f"{c}_clients"], out["llama_cpp_server"][f"{c}_clients"]
-        out[f"ratio_{c}_clients"] = {
-            "throughput_plait_over_peer": round(mine["tokens_per_second"] / theirs["tokens_per_second"], 3),
-            "ttft_p95_plait_over_peer": round(mine["ttft_p95_ms"] / theirs["ttft_p95_ms"], 3),
-            "ttft_p50_plait_over_peer": round(mine["ttft_p50_ms"] / theirs["ttft_p50_ms"], 3),
-        }
+        mine = out["plait"][f"{c}_clients"]
+        for peer_name in ("llama_cpp_python_server", "llama_cpp_server"):
+            theirs = out[peer_name][f"{c}_clients"]
+            out.setdefault(f"ratio_{c}_clients", {})[f"plait_over_{peer_name}"] = {
+                "throughput": round(mine["tokens_per_second"] / theirs["tokens_per_second"], 3),
+                "ttft_p50": round(mine["ttft_p50_ms"] / theirs["ttft_p50_ms"], 3),
+                "ttft_p95": round(mine["ttft_p95_ms"] / theirs["ttft_p95_ms"], 3),
+            }
+    four = out["plait"]["4_clients"]
+    out["targets_4_clients"] = {
+        "throughput_vs_llama_cpp_python_server >= 2.0": out["ratio_4_clients"]["plait_over_llama_cpp_python_server"][
+            "throughput"],
+        "ttft_p95_ms <= 1000": four["ttft_p95_ms"],
+        "throughput_vs_llama_cpp_server >= 0.85": out["ratio_4_clients"]["plait_over_llama_cpp_server"]["throughput"],
+    }
     return out
 
 
@@ -374,7 +480,60 @@ def bench_cache(server: Server, repeats: int) -> dict[str, Any]:
     return out
 
 
-# 4. Mixed load from a second process --------------------------------------------------------------------
+# 4. A conversation: the prompt cache across turns ------------------------------------------------------
+
+TURNS = ["I am planning a vegetable garden. What should I plant first?", "How often should I water it?",
+         "What about pests, how do I keep them away?", "Which of those vegetables grow fastest?",
+         "Summarise your advice in three short points."]
+
+
+async def _turn(client: httpx.AsyncClient, server: Server, history: list[dict[str, str]]) -> tuple[dict[str, Any], str]:
+    body = {"model": "smollm2", "stream": True, "max_tokens": 96, "temperature": 0, "messages": history,
+            "stream_options": {"include_usage": True}}
+    start = time.perf_counter()
+    ttft: float | None = None
+    parts: list[str] = []
+    usage: dict[str, Any] = {}
+    async with client.stream("POST", server.url + "/v1/chat/completions", json=body, headers=server.headers) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            content = ((chunk.get("choices") or [{}])[0].get("delta") or {}).get("content")
+            if content:
+                ttft = ttft or time.perf_counter() - start
+                parts.append(content)
+            usage = chunk.get("usage") or usage
+    return {"ttft_ms": round((ttft or float("nan")) * 1000, 1), "prompt_tokens": usage.get("prompt_tokens"),
+            "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens")}, "".join(parts)
+
+
+async def _conversation(server: Server) -> dict[str, Any]:
+    """Five turns, each sending the whole history so far (as every chat client does): per turn, the time to
+    the first token and the prompt tokens the server did not read again. Then turn 5's history once more
+    with its first message changed, so no cache holds it: what reading the whole history costs."""
+    history: list[dict[str, str]] = [{"role": "system", "content": "You are a helpful gardener."}]
+    turns = []
+    async with httpx.AsyncClient(timeout=600) as client:
+        for i, text in enumerate(TURNS):
+            history.append({"role": "user", "content": text})
+            if i == len(TURNS) - 1:
+                cold_history = [{"role": "system", "content": "You are a kind and helpful gardener."}, *history[1:]]
+            turn, answer = await _turn(client, server, history)
+            turns.append(turn)
+            history.append({"role": "assistant", "content": answer})
+        cold, _ = await _turn(client, server, cold_history)
+    return {"turns": turns, "turn5_history_uncached": cold,
+            "ttft_turn5_over_turn1": round(turns[-1]["ttft_ms"] / turns[0]["ttft_ms"], 2),
+            "ttft_turn5_cached_over_uncached": round(turns[-1]["ttft_ms"] / cold["ttft_ms"], 2)}
+
+
+def bench_conversation(server: Server) -> dict[str, Any]:
+    return asyncio.run(_conversation(server))
+
+
+# 5. Mixed load from a second process --------------------------------------------------------------------
 
 async def mixed_load(url: str, key: str, seconds: float, workers: int) -> dict[str, Any]:
     """Run in the second process: chat, embeddings, classify and search until ``seconds`` pass."""
@@ -385,12 +544,14 @@ async def mixed_load(url: str, key: str, seconds: float, workers: int) -> dict[s
     statuses: dict[str, Counter[int]] = {}
     errors: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
-    kinds = ["chat", "chat_stream", "embeddings", "embeddings", "classify", "search", "sentiment"]
+    kinds = ["chat", "chat_stream", "chat_stream_disconnect", "embeddings", "classify", "search", "sentiment",
+             "summarize"]
+    disconnects = 0
 
     def body(kind: str, i: int) -> tuple[str, dict[str, Any]]:
         text = sentences[i % len(sentences)]
         if kind.startswith("chat"):
-            return "/v1/chat/completions", {"model": "smollm2", "max_tokens": 24, "stream": kind == "chat_stream",
+            return "/v1/chat/completions", {"model": "smollm2", "max_tokens": 48, "stream": kind != "chat",
                                             "messages": [{"role": "user", "content": f"One line about: {text}"}]}
         if kind == "embeddings":
             return "/v1/embeddings", {"model": "minilm-q8", "input": [text, sentences[(i + 7) % len(sentences)]]}
@@ -398,20 +559,30 @@ async def mixed_load(url: str, key: str, seconds: float, workers: int) -> dict[s
             return "/v1/classify", {"texts": text, "labels": ["politics", "sport", "disaster", "business"]}
         if kind == "search":
             return "/v1/search", {"query": " ".join(text.split()[:4]) or "news"}
+        if kind == "summarize":
+            return "/v1/summarize", {"text": " ".join(sentences[i % len(sentences):i % len(sentences) + 8]),
+                                     "sentences": 2}
         return "/v1/sentiment", {"text": text}
 
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
         async def worker(w: int) -> None:
+            nonlocal disconnects
+            rng = random.Random(w)
             i = w * 1000
             while time.monotonic() < deadline:
-                kind = kinds[i % len(kinds)]
+                kind = kinds[rng.randrange(len(kinds))]
                 path, payload = body(kind, i)
                 i += 1
                 try:
                     if payload.get("stream"):
+                        leave_after = rng.randint(1, 6) if kind == "chat_stream_disconnect" else None
                         async with client.stream("POST", path, json=payload) as r:
-                            async for _ in r.aiter_bytes():
-                                pass
+                            seen = 0
+                            async for _ in r.aiter_lines():
+                                seen += 1
+                                if leave_after is not None and seen >= leave_after:
+                                    disconnects += 1
+                                    break  # closes the connection mid-answer: the server must stop and recover
                     else:
                         r = await client.post(path, json=payload)
                     statuses.setdefault(kind, Counter())[r.status_code] += 1
@@ -419,7 +590,11 @@ async def mixed_load(url: str, key: str, seconds: float, workers: int) -> dict[s
                     errors[type(exc).__name__] += 1
 
         await asyncio.gather(*(worker(w) for w in range(workers)))
-    return {"statuses": {k: dict(v) for k, v in statuses.items()}, "transport_errors": dict(errors)}
+        # Every slot must be free again after the disconnects: a last answer comes back whole.
+        final = await client.post("/v1/chat/completions", json={"model": "smollm2", "max_tokens": 16, "messages": [
+            {"role": "user", "content": "Say hello."}]})
+    return {"statuses": {k: dict(v) for k, v in statuses.items()}, "transport_errors": dict(errors),
+            "client_disconnects": disconnects, "answer_after_load": final.status_code}
 
 
 def bench_mixed(server: Server, seconds: float) -> dict[str, Any]:
@@ -442,9 +617,11 @@ def bench_mixed(server: Server, seconds: float) -> dict[str, Any]:
     tenth = max(1, len(samples) // 6)
     early = sum(m for _, m in samples[:tenth]) / tenth
     late = sum(m for _, m in samples[-tenth:]) / tenth
-    return {"seconds": seconds, "requests": sum(by_status.values()), "by_status": dict(by_status),
-            "server_5xx": sum(n for s, n in by_status.items() if s >= 500), "by_kind": loaded["statuses"],
-            "transport_errors": loaded["transport_errors"],
+    return {"seconds": seconds, "clients": 8, "requests": sum(by_status.values()), "by_status": dict(by_status),
+            "server_5xx": sum(n for s, n in by_status.items() if s >= 500),
+            "errors": sum(n for s, n in by_status.items() if s != 200) + sum(loaded["transport_errors"].values()),
+            "by_kind": loaded["statuses"], "transport_errors": loaded["transport_errors"],
+            "client_disconnects": loaded["client_disconnects"], "answer_after_load": loaded["answer_after_load"],
             "rss_mb_first_sixth": round(early, 1), "rss_mb_last_sixth": round(late, 1),
             "rss_growth_mb": round(late - early, 1), "rss_samples": samples}
 
@@ -454,34 +631,44 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests, a 15-second mixed load")
     parser.add_argument("--mixed-load-worker", nargs=4, metavar=("URL", "KEY", "SECONDS", "OUT"),
                         help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=["generation", "embeddings", "cache", "mixed"], action="append")
+    parser.add_argument("--llama-server", nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["generation", "embeddings", "cache", "conversation", "mixed"],
+                        action="append")
     parser.add_argument("--threads", type=int, default=None,
-                        help="llama.cpp threads for both servers (default: the threads setting); on a machine "
-                             "busy with other work 1 avoids llama.cpp's threads waiting on each other")
+                        help="llama.cpp threads for every server (default: the threads setting)")
     args = parser.parse_args()
+    if args.llama_server:
+        port, threads_, n_ctx, slots, chunk, cache_mib, key = args.llama_server
+        _run_llama_server(int(port), int(threads_), int(n_ctx), int(slots), int(chunk), int(cache_mib), key)
+        return
     if args.mixed_load_worker:
         url, key, seconds, out = args.mixed_load_worker
-        result = asyncio.run(mixed_load(url, key, float(seconds), workers=4))
+        result = asyncio.run(mixed_load(url, key, float(seconds), workers=8))
         Path(out).write_text(json.dumps(result))
         return
 
     from plait.settings import load_settings
 
-    threads = args.threads or load_settings().threads
+    settings = load_settings()
+    threads = args.threads or settings.threads
     shared = Path(os.environ.get("PLAIT_BENCH_HOME", "/tmp/plait-bench-serve"))
     (shared / "models").mkdir(parents=True, exist_ok=True)
-    only = set(args.only or ["generation", "embeddings", "cache", "mixed"])
-    load_before = os.getloadavg()
+    only = set(args.only or ["generation", "embeddings", "cache", "conversation", "mixed"])
+    load_before = os.getloadavg()  # write_results adds the 1-minute load at the end
     results: dict[str, Any] = {"quick": args.quick, "load_before": [round(x, 2) for x in load_before]}
     with tempfile.TemporaryDirectory(prefix="plait-bench-serve-") as tmp:
         home = Path(tmp)
         (home / "models").symlink_to(shared / "models")
         if "generation" in only:
-            results["generation"] = bench_generation(home, args.quick, threads, 2048)
+            results["generation"] = bench_generation(home, args.quick, threads, 2048, settings.generation_slots,
+                                                     settings.prompt_chunk_tokens, settings.prompt_cache_mib)
         if "embeddings" in only:
             results["embeddings"] = bench_embeddings(home, args.quick)
-        if only & {"cache", "mixed"}:
+        if only & {"cache", "conversation", "mixed"}:
             with plait_server(home) as server:
+                if "conversation" in only:
+                    results["conversation"] = bench_conversation(server)
+                    print(f"conversation: {json.dumps(results['conversation'])}", file=sys.stderr)
                 if "cache" in only:
                     results["cache"] = bench_cache(server, 50 if args.quick else 200)
                     print(f"cache: {json.dumps(results['cache'])}", file=sys.stderr)

@@ -5,8 +5,11 @@ Measures, with the real packaged models (MiniLM for classify and summarize):
 1. throughput (items/min) of the durable engine running a triage workflow with five sinks (a note file,
    a table row, a digest, a mail draft, a webhook POST), against the baseline: a plain Python loop doing
    the same work (same task calls, same outputs) with no state, no ledger, no retries, in this process;
-2. kill -9 mid-run of `plait run` (a separate process) and a restart: every item done exactly once,
-   every sink's side effects counted where they landed;
+2. kill -9 of `plait run` (a separate process) at several random points per run (never a batch boundary on
+   purpose, with a random extra delay so kills land inside steps, sinks and commits), restarted each time;
+   and kills inside sinks: while the webhook receiver stalls on the k-th POST, during a digest rewrite,
+   during a mail-draft write. Every item done exactly once, every sink's side effects counted where they
+   landed, webhooks resent at most once per kill (with the same Idempotency-Key);
 3. the same through IMAP against a real local dovecot, with new mail arriving while the workflow runs
    (`plait run --watch`), killed mid-run and restarted;
 4. a schedule trigger on a controlled clock: fires on time; a missed schedule runs once on start;
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import sqlite3
@@ -58,6 +62,7 @@ from plait.settings import load_settings  # noqa: E402
 LABELS = {"religion": "religion, atheism, god, the bible and morality",
           "space": "space, astronomy, rockets, orbits and NASA"}
 TRUTH = {"alt.atheism": "religion", "sci.space": "space"}
+BATCH = 16
 
 
 # -- 1. throughput against a plain loop -------------------------------------------------------------
@@ -144,33 +149,122 @@ def throughput(base: Path, n: int) -> dict[str, Any]:
     }
 
 
-# -- 2. kill -9 and restart -------------------------------------------------------------------------
+# -- 2. kill -9 at random points, and inside sinks, then restart -----------------------------------
 
-def kill_and_restart(base: Path, n: int, kill_at: int) -> dict[str, Any]:
-    home = make_home(base, "kill")
-    maildir = base / "Maildir-kill"
+def kill_points(n: int, batch: int, count: int, rng: random.Random) -> list[int]:
+    """``count`` distinct item counts to kill at, none a multiple of the batch size (the safest moment)."""
+    choices = [k for k in range(2, n - 2) if k % batch]
+    return sorted(rng.sample(choices, count))
+
+
+def random_kills(base: Path, n: int, seed: int, kills: int = 4) -> dict[str, Any]:
+    """One workflow killed with SIGKILL at several random points (each after a random extra delay, so the kill
+    lands inside a step, a sink or a commit), restarted each time, then run to the end."""
+    rng = random.Random(seed)
+    home = make_home(base, f"kill-{seed}")
+    maildir = base / f"Maildir-kill-{seed}"
     write_maildir(maildir, newsgroup_messages(n))
     receiver = Receiver()
+    points = kill_points(n, BATCH, kills, rng)
+    history = []
     try:
-        wf = triage_workflow(base / "kill.yml", name="triage", maildir=maildir, hook=receiver.url)
+        wf = triage_workflow(base / f"kill-{seed}.yml", name="triage", maildir=maildir, hook=receiver.url,
+                             batch=BATCH)
         t0 = time.perf_counter()
-        first = start_plait(home, ["run", str(wf), "--json"])
-        at_kill = kill_when_done(first, home, "triage", kill_at, timeout=1800)
-        killed_after = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        second = start_plait(home, ["run", str(wf), "--json"])
-        out, err = second.communicate(timeout=3600)
-        resumed_s = time.perf_counter() - t1
-        if second.returncode != 0:
-            raise RuntimeError(f"restart failed: {err.decode()[-2000:]}")
+        for point in points:
+            proc = start_plait(home, ["run", str(wf), "--json"])
+            delay = rng.uniform(0.0, 0.4)
+            at_kill = kill_when_done(proc, home, "triage", point, timeout=1800, delay=delay)
+            history.append({"kill_after_done": point, "extra_delay_s": round(delay, 3), "items_at_kill": at_kill,
+                            "posts_so_far": len(receiver.keys)})
+        final = start_plait(home, ["run", str(wf), "--json"])
+        out, err = final.communicate(timeout=3600)
+        if final.returncode != 0:
+            raise RuntimeError(f"last restart failed: {err.decode()[-2000:]}")
         resumed = json.loads(out)
+        total_s = time.perf_counter() - t0
         effects = side_effects(home, "triage", receiver)
     finally:
         receiver.close()
-    return {"items": n, "killed_with_sigkill_at": at_kill, "killed_after_s": round(killed_after, 1),
-            "restart": {"added": resumed["added"], "done": resumed["done"], "failed": resumed["failed"],
-                        "seconds_including_model_load": round(resumed_s, 1)},
-            "side_effects": effects, "exactly_once": _exactly_once(effects, n)}
+    return {"items": n, "batch_size": BATCH, "seed": seed, "kills": history,
+            "last_restart": {"added": resumed["added"], "done": resumed["done"], "failed": resumed["failed"]},
+            "seconds_total_including_model_loads": round(total_s, 1), "side_effects": effects,
+            "exactly_once": _exactly_once(effects, n),
+            "webhook_resent_at_most_once_per_kill": effects["webhook_repeated_keys"] <= len(points)}
+
+
+def _wait_for_temp_file(folder: Path, stop: threading.Event, found: list[str]) -> None:
+    """Sinks write a hidden temporary file, then rename it: return as soon as one appears in ``folder``."""
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    class Handler(FileSystemEventHandler):
+        def on_created(self, event: Any) -> None:
+            name = Path(str(event.src_path)).name
+            if name.startswith(".") and name.endswith(".tmp") and not found:
+                found.append(name)
+                stop.set()
+
+    folder.mkdir(parents=True, exist_ok=True)
+    observer = Observer()
+    observer.schedule(Handler(), str(folder))
+    observer.start()
+    try:
+        stop.wait()
+    finally:
+        observer.stop()
+        observer.join()
+
+
+def sink_kills(base: Path, n: int, seed: int) -> dict[str, Any]:
+    """Kills inside sinks: while the webhook receiver stalls on the k-th POST (delivered, no answer yet),
+    while the digest is being rewritten, while a mail draft is being written; restart after each."""
+    rng = random.Random(seed)
+    home = make_home(base, "sinks")
+    maildir = base / "Maildir-sinks"
+    write_maildir(maildir, newsgroup_messages(n))
+    stall_at = rng.randint(n // 10, n // 4)
+    receiver = Receiver(stall_on=stall_at)
+    out_dir = home / "output" / "triage"
+    moments = []
+    try:
+        wf = triage_workflow(base / "sinks.yml", name="triage", maildir=maildir, hook=receiver.url, batch=BATCH)
+        # 1. the receiver holds the k-th POST: plait waits for the answer and is killed then.
+        proc = start_plait(home, ["run", str(wf), "--json"])
+        if not receiver.stalled.wait(1800):
+            raise RuntimeError("the receiver never saw the POST to stall on")
+        time.sleep(rng.uniform(0.0, 0.2))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        receiver.release()
+        moments.append({"where": f"webhook receiver stalling on POST {stall_at}",
+                        "items_at_kill": item_counts(home, "triage"), "posts_so_far": len(receiver.keys)})
+        # 2. and 3. killed the moment a digest rewrite or a mail draft write has begun.
+        for label, folder in (("digest rewrite", out_dir / "digest"), ("mail draft write", out_dir / "drafts")):
+            proc = start_plait(home, ["run", str(wf), "--json"])
+            stop, found = threading.Event(), []
+            watcher = threading.Thread(target=_wait_for_temp_file, args=(folder, stop, found))
+            watcher.start()
+            while not stop.wait(0.02) and proc.poll() is None:
+                pass
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+            stop.set()
+            watcher.join()
+            proc.wait(30)
+            moments.append({"where": label, "killed_while_writing": found[0] if found else None,
+                            "killed": proc.returncode == -signal.SIGKILL,
+                            "items_at_kill": item_counts(home, "triage"), "posts_so_far": len(receiver.keys)})
+        final = start_plait(home, ["run", str(wf), "--json"])
+        out, err = final.communicate(timeout=3600)
+        if final.returncode != 0:
+            raise RuntimeError(f"last restart failed: {err.decode()[-2000:]}")
+        effects = side_effects(home, "triage", receiver)
+        leftovers = sorted(p.name for p in out_dir.rglob(".*.tmp"))
+    finally:
+        receiver.close()
+    return {"items": n, "batch_size": BATCH, "seed": seed, "kills": moments, "side_effects": effects,
+            "exactly_once": _exactly_once(effects, n), "temporary_files_left_by_the_kills": leftovers}
 
 
 def _exactly_once(effects: dict[str, Any], n: int) -> bool:
@@ -344,7 +438,8 @@ steps:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=200)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "kill", "imap", "schedule", "bad"])
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["throughput", "kill", "sinks", "imap", "schedule", "bad"])
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="plait-bench-workflow-"))
     results: dict[str, Any] = {"items": args.items, "load_1min_start": os.getloadavg()[0]}
@@ -353,9 +448,14 @@ def main() -> None:
             results["maildir_throughput"] = throughput(base, args.items)
             print(json.dumps(results["maildir_throughput"], indent=2), file=sys.stderr)
         if "kill" not in args.skip:
-            results["maildir_kill_9_and_restart"] = kill_and_restart(base, args.items, args.items * 2 // 5)
+            results["maildir_kill_9_at_random_points"] = [random_kills(base, args.items, seed) for seed in (1, 2)]
+            print(json.dumps(results["maildir_kill_9_at_random_points"], indent=2), file=sys.stderr)
+        if "sinks" not in args.skip:
+            results["maildir_kill_9_inside_sinks"] = sink_kills(base, args.items, seed=3)
+            print(json.dumps(results["maildir_kill_9_inside_sinks"], indent=2), file=sys.stderr)
         if "imap" not in args.skip:
-            results["imap_new_mail_kill_9_and_restart"] = imap(base, args.items, args.items * 2 // 5)
+            point = kill_points(args.items, BATCH, 1, random.Random(4))[0]
+            results["imap_new_mail_kill_9_and_restart"] = imap(base, args.items, point)
         if "schedule" not in args.skip:
             results["schedule"] = schedules(base)
         if "bad" not in args.skip:

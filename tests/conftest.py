@@ -18,6 +18,8 @@ from plait.runtime import Runtime, set_runtime
 from plait.settings import load_settings
 from tests.fakes import fake_runtime
 
+pytest_plugins = ["tests.skip_guard"]
+
 # Tests never reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -13,8 +13,9 @@ from pathlib import Path
 from tests.corpora import Post, newsgroups
 
 
-def post_message(post: Post, number: int, *, when: datetime | None = None) -> EmailMessage:
-    """One post as a mail message: its From and Subject, a Date, a unique Message-ID, the body as text."""
+def post_message(post: Post, number: int, *, when: datetime | None = None, threading: bool = False) -> EmailMessage:
+    """One post as a mail message: its From and Subject, a Date, a unique Message-ID, the body as text;
+    with ``threading``, the post's own Message-ID, References and In-Reply-To headers."""
     _, _, body = post.text.partition("\n\n")
     msg = EmailMessage()
     msg["From"] = post.sender or "unknown@example.org"
@@ -22,14 +23,18 @@ def post_message(post: Post, number: int, *, when: datetime | None = None) -> Em
     msg["Subject"] = post.subject or f"post {number}"
     sent = when or datetime(2024, 5, 2, 6, 0, tzinfo=UTC) + timedelta(minutes=number)
     msg["Date"] = format_datetime(sent)
-    msg["Message-ID"] = f"<ng-{number:04d}@plait.test>"
+    msg["Message-ID"] = f"<{post.message_id}>" if threading and post.message_id else f"<ng-{number:04d}@plait.test>"
+    if threading and post.references:
+        msg["References"] = " ".join(f"<{r}>" for r in post.references)
+    if threading and (post.in_reply_to or post.references):
+        msg["In-Reply-To"] = f"<{post.in_reply_to or post.references[-1]}>"
     msg.set_content(body.strip() or "(empty)")
     return msg
 
 
-def newsgroup_messages(limit: int | None = None) -> list[EmailMessage]:
+def newsgroup_messages(limit: int | None = None, *, threading: bool = False) -> list[EmailMessage]:
     posts = newsgroups()[:limit] if limit else newsgroups()
-    return [post_message(p, i) for i, p in enumerate(posts)]
+    return [post_message(p, i, threading=threading) for i, p in enumerate(posts)]
 
 
 def write_maildir(folder: Path, messages: Iterable[EmailMessage]) -> list[str]:

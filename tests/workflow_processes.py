@@ -52,12 +52,14 @@ def item_counts(home: Path, workflow: str) -> dict[str, int]:
 
 
 def kill_when_done(proc: subprocess.Popen[bytes], home: Path, workflow: str, done: int,
-                   timeout: float = 300) -> dict[str, int]:
-    """SIGKILL ``proc`` as soon as ``done`` items are done; returns the item counts at that moment."""
+                   timeout: float = 300, delay: float = 0.0) -> dict[str, int]:
+    """SIGKILL ``proc`` as soon as ``done`` items are done (and ``delay`` seconds more, so the kill lands
+    somewhere inside the next item's steps); returns the item counts at that moment."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         counts = item_counts(home, workflow)
         if counts.get("done", 0) >= done:
+            time.sleep(delay)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(30)
             return item_counts(home, workflow)
@@ -71,11 +73,16 @@ def kill_when_done(proc: subprocess.Popen[bytes], home: Path, workflow: str, don
 
 
 class Receiver:
-    """A local HTTP server for webhook sinks: records every POST's Idempotency-Key."""
+    """A local HTTP server for webhook sinks: records every POST's Idempotency-Key.
 
-    def __init__(self, delay: float = 0.0) -> None:
+    ``stall_on=k``: the k-th POST is recorded (delivered) but not answered until :meth:`release`, so the
+    sender can be killed while it waits; ``stalled`` is set when that POST arrives."""
+
+    def __init__(self, delay: float = 0.0, stall_on: int | None = None) -> None:
         self.keys: list[str] = []
         self.lock = threading.Lock()
+        self.stalled = threading.Event()
+        self._release = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,6 +93,10 @@ class Receiver:
                     time.sleep(delay)
                 with receiver.lock:
                     receiver.keys.append(self.headers.get("idempotency-key", ""))
+                    stall = len(receiver.keys) == stall_on
+                if stall:
+                    receiver.stalled.set()
+                    receiver._release.wait(600)
                 self.send_response(200)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -101,7 +112,11 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
+    def release(self) -> None:
+        self._release.set()
+
     def close(self) -> None:
+        self._release.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -7,6 +7,7 @@ The CLI turns them into an exit code (``exit_code``) and the server into a probl
     PlaitError
     ├── ConfigError            bad setting, config file or environment value
     ├── StoreError             the SQLite database cannot be opened or migrated
+    │   └── (plait.store.failures) DiskFull, ReadOnlyHome, DamagedDatabase, NewerDatabase
     ├── InputError             text, file or request the user gave cannot be used
     ├── MissingDependency      an optional extra or system package is not installed
     └── ModelError

@@ -42,9 +42,14 @@ class Settings(BaseModel):
     chat_model: str = Field("smollm2", description="catalog name of the default chat/generation model")
     embed_model: str = Field("minilm-q8", description="catalog name of the default embedding model")
     threads: int = Field(default_factory=_default_threads, ge=1, description="CPU threads per model")
-    generation_threads: int = Field(0, ge=0, description="llama.cpp threads (0: `threads`, but one fewer under the "
-                                    "server, which needs a core of its own)")
-    context_length: int = Field(2048, ge=128, description="context window for llama.cpp models (tokens)")
+    generation_threads: int = Field(0, ge=0, description="llama.cpp threads (0: `threads`)")
+    context_length: int = Field(2048, ge=128, description="context window for llama.cpp models (tokens, per slot)")
+    generation_slots: int = Field(4, ge=1, le=64, description="requests one llama.cpp model answers at once, "
+                                  "sharing each decode step (continuous batching); more wait their turn")
+    prompt_chunk_tokens: int = Field(256, ge=16, description="prompt tokens llama.cpp reads per step between "
+                                     "decode steps, so a long prompt does not stall the other answers")
+    prompt_cache_mib: int = Field(256, ge=0, description="RAM for llama.cpp's cache of earlier prompts (MiB; 0: "
+                                  "off), so a conversation's next turn reads only what is new")
     max_tokens: int = Field(512, ge=1, description="default cap on generated tokens")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="default sampling temperature")
     max_loaded_models: int = Field(3, ge=1, description="models kept loaded at once (least recently used unloaded)")

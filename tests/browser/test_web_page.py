@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,12 @@ def test_ask_answers_with_citations_and_opens_the_passage(page: Any, site: Site,
     page.click("button:text('Ask')")
     page.wait_for_selector(".sources li", timeout=120_000)
     page.wait_for_selector(".result[aria-busy=false] .answer", timeout=120_000)
-    assert page.inner_text(".answer").strip()
+    assert "211" in page.inner_text(".answer")  # the fact, stated from the evidence
+    # A citation in the answer opens its passage with the cited sentence marked.
+    page.click(".answer button.cite")
+    page.wait_for_selector(".passage mark.evidence")
+    assert "211 detainees" in page.inner_text(".passage mark.evidence")
+    assert page.locator(".evidence li").count() >= 1
     page.click(".sources li:first-child button")
     page.wait_for_selector(".passage blockquote mark")
     assert "Christmas" in page.inner_text(".passage blockquote")
@@ -166,6 +172,43 @@ steps:
     page.wait_for_selector(".badge.done:text('3 done')", timeout=120_000)
     assert page.query_selector(".failed li") is None
     page.wait_for_selector(".outputs li >> text=gists/c.md")
+
+
+def test_today_shows_the_inbox_digest_by_thread_and_a_label_can_be_corrected(page: Any, site: Site,
+                                                                            tmp_path: Path) -> None:
+    from plait.workflows.enabled import BUNDLED
+    from tests.mailboxes import newsgroup_messages, write_maildir
+
+    posts = newsgroup_messages(7, threading=True)
+    reply = EmailMessage()
+    reply["From"], reply["To"] = "Bo Berg <bo@example.org>", posts[0]["From"]
+    reply["Subject"], reply["In-Reply-To"] = f"Re: {posts[0]['Subject']}", posts[0]["Message-ID"]
+    reply["Message-ID"], reply["Date"] = "<reply-1@example.org>", posts[0]["Date"]
+    reply.set_content("Could you please send me your notes on this by Friday?\n\n> " +
+                      "\n> ".join(posts[0].get_content().splitlines()[:3]) + "\n")
+    maildir = tmp_path / "Maildir"
+    write_maildir(maildir, [*posts, reply])
+    folder = site.home / "workflows"
+    folder.mkdir(exist_ok=True)
+    spec = (BUNDLED / "inbox-triage.yml").read_text().replace("${PLAIT_MAILDIR:-~/Mail/INBOX}", str(maildir))
+    (folder / "inbox-triage.yml").write_text(spec)
+    _api(site, "POST", "/v1/workflows/inbox-triage/enable")
+    _api(site, "POST", "/v1/workflows/inbox-triage/run")
+    for _ in range(600):
+        if _api(site, "GET", "/v1/workflows/inbox-triage")["counts"].get("done", 0) == 8:
+            break
+        time.sleep(0.5)
+    page.goto(site.url + "/#/today")
+    page.wait_for_selector(".thread h3", timeout=60_000)
+    assert "8 message(s)" in page.inner_text(".day-section")
+    shot(page, "today-inbox")
+    assert page.locator(".thread").count() == 7  # the reply is grouped with the message it answers
+    reply_thread = page.locator(".thread", has_text="Bo Berg").inner_text()
+    assert "2 new" in reply_thread and "send me your notes" in reply_thread
+    first = page.locator(".thread select").first
+    first.select_option("work")
+    page.wait_for_selector("#announce:has-text('is work from now on')")
+    assert _api(site, "GET", "/v1/workflows/inbox-triage/corrections")["counts"].get("work") == 1
 
 
 def test_a_task_form_made_from_the_registry_runs(page: Any, site: Site) -> None:

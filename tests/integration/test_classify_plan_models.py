@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +84,29 @@ def test_plan_with_llm_extraction(runtime: Runtime) -> None:
     plants = next(t for t in result.tasks if "plants" in t.title)
     assert dt.timedelta(minutes=5) <= plants.duration <= dt.timedelta(days=5)
     assert not result.unscheduled and result.to_ics().startswith(b"BEGIN:VCALENDAR")
+
+
+def test_corrections_and_thresholds_on_real_posts(runtime: Runtime, tmp_path: Path) -> None:
+    """A workflow's classifier with MiniLM: below its threshold a post is unsure; a person's corrections
+    (real posts in a folder per label) become examples and thresholds are re-chosen on them."""
+    from plait.tasks.classify import ClassifyConfig
+
+    posts = newsgroups()
+    labels = {"religion": "an argument about religion, god and atheism", "space": "spaceflight and astronomy"}
+    test = sample(15, seed=3)
+    texts, gold = [posts[i].text for i in test], ["religion" if posts[i].label == LABELS[0] else "space" for i in test]
+    # A threshold above the median confidence: the posts below it come out unsure, the others labelled.
+    confidence = sorted(r.scores[0].probability for r in ClassifyConfig(labels=labels).build(runtime).classify(texts))
+    bar = (confidence[7] + confidence[8]) / 2
+    strict = ClassifyConfig(labels=labels, thresholds={"religion": bar, "space": bar}).build(runtime)
+    assert sum(r.abstained for r in strict.classify(texts)) == sum(c < bar for c in confidence) >= 5
+    folder = tmp_path / "corrections"
+    for i in [i for i in sample(6, seed=4) if i not in set(test)]:
+        label = "religion" if posts[i].label == LABELS[0] else "space"
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        (folder / label / f"{i}.txt").write_text(posts[i].text)
+    corrected = ClassifyConfig(labels=labels, corrections=str(folder), thresholds={"religion": bar, "space": bar},
+                               precision={"religion": 0.7, "space": 0.7}).build(runtime)
+    results = corrected.classify(texts)
+    answered = [(r.label, g) for r, g in zip(results, gold, strict=True) if r.label is not None]
+    assert len(answered) >= 15 and np.mean([a == g for a, g in answered]) >= 0.9

@@ -17,6 +17,7 @@ from plait.serve.auth import KeyStore, ensure_local_key
 from plait.workflows.engine import Engine
 from plait.workflows.loader import parse_workflow
 from tests.cli import plait as cli
+from tests.homes import read_text
 
 pytestmark = pytest.mark.model
 
@@ -51,7 +52,7 @@ def test_generate_gives_the_same_text_through_every_door(runtime: Runtime,
     engine = Engine(parse_workflow(yaml.safe_dump(spec), file="doors.yml"), runtime)
     engine.submit({"text": "unused"}, key="k")
     assert engine.run().failed == 0  # type: ignore[attr-defined]
-    workflow = json.loads((runtime.settings.home / "output" / "doors" / "out.json").read_text())["text"]
+    workflow = json.loads(read_text(runtime.settings.home / "output" / "doors" / "out.json"))["text"]
 
     assert {"cli": from_cli, "openai": openai, "ollama": ollama, "task route": task_route,
             "workflow": workflow} == dict.fromkeys(("cli", "openai", "ollama", "task route", "workflow"), python)

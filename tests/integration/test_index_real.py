@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from plait.index import make_filters, open_index
@@ -72,65 +73,113 @@ def test_real_text_search_and_answers(runtime: Runtime, tmp_path: Path) -> None:
     assert hits and all(sender.lower() in (h.sender or "").lower() for h in hits)
     assert any(h.snippet.highlights for h in hits)
 
-    # Ask: a question about an article is answered from it, with numbered sources; an unrelated one is not.
+    # Ask: the evidence sentence comes first (from the right article), then an answer built from it, checked
+    # and cited to it; an unrelated question is not answered.
     stream = ask_stream("What closed the Hume Highway near Goulburn?", runtime=runtime)
     assert stream.found and str(queries[0][1]) in [s.path for s in stream.sources]
+    best = stream.evidence[0]
+    assert "Hume Highway" in best.text and stream.sources[best.source - 1].path == str(queries[0][1])
     pieces = [d.text for d in stream]
     answer = stream.answer
-    assert len(pieces) > 1 and answer.text  # streamed
-    assert all(1 <= n <= len(answer.sources) for n in answer.citations)
-    assert answer.attributions and all(a.source is None or 1 <= a.source <= len(answer.sources)
-                                       for a in answer.attributions)
+    assert pieces and "".join(pieces).strip() == answer.text
+    assert answer.claims and all(1 <= s <= len(answer.sources) for c in answer.claims for s, _ in c.cites)
+    assert "blaze" in answer.text.lower() or "fire" in answer.text.lower(), answer
     unrelated = ask_stream("How long should I boil an egg for a soft yolk?", runtime=runtime)
-    assert not unrelated.found and "don't know" in unrelated.answer.text
+    assert not unrelated.found and "do not say" in unrelated.answer.text
+
+    # plait eval on the same index: held-out sentences and written questions, recorded.
+    from plait.evaluation import evaluate, history
+
+    run = evaluate(runtime, queries=10, questions=2, collection="news")
+    assert run.metrics["known_item"]["hybrid"]["recall@10"] >= 0.7, run.metrics
+    assert run.metrics["questions"]["written"] >= 1 and history(runtime.store)[0].id == run.id
 
 
 CHILD = """
 import sys
 sys.path.insert(0, {src!r})
+import plait.index.ingest
 from plait.index import open_index
+# Embed and commit 32 chunks at a time (256 by default): the ~440 chunks of 300 articles then give a dozen
+# commit points for the kills to land between and inside.
+plait.index.ingest.FLUSH_CHUNKS = 32
 open_index().add([{folder!r}])
 """
 
 
-def test_kill_9_during_ingestion_then_rerun_is_consistent(runtime: Runtime, plait_home: Path, tmp_path: Path) -> None:
-    # 300 articles are several embedding flushes (FLUSH_CHUNKS), so the kill lands between commits even
-    # on a fast machine.
+def _committed_chunks(db: Path) -> int:
+    try:
+        with connect(db, sqlite_key_for(db), readonly=True, timeout=5) as conn:
+            return int(conn.execute("SELECT count(*) FROM index_chunks").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _chunks(rt: Runtime, folder: Path) -> dict[tuple[str, int], tuple[str, np.ndarray]]:
+    """(file, position) → (text, vector) of every chunk."""
+    rows = rt.store.query("SELECT d.source, c.position, c.text, v.vector FROM index_chunks c JOIN index_documents d "
+                          "ON d.id = c.document_id JOIN index_vectors v ON v.chunk_id = c.id")
+    return {(str(Path(r[0]).relative_to(folder)), r[1]): (r[2], np.frombuffer(r[3], dtype="<f4")) for r in rows}
+
+
+def test_kill_9_at_several_points_of_ingestion_gives_the_uninterrupted_result(
+        runtime: Runtime, plait_home: Path, tmp_path: Path) -> None:
+    # Essential and ~1 min: three kills at a third, a half and three quarters of the chunks (plus a random
+    # delay) land between and inside the child's commits.
+    import random
+
+    from plait.settings import load_settings
+
     folder = tmp_path / "news"
     total = len(lee_folder(folder, 300))
+    clean_rt = Runtime(load_settings(home=tmp_path / "clean-home"))
+    (tmp_path / "clean-home" / "models").symlink_to(plait_home / "models")
+    try:
+        clean = open_index(clean_rt).add([folder])
+        expected = _chunks(clean_rt, folder)
+    finally:
+        clean_rt.close()
     db = plait_home / "plait.db"
     env = {**os.environ, "PLAIT_HOME": str(plait_home)}
-    child = subprocess.Popen([sys.executable, "-c", CHILD.format(src=str(ROOT / "src"), folder=str(folder))],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    committed = 0
-    deadline = time.time() + 300
-    while time.time() < deadline and child.poll() is None and committed < 20:
-        time.sleep(0.1)
-        try:
-            with connect(db, sqlite_key_for(db), readonly=True) as conn:
-                committed = conn.execute("SELECT count(*) FROM index_chunks").fetchone()[0]
-        except sqlite3.Error:
-            continue
-    assert child.poll() is None, "ingestion finished before it could be killed"
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    assert committed >= 20
+    rng = random.Random(11)
+    kills = []
+    for fraction in (0.3, 0.5, 0.75):
+        child = subprocess.Popen([sys.executable, "-c", CHILD.format(src=str(ROOT / "src"), folder=str(folder))],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        target = int(clean.chunks_added * fraction)
+        deadline = time.time() + 300
+        while time.time() < deadline and child.poll() is None and _committed_chunks(db) < target:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.3))
+        assert child.poll() is None, "ingestion finished before it could be killed"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        kills.append(_committed_chunks(db))
+    assert kills == sorted(kills) and kills[-1] < clean.chunks_added, kills
 
     index = open_index(runtime)
     rerun = index.add([folder])
-    # committed documents were recognised, the rest done now
-    assert rerun.unchanged + rerun.documents_kept >= 1
-    assert rerun.unchanged < total, "the kill landed after every document was committed"
+    assert rerun.unchanged + rerun.documents_kept >= 1  # what was committed before the kills is kept
     store = runtime.store
     assert store.query("SELECT count(*) FROM index_files WHERE state = 'indexed'")[0][0] == total
     assert store.query("SELECT count(*) FROM index_documents")[0][0] == total
-    assert not store.query("SELECT document_id, position FROM index_chunks GROUP BY document_id, position "
-                           "HAVING count(*) > 1")
-    # each document's chunks are numbered 0..n-1: none lost, none doubled
-    assert not store.query("SELECT document_id FROM index_chunks GROUP BY document_id "
-                           "HAVING max(position) + 1 != count(*)")
+    # The same chunks as the uninterrupted run: none lost (a document's last chunks), none doubled, same text,
+    # and the same vectors. The embedder quantizes activations to int8 per batch, so a chunk embedded in
+    # another batch moves a little (measured: cosine 0.984 at worst, median 0.995); each vector must still
+    # be its own chunk's, nearer to it than to any other chunk's.
+    got = _chunks(runtime, folder)
+    keys = sorted(expected)
+    assert sorted(got) == keys
+    assert all(got[k][0] == expected[k][0] for k in keys)
+    mine = np.stack([got[k][1] for k in keys])
+    theirs = np.stack([expected[k][1] for k in keys])
+    cosines = np.einsum("ij,ij->i", mine, theirs)
+    assert cosines.min() > 0.97 and np.median(cosines) > 0.99, (cosines.min(), np.median(cosines))
+    nearest = (mine @ theirs.T).argmax(axis=1)
+    texts = [expected[k][0] for k in keys]
+    assert all(texts[j] == texts[i] for i, j in enumerate(nearest))
     consistency = index.check()
-    chunks = store.query("SELECT count(*) FROM index_chunks")[0][0]
+    chunks = len(got)
     assert consistency.consistent and consistency.indexed == chunks
-    assert rerun.chunks_embedded <= chunks - committed  # what was committed before the kill was not embedded again
     assert store.query("SELECT count(*) FROM index_fts_docsize")[0][0] == chunks
+    assert rerun.chunks_embedded <= chunks - kills[-1]  # committed chunks were not embedded again

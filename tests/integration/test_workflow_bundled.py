@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,17 +23,21 @@ pytestmark = pytest.mark.model
 def test_inbox_triage_labels_summarises_and_writes_a_morning_digest(tmp_path: Path, runtime: Runtime,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     maildir = tmp_path / "Maildir"
-    write_maildir(maildir, newsgroup_messages(12))
+    write_maildir(maildir, newsgroup_messages(12, threading=True))
     monkeypatch.setenv("PLAIT_MAILDIR", str(maildir))
     wf = load_workflow(BUNDLED / "inbox-triage.yml")
     summary = Engine(wf, runtime).run()
     assert (summary.added, summary.done, summary.failed) == (12, 12, 0), summary.errors
     out = runtime.settings.home / "output" / "inbox-triage"
     notes = list((out / "triage").rglob("*.md"))
-    assert len(notes) == 12 and all(n.parent.name in wf.vars["labels"] for n in notes)
+    assert len(notes) == 12 and all(n.parent.name in [*wf.vars["labels"], "unsure"] for n in notes)
     assert all(read_text(n).startswith("# ") for n in notes)
     digest = read_text(next((out / "digest").glob("*.md")))
-    assert digest.startswith("# Morning digest") and "12 item(s)" in digest and ".png)" in digest
+    assert digest.startswith("# Morning digest") and "12 message(s)" in digest and ".png)" in digest
+    today = json.loads(read_text(out / "digest" / "latest.json"))
+    assert today["messages"] == 12 and sum(t["new"] for t in today["threads"]) == 12
+    # What the digest says is the senders' own words: no quoted line, no attribution.
+    assert not any(">" in t["about"] or "writes:" in t["about"] for t in today["threads"])
     rows = open_db(runtime.settings.home / "workflows" / "tables.db").execute(
         "SELECT COUNT(*), COUNT(DISTINCT label) FROM inbox").fetchone()
     assert rows[0] == 12 and rows[1] >= 2

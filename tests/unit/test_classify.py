@@ -246,6 +246,18 @@ def test_llm_choice_is_constrained_to_the_labels(fake_models: Runtime) -> None:
     assert chat.schemas[0]["properties"]["label"]["enum"] == LABELS
 
 
+def test_gguf_model_without_llama_cpp_python_chooses_under_a_grammar(fake_models: Runtime,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # the optional extra is not installed
+    chat = JsonChat('{"label": "space"}')
+    chat.spec = chat.spec.model_copy(update={"backend": "llamacpp"})
+    clf = build_classifier(LABELS, method="llm", model=chat)
+    assert isinstance(clf, LlmClassifier) and not clf.exact
+    assert clf.classify(["rockets"])[0].label == "space"
+
+
 def test_llm_multi_label_choice(fake_models: Runtime) -> None:
     clf = build_classifier(LABELS, method="llm", model=JsonChat('{"labels": ["space", "religion"]}'),
                            multi_label=True)

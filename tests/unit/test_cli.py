@@ -84,7 +84,13 @@ def test_models_and_config_commands(fake_models: Runtime, capsys: pytest.Capture
     assert code == 0 and "llamacpp" in out
     gguf = tmp_path / "mine.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 16)
-    assert plait(capsys, "models", "add", "mine", str(gguf))[0] == 0
+    code, _, err = plait(capsys, "models", "add", "mine", str(gguf), "--lora", str(tmp_path / "none.gguf"))
+    assert code == 6 and "none.gguf" in err and "LoRA adapter" in err and err.count("\n") == 1
+    adapter = tmp_path / "adapter.gguf"
+    adapter.write_bytes(b"GGUF" + b"\0" * 16)
+    assert plait(capsys, "models", "add", "mine", str(gguf), "--lora", str(adapter))[0] == 0
+    code, out, _ = plait(capsys, "models", "info", "mine")
+    assert code == 0 and "adapter.gguf" in out
     assert plait(capsys, "models", "remove", "mine")[0] == 0
     code, _, err = plait(capsys, "models", "remove", "mine")
     assert code != 0 and "unknown model" in err

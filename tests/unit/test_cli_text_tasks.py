@@ -77,10 +77,11 @@ def test_bad_input_is_one_clear_line(case: str, fake_models: Runtime, capsys: py
 
 def test_sentiment_cli(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("vaderSentiment")
-    code, out, _ = plait(capsys, "sentiment", "-s", "-t", "Great job, thank you! The server crashed twice.")
+    code, out, _ = plait(capsys, "sentiment", "--method", "vader", "-s", "-t",
+                         "Great job, thank you! The server crashed twice.")
     lines = out.splitlines()
     assert code == 0 and lines[0].startswith("positive") and len(lines) == 3
-    code, out, _ = plait(capsys, "sentiment", "--json", "-t", "Awful.")
+    code, out, _ = plait(capsys, "sentiment", "--method", "vader", "--json", "-t", "Awful.")
     data = json.loads(out)
     assert data["label"] == "negative" and data["sentences"][0]["score"] < 0
 

@@ -275,7 +275,7 @@ def test_missing_extras_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     from plait.errors import MissingDependency
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
-    with pytest.raises(MissingDependency, match=r"plait\[llm\]"):
+    with pytest.raises(MissingDependency, match=r"plait\[llama-cpp-python\]"):
         requantize(tmp_path / "a.gguf", tmp_path / "b.gguf", "q4_0")
     monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)
     with pytest.raises(MissingDependency, match=r"plait\[onnx\]"):

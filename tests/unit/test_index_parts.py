@@ -10,7 +10,7 @@ import pytest
 from plait.errors import InputError
 from plait.index.chunking import chunk_document
 from plait.index.filters import make_filters
-from plait.index.fusion import first_per_group, rrf
+from plait.index.fusion import best_per_group, convex, first_per_group, rrf
 from plait.index.keyword import fts_query, query_terms
 from plait.index.mmr import mmr
 from plait.index.snippets import parse_marked
@@ -74,8 +74,18 @@ def test_fts_queries_are_always_valid_fts5() -> None:
         expr = fts_query(q)
         assert expr is not None
         conn.execute("SELECT * FROM t WHERE t MATCH ?", (expr,)).fetchall()  # never a syntax error
-    assert conn.execute("SELECT count(*) FROM t WHERE t MATCH ?", (fts_query('"approved by anna"'),)).fetchone()[0] == 1
-    assert conn.execute("SELECT count(*) FROM t WHERE t MATCH ?", (fts_query('"anna approved"'),)).fetchone()[0] == 0
+    conn.execute("INSERT INTO t VALUES ('anna approved the plan; the budget came later')")
+
+    def ranked(q: str) -> list[int]:
+        return [r[0] for r in conn.execute("SELECT rowid FROM t WHERE t MATCH ? ORDER BY bm25(t)", (fts_query(q),))]
+
+    # A quoted phrase ranks the passage that has it as it is first, but its words still count one by one:
+    # a pasted sentence with a quotation in it is not a phrase search.
+    assert ranked('"approved by anna"') == [1, 2]
+    assert ranked('"anna approved"') == [2, 1]
+    assert sorted(ranked('"the committee approved by anna," she said')) == [1, 2]  # no such phrase: words
+    # A word said twice counts twice (BM25 over the query's term frequencies).
+    assert fts_query("budget budget plan") == '"budget" OR "plan" OR "budget"'
     assert fts_query("?!") is None and fts_query("(((") is None
     assert query_terms("What did Anna say about the budget?") == ["anna", "say", "budget"]
     assert query_terms("to be or not to be") == ["to", "be", "or", "not"]
@@ -86,6 +96,18 @@ def test_fusion_prefers_agreement_and_groups_by_document() -> None:
     assert [item for item, _ in fused][:2] == ["b", "c"]
     assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
     assert first_per_group([1, 2, 3, 4], {1: "x", 2: "x", 3: "y", 4: "x"}) == [1, 3]
+    assert best_per_group([(1, 0.2), (2, 0.9), (3, 0.5)], {1: "x", 2: "x", 3: "y"}) == [(2, 0.9), (3, 0.5)]
+
+
+def test_convex_fusion_keeps_score_gaps() -> None:
+    # BM25 is scaled by the query's best BM25: "b", far ahead on words and close on meaning, wins over
+    # "a", first on meaning by a hair; rank fusion would have tied them.
+    fused = convex({"a": 0.60, "b": 0.58, "c": 0.30}, {"b": 12.0, "a": 3.0}, vector_weight=0.8)
+    assert [item for item, _ in fused] == ["b", "a", "c"]
+    assert fused[0][1] == pytest.approx(0.8 * 0.58 + 0.2 * 1.0)
+    assert dict(fused)["c"] == pytest.approx(0.8 * 0.30)  # no keyword match: BM25 counts 0
+    assert [i for i, _ in convex({"a": 0.5, "b": 0.6}, {})] == ["b", "a"]  # no keyword results at all
+    assert [i for i, _ in convex({"a": 0.5, "b": 0.6}, {"a": 5.0}, vector_weight=0.0)] == ["a", "b"]
 
 
 def test_mmr_trades_relevance_for_variety() -> None:
@@ -113,3 +135,16 @@ def test_filters_validate_and_build_sql() -> None:
         make_filters(after="2024-02-01", before="2024-01-01")
     with pytest.raises(InputError, match="bad search filter"):
         make_filters(after="yesterday")
+
+
+def test_a_replys_quotes_are_indexed_with_their_own_message_and_signatures_not_at_all() -> None:
+    from plait.readers.mail import parse_message
+
+    reply = (b"From: Bo <bo@example.org>\nSubject: Re: Budget\nMessage-ID: <b@x>\nIn-Reply-To: <a@x>\n\n"
+             b"The venue is booked for Friday.\n\nOn Mon, Anna <anna@example.org> wrote:\n> Who books the venue?\n"
+             b"\n-- \nBo Berg, Example Ltd\n")
+    chunks = " ".join(c.text for c in chunk_document(parse_message(reply, "r.eml")))
+    assert "venue is booked" in chunks and "Who books" not in chunks and "Example Ltd" not in chunks
+    # Without In-Reply-To/References the quoted message is indexed nowhere else: it stays with this one.
+    alone = reply.replace(b"In-Reply-To: <a@x>\n", b"")
+    assert "Who books" in " ".join(c.text for c in chunk_document(parse_message(alone, "r.eml")))

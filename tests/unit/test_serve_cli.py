@@ -65,12 +65,12 @@ def test_default_bind_is_loopback_on_port_8434(plait_home: Path) -> None:
 
 
 
-def test_server_leaves_a_core_free_for_itself_unless_told(plait_home: Path) -> None:
+def test_server_gives_llama_cpp_the_threads_it_is_told(plait_home: Path) -> None:
+    from plait.models.llamacpp import LlamaServer
     from plait.serve import create_app
 
-    app = create_app(load_settings(home=plait_home, threads=4))
-    assert app.state.ctx.runtime.settings.generation_threads == 3
-    app = create_app(load_settings(home=plait_home, threads=1))
-    assert app.state.ctx.runtime.settings.generation_threads == 1
-    app = create_app(load_settings(home=plait_home, threads=4, generation_threads=4))
-    assert app.state.ctx.runtime.settings.generation_threads == 4
+    for settings, expected in ((load_settings(home=plait_home, threads=4), 4),
+                               (load_settings(home=plait_home, threads=4, generation_threads=3), 3)):
+        app = create_app(settings)
+        assert app.state.ctx.runtime.settings == settings
+        assert LlamaServer.threads_for(app.state.ctx.runtime.settings) == expected

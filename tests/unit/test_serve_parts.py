@@ -125,6 +125,30 @@ def test_queue_is_fair_between_clients_and_bounded() -> None:
     assert order.index("polite") <= 1
 
 
+def test_queue_runs_as_many_as_the_model_has_slots_and_shares_the_rest_fairly() -> None:
+    async def main() -> list[str]:
+        queue = GenerationQueue(max_waiting=8)
+        # Four slots: a greedy client's four requests all run at once, none waits.
+        running = [queue.admit("m", "greedy", slots=4) for _ in range(4)]
+        assert all(t.turn.done() for t in running) and queue.depth("m") == 0
+        more = [queue.admit("m", "greedy", slots=4) for _ in range(3)]
+        polite = queue.admit("m", "polite", slots=4)
+        assert not any(t.turn.done() for t in [*more, polite]) and queue.depth("m") == 4
+        running[0].release()  # a slot frees: greedy still has three running, polite none, so polite goes
+        await asyncio.sleep(0)
+        started = ["polite" for t in [polite] if t.turn.done()]
+        assert started == ["polite"] and not any(t.turn.done() for t in more)
+        running[1].release()
+        await asyncio.sleep(0)
+        assert more[0].turn.done() and not more[1].turn.done()
+        for t in [*running[2:], *more, polite]:
+            t.release()
+        assert queue.depth("m") == 0
+        return started
+
+    assert asyncio.run(main()) == ["polite"]
+
+
 def test_queue_place_is_given_up_when_the_waiter_is_cancelled() -> None:
     async def main() -> None:
         queue = GenerationQueue(max_waiting=1)

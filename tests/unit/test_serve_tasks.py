@@ -118,5 +118,5 @@ def test_search_and_ask_on_an_empty_index(client: TestClient) -> None:
     assert r.status_code == 200 and r.json()["found"] is False
     r = client.post("/v1/ask", json={"question": "what about the budget?", "stream": True})
     events = [json.loads(x[6:]) for x in r.text.splitlines() if x.startswith("data: {")]
-    assert [e["type"] for e in events] == ["sources", "delta", "result"]
+    assert [e["type"] for e in events] == ["sources", "evidence", "delta", "result"]  # evidence before the answer
     assert client.post("/v1/search", json={"query": "x", "k": 0}).status_code == 400

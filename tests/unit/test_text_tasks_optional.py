@@ -34,7 +34,7 @@ def test_tasks_name_their_extras(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sentiment_module, "_vader", None)
     monkeypatch.setitem(sys.modules, "vaderSentiment.vaderSentiment", None)
     with pytest.raises(MissingDependency, match=r"plait\[tasks\]"):
-        sentiment_module.sentiment("Fine.")
+        sentiment_module.sentiment("Fine.", method="vader")
     monkeypatch.setitem(sys.modules, "jsonschema", None)
     with pytest.raises(MissingDependency, match=r"plait\[tasks\]"):
         extract_json("text", {"type": "object"})

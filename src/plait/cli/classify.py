@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
 def _inputs(paths: list[Path], texts: list[str], lines: bool) -> tuple[list[str], list[str], list[str]]:
     """(sources, texts, errors): every document of every file, or every line when ``lines``."""
     from plait.readers.document import can_read, read_documents
+    from plait.readers.mail import written_text
     from plait.readers.walk import readable_files
 
     sources: list[str] = []
@@ -50,7 +51,7 @@ def _inputs(paths: list[Path], texts: list[str], lines: bool) -> tuple[list[str]
     for file in files:
         try:
             for doc in read_documents(file):
-                add(doc.source, doc.text)
+                add(doc.source, written_text(doc))  # a mail: what its sender wrote, not the quotes
         except InputError as exc:
             errors.append(str(exc))
     if not paths and not texts:

@@ -11,9 +11,12 @@ import click
 import typer
 
 from plait import __version__
+from plait.cli import backup as backup_cli
 from plait.cli import classify as classify_cli
 from plait.cli import compress as compress_cli
 from plait.cli import config, embed, generate, models, text_tasks
+from plait.cli import doctor as doctor_cli
+from plait.cli import eval as eval_cli
 from plait.cli import explain as explain_cli
 from plait.cli import hear as hear_cli
 from plait.cli import index as index_cli
@@ -58,8 +61,11 @@ workflows_cli.register(app)
 app.add_typer(workflows_cli.app, name="workflows")
 tune_cli.register(app)
 app.add_typer(runs_cli.app, name="runs")
+app.add_typer(eval_cli.app, name="eval")
 explain_cli.register(app)
 compress_cli.register(app)
+doctor_cli.register(app)
+backup_cli.register(app)
 add_task_commands(app)  # last: every task without a command of its own gets a generated one
 
 
@@ -81,6 +87,21 @@ def main(
     s = state(ctx)
     s.home, s.debug = home, debug
     ctx.call_on_close(lambda: s._runtime.close() if s._runtime else None)
+
+
+def _database(args: list[str]) -> Path | None:
+    """The database this invocation uses (--home, else the settings), to name it in an error."""
+    for i, arg in enumerate(args):
+        if arg == "--home" and i + 1 < len(args):
+            return Path(args[i + 1]).expanduser() / "plait.db"
+        if arg.startswith("--home="):
+            return Path(arg.split("=", 1)[1]).expanduser() / "plait.db"
+    try:
+        from plait.settings import load_settings
+
+        return load_settings().database_path
+    except Exception:  # noqa: BLE001 - only to name a file in a message
+        return None
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -116,6 +137,14 @@ def run(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(0)  # `plait ... | head` closed the pipe; not an error
     except Exception as exc:  # a bug: still one line unless --debug
+        from plait.store.failures import store_error
+
+        known = store_error(exc, _database(args))  # a damaged database, a full disk, a read-only home
+        if known is not None:
+            if debug:
+                traceback.print_exc()
+            print(f"plait: error: {known}", file=sys.stderr)
+            sys.exit(known.exit_code)
         if debug:
             traceback.print_exc()
         print(f"plait: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",

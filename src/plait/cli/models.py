@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from plait.cli.common import state
+from plait.errors import ModelFileError
 from plait.models.catalog import describe, spec_from_source
 
 app = typer.Typer(help="The models plait knows: built-ins and your own.", no_args_is_help=True)
@@ -63,6 +65,8 @@ def add(
     remote_model: Annotated[str | None, typer.Option(help="model name on the remote server")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the API key")] = None,
     tokenizer: Annotated[str | None, typer.Option(help="tokenizer.json for an ONNX model")] = None,
+    lora: Annotated[list[Path] | None, typer.Option(help="a LoRA adapter (GGUF) applied to a GGUF model "
+                                                         "(repeatable)")] = None,
     description: Annotated[str, typer.Option(help="a note shown in `models list`")] = "",
     replace: Annotated[bool, typer.Option("--replace", help="overwrite an entry of the same name")] = False,
     redact: Annotated[bool | None, typer.Option("--redact/--no-redact", help="for a remote server: replace personal "
@@ -81,6 +85,8 @@ def add(
             options[key] = value
     if fallback:
         state(ctx).runtime().catalog.get(fallback)  # an unknown fallback is said now, not when the server is down
+    if lora:
+        options["lora"] = [str(p.expanduser().resolve()) for p in lora]
     spec = spec_from_source(name, source, capabilities=tuple(capability) if capability else None,
                             backend=backend, options=options, description=description)
     state(ctx).runtime().catalog.add(spec, replace=replace)
@@ -88,24 +94,47 @@ def add(
 
 
 @app.command()
-def check(ctx: typer.Context, name: str) -> None:
-    """Ask a remote model's server whether it is up and serves the model (its /models route)."""
-    from plait.errors import CapabilityError
-    from plait.models.base import Model
-
-    model = state(ctx).runtime().model(name, Model)
-    remote = getattr(model, "primary", model)  # a model with a fallback: its server
-    if not hasattr(remote, "health"):
-        raise CapabilityError(f"model '{name}' is not on a remote server; `plait models info {name}` shows it")
-    health = remote.health()
-    print(f"{name}: {health.detail} ({health.seconds * 1000:.0f} ms)"
-          + (f"; serves {', '.join(health.models)}" if health.models else ""))
-    if not health.ok:
-        raise typer.Exit(6)
-
-
-@app.command()
 def remove(ctx: typer.Context, name: str) -> None:
     """Remove one of your models from the catalog (its files are left where they are)."""
     state(ctx).runtime().catalog.remove(name)
     print(f"removed {name}")
+
+
+@app.command()
+def check(ctx: typer.Context,
+          name: Annotated[str | None, typer.Argument(help="one model only; for a model on a remote server, whether "
+                                                          "the server is up and serves it")] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="one JSON object per model")] = False) -> None:
+    """Check that every model's files are where its entry says (after moving or deleting files); with NAME, that
+    model only, and a remote model's server (its /models route)."""
+    from plait.doctor import check_models
+
+    runtime = state(ctx).runtime()
+    spec = runtime.catalog.get(name) if name is not None else None
+    if spec is not None and spec.is_remote:
+        return _check_server(ctx, spec.name, as_json)
+    checks = [c for c in check_models(runtime) if spec is None or c.name == spec.name]
+    for c in checks:
+        if as_json:
+            print(json.dumps(c.as_dict()))
+        else:
+            print(f"{'ok' if c.status == 'ok' else 'missing':>7}  {c.name}: {c.detail}"
+                  + (f"\n         → {c.fix}" if c.fix else ""))
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(ModelFileError.exit_code)
+
+
+def _check_server(ctx: typer.Context, name: str, as_json: bool) -> None:
+    from plait.models.base import Model
+
+    model = state(ctx).runtime().model(name, Model)
+    remote = getattr(model, "primary", model)  # a model with a fallback: its server
+    health = remote.health()
+    if as_json:
+        print(json.dumps({"name": name, "ok": health.ok, "detail": health.detail, "seconds": health.seconds,
+                          "models": list(health.models)}))
+    else:
+        print(f"{name}: {health.detail} ({health.seconds * 1000:.0f} ms)"
+              + (f"; serves {', '.join(health.models)}" if health.models else ""))
+    if not health.ok:
+        raise typer.Exit(6)

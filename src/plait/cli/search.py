@@ -49,7 +49,8 @@ def _filters(collection: list[str] | None, path: str | None, kind: list[str] | N
 
 def search(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="words or a question; \"quoted phrases\" must appear as they are")],
+    query: Annotated[str, typer.Argument(help="words or a question; \"quoted phrases\" rank first where they "
+                                              "appear as they are")],
     k: Annotated[int, typer.Option("-k", "--limit", help="number of results")] = 10,
     mode: Annotated[str, typer.Option(help="hybrid (words and meaning), keyword (BM25) or vector")] = "hybrid",
     passages: Annotated[bool, typer.Option("--passages", help="list passages, not one result per document")] = False,
@@ -89,26 +90,30 @@ def ask(
     collection: CollectionOpt = None, path: PathOpt = None, kind: KindOpt = None, after: AfterOpt = None,
     before: BeforeOpt = None, sender: SenderOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Answer a question from your index, citing the passages used as [1], [2]…"""
+    """Answer a question from your index: the evidence sentences first, then the answer built from them,
+    cited as [source:sentence]; or "the documents do not say"."""
     filters = _filters(collection, path, kind, after, before, sender)
     task, stream = stream_task(ctx, "ask", {"question": question, "k": k, "filters": filters, "model": model,
                                             "min_similarity": min_similarity})
+    evidence = getattr(stream, "evidence", [])
+    if evidence and not as_json:
+        write("Evidence:\n")
+        for e in evidence:
+            write(f"  [{e.source}:{e.sentence}] “{e.text}”  ({e.score:.2f})\n")
+        write("\n")
     relay(stream, echo=not as_json)
     answer = stream.result()
     if as_json:
         print_json(task, answer)
         return
     write("\n")
+    if answer.warning:
+        write(f"warning: {answer.warning}\n")
     if answer.sources:
         write("\nSources:\n")
-        supported = answer.supported_by
         for s in answer.sources:
-            notes = [n for n, on in (("cited", s.number in answer.citations),
-                                     ("the answer matches it", s.number in supported)) if on]
             about = ", ".join(x for x in (s.title, s.sender, (s.date or "")[:10]) if x)
             write(f"[{s.number}] {s.source}" + (f" ({about})" if about else "")
-                  + (f"  <- {', '.join(notes)}" if notes else "") + "\n")
-        unsupported = sum(a.source is None for a in answer.attributions)
-        if unsupported:
-            write(f"note: {unsupported} of {len(answer.attributions)} sentence(s) of the answer match no source "
-                  "closely; check them\n")
+                  + ("  <- cited" if s.number in answer.citations else "") + "\n")
+    for r in answer.rejected:
+        write(f"left out of the answer (the evidence does not support it: {r.reason}): “{r.text}”\n")

@@ -269,15 +269,16 @@ def sentiment(
     ctx: typer.Context,
     inputs: Inputs = None,
     text: TextOpt = None,
-    method: Annotated[str, typer.Option(
-        "--method", help="vader (lexicon; fast) or embedding (nearest prototype with the embedder)")] = "vader",
+    method: Annotated[str | None, typer.Option(
+        "--method", help="embedding (nearest labelled prototype with the embedder; the default, more accurate) "
+        "or vader (lexicon; fastest)")] = None,
     per_sentence: Annotated[bool, typer.Option("--sentences", "-s", help="also score each sentence")] = False,
     model: Annotated[str | None, typer.Option("--model", "-m", help="embedder for --method embedding")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sentiment of documents: positive, negative or neutral, with a score from -1 to 1."""
-    if method not in ("vader", "embedding"):
-        raise typer.BadParameter("--method is vader or embedding")
+    if method not in (None, "vader", "embedding"):
+        raise typer.BadParameter("--method is embedding or vader")
 
     def show(result: dict[str, Any], single: bool) -> None:
         where = "" if single or not result.get("source") else f"  {result['source']}"
@@ -286,5 +287,6 @@ def sentiment(
             for x in result["sentences"]:
                 print(f"  {x['label']:<8} {x['score']:+.2f}  {x['text']}")
 
-    run_each(ctx, collect(inputs, text), f"scoring sentiment ({method})", "sentiment",
-             {"method": method, "model": model}, show, as_json)
+    options = {"model": model} | ({"method": method} if method else {})
+    run_each(ctx, collect(inputs, text), f"scoring sentiment ({method or 'embedding'})", "sentiment",
+             options, show, as_json)

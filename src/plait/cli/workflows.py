@@ -1,4 +1,4 @@
-"""`plait run FILE` and `plait workflows validate|list|status|history|retry|enable|bundled|webhook-key|steps`.
+"""`plait run FILE` and `plait workflows validate|list|status|history|retry|correct|enable|bundled|webhook-key|steps`.
 
 Thin commands over :mod:`plait.workflows`: each loads what it needs, calls one library function and
 prints the result. `plait run` shows a progress bar on a terminal and a summary at the end.
@@ -366,6 +366,27 @@ def retry(ctx: typer.Context, name: Annotated[str, typer.Argument(help="the work
     _report(summary, False)
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def correct(ctx: typer.Context, name: Annotated[str, typer.Argument(help="the workflow's name")],
+            key: Annotated[str, typer.Argument(help="the item's key (as the digest's JSON or `status` shows)")],
+            label: Annotated[str, typer.Argument(help="the label it should carry")],
+            file: Annotated[Path | None, typer.Option(help="the workflow file, if it is not enabled")] = None) -> None:
+    """Correct an item's label: its text becomes an example for the workflow's classifier (next run)."""
+    from plait.workflows.corrections import TUNE_AT
+    from plait.workflows.corrections import correct as record
+    from plait.workflows.enabled import resolve
+    from plait.workflows.loader import load_workflow
+
+    rt = state(ctx).runtime()
+    workflow = load_workflow(file if file else resolve(name, _folder(rt)))
+    done = record(rt.store, workflow, rt.settings.home, key, label)
+    counts = ", ".join(f"{k}: {v}" for k, v in done.counts.items())
+    print(f"{name}: {key} is now '{label}' ({done.path}); corrections per label: {counts}")
+    if done.tune:
+        print(f"every label has {TUNE_AT}+ corrections: `plait tune` on {Path(done.path).parent.parent} "
+              "would now beat few-shot")
 
 
 @app.command()

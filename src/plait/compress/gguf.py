@@ -27,7 +27,7 @@ def _llama_cpp() -> Any:
     try:
         import llama_cpp
     except ImportError as exc:
-        raise MissingDependency("GGUF requantization", extra="llm", package="llama-cpp-python") from exc
+        raise MissingDependency("GGUF requantization", extra="llama-cpp-python", package="llama-cpp-python") from exc
     # llama.cpp logs every tensor it converts; plait reports the result instead.
     logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
     return llama_cpp

@@ -21,6 +21,7 @@ from plait.distributed.cluster import connect
 from plait.distributed.pool import Worker, WorkerPool, room
 
 if TYPE_CHECKING:
+    from plait.readers.document import Document
     from plait.runtime import Runtime
     from plait.tasks.registry import Task, TaskRequest
     from plait.workflows.spec import Workflow
@@ -31,7 +32,8 @@ LOCAL_SCOPES = ("index", "admin")  # tasks over the person's own data or setting
 class TaskWorker(Worker):
     """A Ray actor running plait tasks on its own runtime (its model pool keeps models loaded)."""
 
-    def run(self, task_name: str, target: tuple[str, str], request: TaskRequest) -> Any:
+    def run(self, task_name: str, target: tuple[str, str], request: TaskRequest, document: Document | None = None,
+            ) -> Any:
         from plait.errors import InputError
         from plait.tasks.registry import TaskContext, registry
 
@@ -40,7 +42,7 @@ class TaskWorker(Worker):
         except InputError:  # a task a plugin or a program declared in the plait process only
             registry().declare(task_name, target[0], by=target[1])
         task = registry().get(task_name)
-        return task.to_json(task.run(request, TaskContext(self.runtime)))
+        return task.to_json(task.run(request, TaskContext(self.runtime, document=document)))
 
 
 class RayTasks:
@@ -78,15 +80,17 @@ class RayTasks:
         """Items worth running at once: two per actor, so none idles while the engine records a result."""
         return 2 * len(self.start().actors)
 
-    def __call__(self, task: Task, request: TaskRequest) -> Any:
+    def __call__(self, task: Task, request: TaskRequest, document: Document | None = None) -> Any:
+        """The task's JSON; ``document``: the mail or file the input came from, for tasks that read its
+        structure (it travels with the request)."""
         if task.scope in LOCAL_SCOPES:
             from plait.tasks.registry import TaskContext
 
-            return task.to_json(task.run(request, TaskContext(self.runtime)))
+            return task.to_json(task.run(request, TaskContext(self.runtime, document=document)))
         from plait.tasks.registry import registry
 
         target = registry().target(task.name)
-        return self.start().call("run", task.name, target, request, what=f"task '{task.name}'").result()
+        return self.start().call("run", task.name, target, request, document, what=f"task '{task.name}'").result()
 
     def close(self) -> None:
         with self._lock:

@@ -22,9 +22,8 @@ import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ray import serve
-
 from plait.distributed.pool import Worker
+from ray import serve
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,8 +58,9 @@ def _keep_replica_on_loopback() -> None:
     channel, which plait does not use) listen on 127.0.0.1 too: Serve binds it to every interface. Patched
     here, before Serve starts it, because Serve has no setting for it; a Ray without that hook is left as
     it is."""
-    import ray
     from ray.serve._private import replica
+
+    import ray
 
     original = getattr(replica, "add_port_to_grpc_server", None)
     if original is None or not ray.util.get_node_ip_address().startswith("127."):

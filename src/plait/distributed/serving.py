@@ -61,9 +61,8 @@ def deploy(runtime: Runtime, models: Iterable[str], scaling: Scaling = Scaling()
     from plait.distributed.shipping import ship
 
     connect(address)
-    from ray import serve
-
     from plait.distributed.serve_replica import ModelReplica
+    from ray import serve
 
     # No HTTP proxy: requests come through plait's server. Replicas log warnings and errors only.
     serve.start(proxy_location="Disabled", logging_config={"log_level": "WARNING"})

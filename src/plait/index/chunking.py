@@ -94,10 +94,24 @@ def _heading_paths(sections: tuple[Section, ...]) -> list[str | None]:
     return paths
 
 
+# A mail's parts that are not indexed with it: its signature and footer repeat in every message, and the
+# history it quotes is indexed once, with the message it comes from (a reply names that message in its
+# In-Reply-To/References headers; a mail without them keeps its quotes, the only copy the index sees).
+MAIL_SKIPPED = ("Signature", "Footer")
+
+
+def _indexed_sections(doc: Document) -> tuple[Section, ...]:
+    if doc.kind != "email":
+        return doc.sections
+    replies = bool(doc.metadata.get("in_reply_to") or doc.metadata.get("references"))
+    return tuple(Section("", s.heading, s.level) if s.heading in MAIL_SKIPPED or (replies and s.heading == "Quoted")
+                 else s for s in doc.sections)
+
+
 def chunk_document(doc: Document, *, max_words: int = MAX_WORDS, overlap_words: int = OVERLAP_WORDS,
                    min_words: int = MIN_WORDS) -> list[Chunk]:
     """The document's chunks, in order. A document with no text has none."""
-    sections = doc.sections or (Section(doc.text),)
+    sections = _indexed_sections(doc) or (Section(doc.text),)
     # A mail's sections are labelled "Headers" and "Body": structure, not headings worth repeating.
     paths = _heading_paths(sections) if doc.kind != "email" else [None] * len(sections)
     pieces: list[_Piece] = []

@@ -1,9 +1,10 @@
 """Retrieval: keyword, vector or hybrid search over the index, with filters, MMR and snippets.
 
-Hybrid search runs both searches for a pool of candidates each, fuses their rankings with reciprocal
-rank fusion, optionally re-orders the pool for variety (MMR), and returns the top ``k`` with their
-documents' metadata and a highlighted snippet. By default results are documents (each one's best
-passage); ``per_document=False`` returns passages, several per document if they rank.
+Hybrid search runs both searches for a pool of candidates each, scores every candidate on both
+(cosine similarity and BM25, fused as in :mod:`plait.index.fusion`), optionally re-orders the pool for
+variety (MMR), and returns the top ``k`` with their documents' metadata and a highlighted snippet. By
+default results are documents (each one's best passage); ``per_document=False`` returns passages, several
+per document if they rank.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from plait.errors import InputError
 from plait.index.filters import JOINS, SearchFilters
-from plait.index.fusion import first_per_group, rrf
+from plait.index.fusion import VECTOR_WEIGHT, best_per_group, convex
 from plait.index.keyword import fts_query, keyword_search
 from plait.index.snippets import Snippet, snippets
 
@@ -35,7 +36,7 @@ MAX_QUERY_CHARS = 4000
 @dataclass(frozen=True)
 class Hit:
     rank: int
-    score: float  # the ranking score of the mode: fused RRF, BM25, or cosine similarity
+    score: float  # the ranking score of the mode: fused (see plait.index.fusion), BM25, or cosine similarity
     chunk_id: int
     document_id: int
     collection: str
@@ -94,7 +95,8 @@ def _allowed(index: Index, filters: SearchFilters) -> np.ndarray:
 
 
 def retrieve(index: Index, query: str, *, k: int = 10, mode: Mode = "hybrid", filters: SearchFilters | None = None,
-             per_document: bool = True, mmr_lambda: float | None = None, candidates: int = CANDIDATES) -> SearchResults:
+             per_document: bool = True, mmr_lambda: float | None = None, candidates: int = CANDIDATES,
+             vector_weight: float = VECTOR_WEIGHT) -> SearchResults:
     import numpy as np
 
     start = time.perf_counter()
@@ -132,26 +134,18 @@ def retrieve(index: Index, query: str, *, k: int = 10, mode: Mode = "hybrid", fi
     kw_ids = [c for c in kw_ids if c in doc_of]  # a chunk deleted since the search ran
     vec_ids = [c for c in vec_ids if c in doc_of]
 
-    lists = [ids for ids, used in ((kw_ids, mode != "vector"), (vec_ids, mode != "keyword")) if used]
     if mode == "hybrid":
-        chunk_scores = dict(rrf(lists))
+        if query_vector is not None:  # keyword candidates the vector search did not return: their cosine
+            _complete(index, query_vector, [c for c in kw_ids if c not in similarity], similarity)
+        pooled = {c: similarity.get(c, 0.0) for c in dict.fromkeys(vec_ids + kw_ids)}
+        ranked = convex(pooled, {c: bm25[c] for c in kw_ids}, vector_weight=vector_weight)
     elif mode == "keyword":
-        chunk_scores = {c: bm25[c] for c in kw_ids}
+        ranked = [(c, bm25[c]) for c in kw_ids]
     else:
-        chunk_scores = {c: similarity[c] for c in vec_ids}
+        ranked = [(c, similarity[c]) for c in vec_ids]
     if per_document:
-        # Fuse document rankings (each list's best passage per document), then show the passage of
-        # each document that scored best on its own.
-        best: dict[int, int] = {}
-        for chunk in sorted(chunk_scores, key=lambda c: -chunk_scores[c]):
-            best.setdefault(doc_of[chunk], chunk)
-        doc_lists = [[doc_of[c] for c in first_per_group(ids, doc_of)] for ids in lists]
-        if mode == "hybrid":
-            ranked = [(best[d], s) for d, s in rrf(doc_lists)]
-        else:
-            ranked = [(best[d], chunk_scores[best[d]]) for d in doc_lists[0]]
-    else:
-        ranked = sorted(chunk_scores.items(), key=lambda pair: -pair[1])
+        # A document scores as its best passage, which is the one shown.
+        ranked = best_per_group(ranked, doc_of)
 
     if mmr_lambda is not None and len(ranked) > 1:
         from plait.index.mmr import mmr
@@ -166,14 +160,18 @@ def retrieve(index: Index, query: str, *, k: int = 10, mode: Mode = "hybrid", fi
     ranked = ranked[:k]
 
     if query_vector is not None:  # cosine for hits the vector search did not rank (a relevance signal)
-        missing = [c for c, _ in ranked if c not in similarity]
-        for c, v in index.vectors().vectors_of(missing).items():
-            similarity[c] = float(v @ query_vector)
+        _complete(index, query_vector, [c for c, _ in ranked if c not in similarity], similarity)
     hits = _hydrate(index, query, ranked, kw_ids, vec_ids, bm25, similarity)
     from plait.security.audit import note_passages
 
     note_passages([h.chunk_id for h in hits])  # the audit log records which passages a request read
     return SearchResults(query, mode, hits, time.perf_counter() - start)
+
+
+def _complete(index: Index, query_vector: np.ndarray, chunk_ids: list[int], similarity: dict[int, float]) -> None:
+    """Add the cosine similarity of ``chunk_ids`` to the query, from their stored vectors."""
+    for c, v in index.vectors().vectors_of(chunk_ids).items():
+        similarity[c] = float(v @ query_vector)
 
 
 def _hydrate(index: Index, query: str, ranked: list[tuple[int, float]], kw_ids: list[int], vec_ids: list[int],

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 100
 HNSW_EF_SEARCH = 96
+# Up to this many chunks a search compares the query with every vector (a 5,000 × 384 matrix product takes
+# about a millisecond): a small index answers exactly, and the same from a graph built in any order (a
+# restored backup, a repaired index), where HNSW may miss a neighbour among near-duplicate notes.
+HNSW_EXHAUSTIVE = 5_000
 # A filter leaving this many chunks or fewer is searched exactly, from the vectors in SQLite: HNSW
 # with a very selective filter wanders the graph for long and may miss.
 EXACT_FILTER_LIMIT = 10_000
@@ -143,6 +147,7 @@ class HnswAnn(Ann):
                              allow_replace_deleted=True)
         index.set_num_threads(threads)
         self._index = index
+        self._matrix: tuple[np.ndarray, np.ndarray] | None = None  # (ids, vectors) of a small index
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
@@ -154,6 +159,7 @@ class HnswAnn(Ann):
             self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
         self._index.add_items(vectors, ids, replace_deleted=deleted > 0)
         self._live.update(int(i) for i in ids)
+        self._matrix = None
 
     def remove(self, ids: np.ndarray) -> None:
         for i in ids:
@@ -161,12 +167,15 @@ class HnswAnn(Ann):
             if i in self._live:
                 self._index.mark_deleted(i)
                 self._live.discard(i)
+        self._matrix = None
 
     def search(self, query: np.ndarray, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
         available = len(self._live) if allowed is None else len(allowed)
         k = min(k, available)
         if k <= 0:
             return []
+        if len(self._live) <= HNSW_EXHAUSTIVE:
+            return self._exhaustive(query, k, allowed)
         self._index.set_ef(max(HNSW_EF_SEARCH, 2 * k))
         flt: Callable[[int], bool] | None = None
         if allowed is not None:
@@ -182,6 +191,18 @@ class HnswAnn(Ann):
             return []
         # hnswlib's inner-product "distance" is 1 - dot.
         return [(int(label), 1.0 - float(d)) for label, d in zip(labels[0], distances[0], strict=True)]
+
+    def _exhaustive(self, query: np.ndarray, k: int, allowed: set[int] | None) -> list[tuple[int, float]]:
+        import numpy as np
+
+        if self._matrix is None:
+            ids = np.sort(self.ids())
+            self._matrix = (ids, np.asarray(self._index.get_items(ids), dtype=np.float32).reshape(len(ids), -1))
+        ids, vectors = self._matrix
+        if allowed is not None:
+            keep = np.isin(ids, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+            ids, vectors = ids[keep], vectors[keep]
+        return top_k(ids, vectors @ query, k)
 
     def ids(self) -> np.ndarray:
         import numpy as np
@@ -443,6 +464,10 @@ class VectorIndex:
         with self._lock:
             if self._ann is None:
                 return
+            # The database's commits reach the disk first (a checkpoint syncs the WAL): after a power cut the
+            # saved file is never ahead of the database, whose chunk ids it could otherwise confuse with
+            # ids the database hands out again.
+            self.store.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self.folder.mkdir(parents=True, exist_ok=True)
             token = uuid.uuid4().hex[:12]
             written = self._ann.save(self.folder / token)

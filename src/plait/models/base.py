@@ -44,6 +44,8 @@ class GenerationOptions:
     # Constrained decoding: the output must match this JSON schema (backends compile it to a grammar).
     json_schema: dict[str, Any] | None = None
     json_object: bool = False  # any JSON object (OpenAI's response_format json_object)
+    # Added to the logits of these token ids before sampling (OpenAI's logit_bias; -100 all but bans a token).
+    logit_bias: dict[int, float] | None = None
 
     def with_defaults(self, max_tokens: int, temperature: float) -> GenerationOptions:
         return replace(
@@ -72,6 +74,8 @@ class GenerationRequest:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    # Of the prompt tokens, those the backend did not read again: held in its cache from an earlier request.
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -113,6 +117,8 @@ class TextGenerator(Model):
     default_max_tokens: int = 512
     default_temperature: float = 0.7
     context_length: int | None = None  # tokens the model can attend to, where known
+    # Requests the backend decodes at once (llama.cpp's slots); the server admits this many per model.
+    parallel: int = 1
 
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text``; backends with a tokenizer override this rough estimate (~4 chars a token)."""

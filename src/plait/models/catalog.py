@@ -126,7 +126,7 @@ class Catalog:
         if spec.name in BUILTINS:
             raise CatalogError(f"'{spec.name}' is a built-in model; choose another name")
         spec = spec.model_copy(update={"builtin": False})
-        with self.store.transaction() as conn:
+        with self.store.transaction(durable=True) as conn:
             exists = conn.execute("SELECT 1 FROM models WHERE name = ?", (spec.name,)).fetchone()
             if exists and not replace:
                 raise CatalogError(f"a model named '{spec.name}' already exists; remove it first or pick another name")
@@ -137,7 +137,7 @@ class Catalog:
     def remove(self, name: str) -> None:
         if name in BUILTINS:
             raise CatalogError(f"'{name}' is a built-in model and cannot be removed")
-        with self.store.transaction() as conn:
+        with self.store.transaction(durable=True) as conn:
             if conn.execute("DELETE FROM models WHERE name = ?", (name,)).rowcount == 0:
                 raise ModelNotFound(name, self.names())
 

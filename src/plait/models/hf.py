@@ -113,6 +113,8 @@ class TransformersGenerator(TextGenerator):
         opts = self.resolved(request.options)
         if opts.json_schema is not None or opts.json_object:
             raise BackendError(f"{self.spec.name}: JSON-constrained output needs a llama.cpp (GGUF) model")
+        if opts.logit_bias:
+            raise BackendError(f"{self.spec.name}: logit_bias needs a llama.cpp (GGUF) or remote model")
         if request.messages is not None:
             if not getattr(self.tokenizer, "chat_template", None):
                 raise BackendError(f"{self.spec.name} has no chat template; use completion (generate) instead")

@@ -65,7 +65,8 @@ class RemoteModel(TextGenerator, Embedder):
         self._dimensions: int | None = None
 
     # -- generation ------------------------------------------------------------------------------
-    def stream(self, request: GenerationRequest) -> Iterator[Delta]:
+    def _sampling(self, request: GenerationRequest) -> dict[str, Any]:
+        """The request body's sampling and output-format fields, in the OpenAI API's names."""
         opts = self.resolved(request.options)
         body: dict[str, Any] = {"model": self.remote_name, "stream": True, "max_tokens": opts.max_tokens,
                                 "temperature": opts.temperature, "stream_options": {"include_usage": True}}
@@ -74,11 +75,17 @@ class RemoteModel(TextGenerator, Embedder):
                 body[key] = value
         if opts.stop:
             body["stop"] = list(opts.stop)
+        if opts.logit_bias:
+            body["logit_bias"] = {str(token): bias for token, bias in opts.logit_bias.items()}
         if opts.json_schema is not None:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "output", "schema": opts.json_schema, "strict": True}}
         elif opts.json_object:
             body["response_format"] = {"type": "json_object"}
+        return body
+
+    def stream(self, request: GenerationRequest) -> Iterator[Delta]:
+        body = self._sampling(request)
         vault = Vault() if self.redact else None
         if request.messages is not None:
             path = "/chat/completions"

@@ -119,5 +119,7 @@ def resolve_path(source: str, *, what: str) -> Path:
         path = Path(source).expanduser()
     if not path.exists():
         raise ModelFileError(path, f"(for {what}) does not exist",
-                             "check the path, or remove the entry with `plait models remove`")
+                             "if it was moved, point the entry at its new place with `plait models add NAME "
+                             "NEW_PATH --replace`, or remove it with `plait models remove NAME`; "
+                             "`plait models check` lists every missing file")
     return path

@@ -27,6 +27,9 @@ def check_local_model(spec: ModelSpec, models_dir: Path | None = None) -> Path |
     path = spec.local_path(models_dir)
     if spec.backend == "llamacpp":
         _check_gguf(path)
+        from plait.models.llamacpp import lora_adapters
+
+        lora_adapters(spec)  # each adapter file exists and is GGUF
     elif spec.backend == "onnx":
         _check_nonempty_file(path, ".onnx")
     elif spec.backend in ("transformers", "sentence-transformers") and path.is_dir():

@@ -1,9 +1,14 @@
 """Mail: single messages (.eml), mailboxes (.mbox) and Maildir folders, one Document per message.
 
-Parsed with the standard library (``email`` with the modern policy, ``mailbox``). Each message has two
-sections, its headers and its body, so an index can match "from Anna" in the one and "budget" in the
-other. The body is the text/plain part, or the HTML part made plain when that is all there is;
-attachment names are kept in the metadata. Dates are ISO 8601; recipients are To and Cc together.
+Parsed with the standard library (``email`` with the modern policy, ``mailbox``). Each message has its
+headers as one section and its body taken apart (:mod:`plait.readers.replies`) into what the sender
+wrote (the ``Body`` section), the messages it quotes (``Quoted``, each with its attribution line), a
+message it forwards (``Forwarded``), the signature and a legal footer: so an index can match "from Anna"
+in the headers and "budget" in the body, and tasks read the sender's own words, not the history below
+them (:func:`written_text`). The body is the text/plain part, or the HTML part made plain when there is
+no plain text; attachment names are kept in the metadata. Dates are ISO 8601; recipients are To and Cc
+together; ``message_id``, ``in_reply_to`` and ``references`` (ids without angle brackets, space-separated)
+let messages be threaded (:mod:`plait.readers.threads`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import email
 import email.policy
 import logging
 import mailbox
+import re
 from collections.abc import Iterator
 from email.message import EmailMessage, MIMEPart
 from email.utils import getaddresses
@@ -19,10 +25,15 @@ from pathlib import Path
 
 from plait.errors import InputError
 from plait.readers.dates import iso_date
-from plait.readers.document import Document, Section, register_folder_reader, register_reader
+from plait.readers.document import Document, Section, register_folder_reader, register_reader, sections_text
+from plait.readers.replies import split_reply
 from plait.readers.text import MAX_TEXT_BYTES, decode_bytes, read_bytes
 
 HEADER_FIELDS = ("From", "To", "Cc", "Date", "Subject")
+# Section headings of a mail Document, in order; only BODY is what the sender wrote.
+HEADERS, BODY, QUOTED, FORWARDED, SIGNATURE, FOOTER = ("Headers", "Body", "Quoted", "Forwarded", "Signature",
+                                                      "Footer")
+_MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 log = logging.getLogger(__name__)
 
 
@@ -53,16 +64,53 @@ def parse_message(data: bytes, source: str) -> Document:
         metadata["date"] = date
     message_id = _header(msg, "Message-ID")
     if message_id:
-        metadata["message_id"] = message_id.strip("<>")
-    body, attachments = _body(msg, source)
+        metadata["message_id"] = message_id.strip().strip("<>")
+    for field, name in (("In-Reply-To", "in_reply_to"), ("References", "references")):
+        ids = message_ids(_header(msg, field))
+        if ids:
+            metadata[name] = " ".join(ids[-1:] if name == "in_reply_to" else ids)
+    body, attachments, is_html = _body(msg, source)
     if attachments:
         metadata["attachments"] = ", ".join(attachments)
 
     header_text = "\n".join(f"{h}: {v}" for h in HEADER_FIELDS if (v := _header(msg, h)))
-    sections = (Section(header_text, "Headers", 1), Section(body, "Body", 1))
-    text = f"{header_text}\n\n{body}".strip()
-    return Document(source=source, kind="email", text=text, title=subject or None, sections=sections,
+    reply = split_reply(body, sender=metadata.get("sender", ""), subject=subject, html=is_html)
+    if reply.answers is not None and reply.answers.author:
+        metadata["answers"] = reply.answers.author
+    if reply.forwarded.get("from"):
+        metadata["forwarded_from"] = reply.forwarded["from"]
+    sections = [Section(header_text, HEADERS, 1), Section(reply.text, BODY, 1)]
+    sections += [Section(f"{q.attribution}\n{q.text}" if q.attribution else q.text, QUOTED, 2)
+                 for q in reply.quotes if not reply.forwarded]
+    sections += [Section(reply.forwarded["text"], FORWARDED, 2)] if reply.forwarded.get("text") else []
+    sections += [Section(reply.signature, SIGNATURE, 2)] if reply.signature else []
+    sections += [Section(reply.footer, FOOTER, 2)] if reply.footer else []
+    # The whole message as a person reads it; tasks read written_text(), the sender's own part.
+    full = body if not is_html else sections_text([s for s in sections[1:]])
+    text = f"{header_text}\n\n{full}".strip()
+    return Document(source=source, kind="email", text=text, title=subject or None, sections=tuple(sections),
                     metadata=metadata)
+
+
+def message_ids(value: str) -> list[str]:
+    """The Message-IDs in a References or In-Reply-To header, in order, without angle brackets."""
+    found = _MESSAGE_ID.findall(value or "")
+    if not found and value and "@" in value and " " not in value.strip():
+        found = [value.strip()]  # a bare id some clients write without brackets
+    return list(dict.fromkeys(found))
+
+
+def section(doc: Document, heading: str) -> str:
+    """The text of a mail Document's section(s) of that heading ("" when it has none)."""
+    return "\n\n".join(s.text for s in doc.sections if s.heading == heading and s.text.strip())
+
+
+def written_text(doc: Document) -> str:
+    """What the sender of a mail wrote (its Body section); for a forward with no words of the sender's own,
+    the forwarded message; for another kind of Document, its text."""
+    if doc.kind != "email" or not doc.sections:
+        return doc.text
+    return section(doc, BODY) or section(doc, FORWARDED)
 
 
 def _header(msg: EmailMessage, name: str) -> str:
@@ -81,6 +129,8 @@ def _addresses(msg: EmailMessage, name: str) -> str:
         pairs = getaddresses([str(v) for v in raw])
     except (ValueError, TypeError, IndexError):
         return _header(msg, name)
+    if any(address and not display for display, address in pairs):
+        pairs = _comment_names(msg, name, pairs)
     out = []
     for display, address in pairs:
         if display and address:
@@ -90,7 +140,25 @@ def _addresses(msg: EmailMessage, name: str) -> str:
     return ", ".join(out)
 
 
-def _body(msg: EmailMessage, source: str) -> tuple[str, list[str]]:
+def _comment_names(msg: EmailMessage, name: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Names given the old way, as a comment ("anna@example.org (Anna Berg)", as Usenet writes): the
+    parsed header drops them, the raw one has them."""
+    from email.header import decode_header, make_header
+
+    named: dict[str, str] = {}
+    try:
+        for key, value in msg.raw_items():
+            if key.lower() == name.lower():
+                for display, address in getaddresses([str(value)]):
+                    if display and address:
+                        named[address.lower()] = str(make_header(decode_header(display)))
+    except (ValueError, TypeError, IndexError, LookupError):
+        return pairs
+    return [(display or named.get(address.lower(), ""), address) for display, address in pairs]
+
+
+def _body(msg: EmailMessage, source: str) -> tuple[str, list[str], bool]:
+    """(the body's text, attachment names, whether the text is HTML markup)."""
     attachments = []
     for part in msg.walk():
         if part.is_multipart():
@@ -99,15 +167,12 @@ def _body(msg: EmailMessage, source: str) -> tuple[str, list[str]]:
         if filename and (part.get_content_disposition() == "attachment" or part.get_content_maintype() != "text"):
             attachments.append(filename)
     body = msg.get_body(preferencelist=("plain", "html"))
+    if body is not None and body.get_content_subtype() == "plain" and not _part_text(body).strip():
+        body = msg.get_body(preferencelist=("html",)) or body  # an empty plain part beside the real HTML one
     if body is None:
-        return "", attachments
+        return "", attachments, False
     text = _part_text(body)
-    if body.get_content_subtype() == "html":
-        from plait.readers.document import sections_text
-        from plait.readers.html import parse_html
-
-        text = sections_text(parse_html(text).sections)
-    return text.strip(), attachments
+    return text.strip(), attachments, body.get_content_subtype() == "html"
 
 
 def _part_text(part: MIMEPart) -> str:

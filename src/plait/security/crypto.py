@@ -123,6 +123,13 @@ def write_file_atomic(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None
         if mode != 0o600:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
+        # The rename is on disk too before the caller goes on (the workflow ledger records the effect as done
+        # next: a power cut must not leave a ledger row for a file that is not there).
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -26,6 +26,14 @@ def is_plain_sqlite(path: Path) -> bool:
         return False
 
 
+def file_key(path: Path) -> bytes | None:
+    """The key that opens the database file at ``path``: none for plain SQLite, else the database key of
+    the encrypted home it is in (a backup folder holds its home's key file, so this opens backups too)."""
+    from plait.security.keys import sqlite_key_for
+
+    return None if is_plain_sqlite(path) else sqlite_key_for(path)
+
+
 def sqlite_files(home: Path) -> Iterator[Path]:
     """plait.db and the other SQLite databases plait keeps in a home (workflow tables), plain or encrypted."""
     for root, dirs, files in os.walk(home):

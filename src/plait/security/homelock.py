@@ -23,7 +23,11 @@ class HomeLock:
 
     @classmethod
     def _open(cls, home: Path) -> int:
-        return os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            return os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        except PermissionError:
+            # A home made read-only keeps its lock file: flock works on a descriptor opened for reading.
+            return os.open(home / LOCK_FILE, os.O_RDONLY)
 
     @classmethod
     def shared(cls, home: Path) -> HomeLock:

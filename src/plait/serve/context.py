@@ -48,8 +48,9 @@ class ServerContext:
     def open(self) -> None:
         """Start the worker threads (again, after :meth:`close`: an app may be started more than once)."""
         settings = self.settings
-        # Generation threads mostly wait on llama.cpp (which releases the GIL); one per model in flight.
-        self.generation_pool = ThreadPoolExecutor(8, thread_name_prefix="plait-generate")
+        # Generation threads mostly wait on llama.cpp (which releases the GIL); one per answer in flight.
+        self.generation_pool = ThreadPoolExecutor(max(8, 2 * settings.generation_slots),
+                                                  thread_name_prefix="plait-generate")
         # Embedding, classification and other task work.
         self.work_pool = ThreadPoolExecutor(max(4, settings.threads * 2), thread_name_prefix="plait-work")
         # Two batches in flight per model: one running while the next gathers and the last is answered.
@@ -70,6 +71,15 @@ class ServerContext:
             raise CapabilityError(f"model '{spec.name}' cannot {capability} (it can: {can}); "
                                   "see /v1/models for the models and what they do")
         return spec
+
+    def slots(self, model: str) -> int:
+        """Answers ``model`` generates at once: a llama.cpp model's slots; one for other backends."""
+        spec = self.runtime.catalog.get(model)
+        if spec.backend != "llamacpp":
+            return 1
+        from plait.models.llamacpp import slots
+
+        return slots(spec, self.settings)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (a model call, a database query) off the event loop.

@@ -53,7 +53,7 @@ class LiveGeneration:
     async def start(self, http: Request) -> None:
         """Queue, wait for the turn and for the first output; raises 429/4xx/5xx errors or ClientGone."""
         try:
-            self._ticket = self.ctx.queue.admit(self.model, self.client)
+            self._ticket = self.ctx.queue.admit(self.model, self.client, self.ctx.slots(self.model))
         except QueueFull as exc:
             self.ctx.metrics.rejected.labels(model=self.model).inc()
             raise ApiError(429, str(exc), type="rate_limit_error", code="queue_full",

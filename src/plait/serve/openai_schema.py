@@ -70,8 +70,23 @@ class _Sampling(_Strict):
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1, description="only 1 is supported")
     user: str | None = None
+    logit_bias: dict[str, float] | None = Field(None, description="token id (of the model's vocabulary) to a bias "
+                                                "from -100 to 100, added to its logit before sampling")
     frequency_penalty: float | None = Field(None, ge=0, le=0, description="not supported: 0 or absent")
     presence_penalty: float | None = Field(None, ge=0, le=0, description="not supported: 0 or absent")
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for token, bias in (value or {}).items():
+            if not token.isdigit():
+                raise ValueError(f"logit_bias keys are token ids (digits), not {token!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"logit_bias for token {token} is {bias}; give -100 to 100")
+        return value
+
+    def _biases(self) -> dict[int, float] | None:
+        return {int(token): bias for token, bias in self.logit_bias.items()} if self.logit_bias else None
 
     def _stops(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
@@ -119,7 +134,7 @@ class ChatCompletionRequest(_Sampling):
         schema = fmt.json_schema.schema_ if fmt and fmt.type == "json_schema" and fmt.json_schema else None
         return GenerationOptions(
             max_tokens=self.max_completion_tokens or self.max_tokens, temperature=self.temperature,
-            top_p=self.top_p, stop=self._stops(), seed=self.seed,
+            top_p=self.top_p, stop=self._stops(), seed=self.seed, logit_bias=self._biases(),
             json_schema=schema, json_object=bool(fmt and fmt.type == "json_object"),
         )
 
@@ -153,7 +168,7 @@ class CompletionRequest(_Sampling):
 
     def options(self) -> GenerationOptions:
         return GenerationOptions(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
-                                 stop=self._stops(), seed=self.seed)
+                                 stop=self._stops(), seed=self.seed, logit_bias=self._biases())
 
 
 class EmbeddingRequest(_Strict):
@@ -187,10 +202,15 @@ def finish_reason(reason: FinishReason | str | None) -> OpenAIFinish:
     return "length" if reason == "length" else "stop"
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(0, description="prompt tokens not read again: the model's cache held them")
+
+
 class UsageOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int = 0
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class AssistantMessage(BaseModel):

@@ -1,8 +1,9 @@
-"""The generation queue: bounded, fair between API keys, one generation per model at a time.
+"""The generation queue: bounded, fair between API keys, as many generations per model as it has slots.
 
-A llama.cpp model generates for one request at a time, so requests for a model wait their turn here
-rather than on the model's lock. Turns go round-robin between the API keys that have requests waiting:
-a client that sends twenty requests does not make another client wait behind all twenty. When
+A llama.cpp model decodes a few requests at once (its slots, continuous batching); requests beyond that
+wait their turn here, where plait decides who goes next, rather than in llama.cpp's own first-come queue.
+A free slot goes to the waiting API key with the fewest answers running, round-robin among equals: a
+client that sends twenty requests does not make another client wait behind all twenty. When
 ``max_waiting`` requests already wait for a model, a new one is refused at once with :class:`QueueFull`
 (HTTP 429), carrying an estimate of when to retry.
 
@@ -98,9 +99,19 @@ class _ModelQueue:
                     self.rotation.remove(ticket.client)
         self._dispatch()
 
+    def _next_client(self) -> str:
+        """The waiting client with the fewest answers running (the longest waiting among equals): a free
+        slot goes to whoever has least of the model now, not to whoever queued most."""
+        running: dict[str, int] = {}
+        for ticket in self.running:
+            running[ticket.client] = running.get(ticket.client, 0) + 1
+        client = min(self.rotation, key=lambda c: running.get(c, 0))  # min keeps the first of equals
+        self.rotation.remove(client)
+        return client
+
     def _dispatch(self) -> None:
         while len(self.running) < self.slots and self.rotation:
-            client = self.rotation.popleft()
+            client = self._next_client()
             queue = self.waiting[client]
             ticket = queue.popleft()
             if queue:
@@ -124,12 +135,18 @@ class GenerationQueue:
         self._queues: dict[str, _ModelQueue] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def admit(self, model: str, client: str) -> Ticket:
-        """A place in ``model``'s queue for ``client``; raises :class:`QueueFull` when it is full."""
+    def admit(self, model: str, client: str, slots: int | None = None) -> Ticket:
+        """A place in ``model``'s queue for ``client``; raises :class:`QueueFull` when it is full.
+
+        ``slots``: generations the model runs at once (default: the queue's); the latest value counts, so
+        a changed setting applies from the next request on.
+        """
         self._loop = asyncio.get_running_loop()
         queue = self._queues.get(model)
         if queue is None:
             queue = self._queues[model] = _ModelQueue(model, self.slots, self.max_waiting, self.on_depth)
+        if slots is not None:
+            queue.slots = slots
         return queue.admit(client)
 
     def release_threadsafe(self, ticket: Ticket) -> None:

@@ -8,6 +8,21 @@ Connections are per thread, because a sqlite3 connection must not be shared acro
 An encrypted home's database is a SQLCipher 4 file (AES-256 pages with an HMAC each, in the database, its
 WAL and its journal alike), opened by :func:`connect` with the home's data key; a plain one is standard
 SQLite. Both have the ``sqlite3`` API, so the rest of plait does not know which it has.
+
+Durability, decided per kind of write (a power cut loses the tail of the WAL that was not yet synced):
+
+- ``synchronous = NORMAL`` by default: a commit reaches the disk at the next checkpoint. A power cut can
+  lose the last commits, never corrupt the database. That is right for what can be done again: index
+  rows (the next ``plait index add`` re-reads files whose record is gone, by content hash; the vector
+  index file is saved only after a checkpoint, so it is never ahead of them), a workflow's items, step
+  outputs and cursors (steps are re-run, triggers re-read; keys make items unique).
+- ``transaction(durable=True)`` commits with ``synchronous = FULL``: the WAL is synced before COMMIT
+  returns, and with it every earlier commit. The workflow ledger (``workflow_effects``) rows of effects
+  that leave the machine (a webhook POST, a mail sent by SMTP) are written this way: a ledger row lost
+  after its effect makes the effect happen again, so it must be on disk before the next effect starts. A
+  power cut then repeats at most the effect in flight (sent with the same Idempotency-Key or Message-ID).
+  Ledger rows of local effects (files, table rows, digests) are not synced on their own: redoing them
+  gives the same file or row. Catalog entries and migrations are written durably too: rare, costly to lose.
 """
 
 from __future__ import annotations
@@ -20,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from plait.errors import StoreError
+from plait.store.failures import store_error
 
 BUSY_TIMEOUT_MS = 30_000
 AUTO: Literal["auto"] = "auto"
@@ -66,7 +82,10 @@ class Store:
         self.key: bytes | None = key
         from plait.store.migrations import migrate
 
-        migrate(self)
+        try:
+            migrate(self)
+        except sqlite3.Error as exc:
+            raise (store_error(exc, self.path) or StoreError(str(exc))) from exc
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -79,11 +98,15 @@ class Store:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
-        if self._home_lock is None:
-            from plait.security.homelock import HomeLock
+        try:
+            if self._home_lock is None:
+                from plait.security.homelock import HomeLock
 
-            # Held while this store is open: a key rotation or migration waits for every plait process to end.
-            self._home_lock = HomeLock.shared(self.path.parent)
+                # Held while this store is open: a key rotation or migration waits for every plait process to end.
+                self._home_lock = HomeLock.shared(self.path.parent)
+        except OSError as exc:
+            raise (store_error(exc, self.path) or StoreError(f"cannot lock plait's home {self.path.parent} ({exc})")) \
+                from exc
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see transaction()).
             conn = connect(self.path, self.key)
@@ -91,31 +114,42 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; safe with WAL
             conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             from plait.security.sqlcipher import wrong_key
 
-            if wrong_key(exc):
-                raise StoreError(f"cannot read database {self.path}: " + (
-                    "its key does not open it (was the home's security.json replaced?)" if self.key is not None
-                    else "it is encrypted, and the home's key file security.json is missing; restore it")) from exc
-            raise StoreError(
-                f"cannot open database {self.path} ({exc}); if it is corrupt, move it aside and plait "
-                "will create a new one"
-            ) from exc
+            if wrong_key(exc):  # SQLCipher cannot tell a wrong key from damaged pages
+                from plait.store.failures import DamagedDatabase
+
+                why = ("the home's key does not open it (was security.json replaced?)" if self.key is not None
+                       else "it is encrypted and the home's key file security.json is missing (restore it)")
+                raise DamagedDatabase(
+                    f"plait's database ({self.path}) cannot be read: it is damaged, or {why}; run `plait doctor` "
+                    "to see what can be saved, or `plait restore BACKUP` to go back to a backup") from exc
+            raise (store_error(exc, self.path) or StoreError(f"cannot open database {self.path} ({exc})")) from exc
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction holding the database's write lock from its first statement."""
+    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding the database's write lock from its first statement.
+
+        ``durable``: the commit is on disk when this returns (see the module's docstring)."""
         conn = self.connection
-        conn.execute("BEGIN IMMEDIATE")
+        if durable:
+            conn.execute("PRAGMA synchronous = FULL")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                # SQLite may already have rolled back (a full disk, an I/O error): do not hide that error.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+        finally:
+            if durable:
+                conn.execute("PRAGMA synchronous = NORMAL")
 
     def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return self.connection.execute(sql, params).fetchall()

@@ -47,12 +47,26 @@ def _execute_script(conn: sqlite3.Connection, script: str) -> None:
             statement = ""
 
 
+def unknown_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Migrations recorded in the database that this plait does not have: it was written by a newer one."""
+    known = {name for name, _ in MIGRATIONS} | set(FORMERLY.values())  # released names count as known
+    return sorted(row[0] for row in conn.execute("SELECT name FROM _migrations") if row[0] not in known)
+
+
 def migrate(store: Store) -> list[str]:
-    """Apply the migrations not yet applied; returns their names. Safe when processes race to do it."""
+    """Apply the migrations not yet applied; returns their names. Safe when processes race to do it.
+
+    A database that a newer plait migrated is refused before anything is written to it: this plait would
+    not know its new tables and columns, and could damage what the newer one keeps there."""
+    from plait.store.failures import NewerDatabase
+
     conn = store.connection
     conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     applied: list[str] = []
-    with store.transaction():  # the write lock serialises concurrent migrators
+    with store.transaction(durable=True):  # the write lock serialises concurrent migrators
+        if newer := unknown_migrations(conn):
+            raise NewerDatabase(f"{store.path} was written by a newer plait (schema changes {', '.join(newer)} "
+                                "are unknown here); upgrade plait, or use another PLAIT_HOME")
         done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
         for name, fn in MIGRATIONS:
             if name not in done and FORMERLY.get(name) not in done:
@@ -401,3 +415,22 @@ def m007_security_audit(conn: sqlite3.Connection) -> None:
         );
         """
     _execute_script(conn, script)
+
+
+@migration()
+def m008_eval_runs(conn: sqlite3.Connection) -> None:
+    # plait eval's results, one row per run (see plait.evaluation.history); JSON columns for the settings,
+    # metrics and sizes, whose keys grow with new metrics.
+    _execute_script(conn, """
+        CREATE TABLE eval_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            collection TEXT,
+            embed_model TEXT NOT NULL,
+            chat_model TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            sizes TEXT NOT NULL
+        );
+        """)

@@ -73,8 +73,33 @@ class ClassifyConfig(TaskRequest):
     template: str = Field(default="{label}", description="zero-shot label text, e.g. 'a post about {label}'")
     model: str | None = Field(default=None, description="embedder (similarity, logistic) or chat model (llm)")
     classifier: str | None = Field(default=None, description="a trained classifier from the catalog")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="label → the lowest probability at which it is given; below it the "
+                                          "text is unsure (see plait.tasks.label_thresholds)")
+    precision: dict[str, float] = Field(
+        default_factory=dict, description="label → the precision its decisions must reach on the corrections "
+                                          "(cross-validated): thresholds are chosen from the corrections")
+    explain: list[str] = Field(default_factory=list, description="labels that come with the words that drove "
+                                                                 "them (why)")
+    corrections: str | None = Field(default=None, description="a folder with one sub-folder per label of texts "
+                                    "or mails a person labelled: they become examples (few-shot)")
 
     def build(self, runtime: Runtime | None = None) -> Classifier:
+        if self.thresholds or self.precision or self.explain or self.corrections:
+            from plait.tasks.label_thresholds import abstaining_classifier
+
+            plain = self.model_copy(update={"thresholds": {}, "precision": {}, "explain": [], "corrections": None})
+            names = list(parse_labels(self.labels)) or list(self.descriptions)
+
+            def inner(examples: Sequence[Example]) -> Classifier:
+                if not examples:
+                    return plain.build(runtime)
+                return plain.model_copy(update={"examples": [LabelledText(text=e.text, labels=list(e.labels))
+                                                             for e in examples]}).build_few_shot(runtime)
+
+            return abstaining_classifier(inner, names, corrections=self.corrections, thresholds=self.thresholds,
+                                         precision=self.precision, explain=self.explain,
+                                         key=(id(runtime), plain.model_dump_json()))
         if self.classifier:
             if self.labels or self.examples or self.descriptions:
                 raise InputError("a trained classifier brings its own labels: give either a classifier or "
@@ -90,6 +115,29 @@ class ClassifyConfig(TaskRequest):
         return build_classifier(labels or None, examples=examples or None, method=self.method,
                                 multi_label=self.multi_label, threshold=self.threshold,
                                 template=self.template, model=self.model, runtime=runtime)
+
+
+    def build_few_shot(self, runtime: Runtime | None) -> Classifier:
+        """Few-shot from the examples, with each label's description as one more example; a label without
+        examples keeps its description alone (corrections seldom cover every label)."""
+        labels = parse_labels(self.labels)
+        for name, description in self.descriptions.items():
+            labels[name] = description
+        rt = runtime or get_runtime()
+        embedder = rt.model(self.model or rt.settings.embed_model, Embedder)
+        names = list(labels)
+        shots = _examples([Example(e.text, tuple(e.labels)) for e in self.examples]
+                          if isinstance(self.examples, list) else self.examples)
+        model = PrototypeClassifier.few_shot(embedder, names, [labels[n] or self.template.format(label=n)
+                                                               for n in names], shots,
+                                             multi_label=bool(self.multi_label), threshold=self.threshold)
+        if len({tag for e in shots for tag in e.labels}) < 2:
+            # Examples of one label say nothing about how far apart labels are: a temperature fitted on
+            # them makes every text near-certain. Keep the similarity prior until two labels have examples.
+            from plait.tasks.classifiers import default_cosine_calibrator
+
+            model.calibrator = default_cosine_calibrator(bool(self.multi_label))
+        return model
 
 
 def parse_labels(labels: Labels | None) -> dict[str, str | None]:

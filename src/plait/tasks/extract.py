@@ -103,8 +103,11 @@ def _text_and_reference(text: str | Document, reference: datetime | None) -> tup
             except ValueError:
                 reference = None
         if text.kind == "email" and text.sections:
-            # The body: header lines confuse the parser, and their facts are in the metadata.
-            return text.sections[-1].text, reference
+            # What the sender wrote: header lines confuse the parser (their facts are in the metadata), and
+            # actions and dates of the quoted history are someone else's, of another day.
+            from plait.readers.mail import written_text
+
+            return written_text(text), reference
         return text.text, reference
     if not isinstance(text, str):
         raise InputError(f"extract takes a string or a Document, not {type(text).__name__}")
@@ -160,7 +163,12 @@ def extract_json(text: str | Document, schema: dict[str, Any] | type[BaseModel],
     json_schema, pydantic_model = _schema(schema)
     validator = _validator(json_schema)
     bounded = bound_schema(json_schema)
-    body = text.text if isinstance(text, Document) else text
+    if isinstance(text, Document):
+        from plait.readers.mail import written_text
+
+        body = written_text(text) if text.kind == "email" and text.sections else text.text
+    else:
+        body = text
     if not isinstance(body, str):
         raise InputError(f"extract takes a string or a Document, not {type(body).__name__}")
     if not body.strip():

@@ -307,6 +307,7 @@ class ActionItem:
     due: str | None  # ISO 8601, when the sentence gives a date
     start: int
     end: int
+    action: str = ""  # phrased as an action: "send the report by Friday" (from "Could you send the report by Friday?")
 
 
 _CUE = re.compile(
@@ -339,8 +340,32 @@ def action_items(parsed: Parsed, *, reference: datetime | None = None) -> list[A
         start, end = offset + sent.start_char, offset + sent.end_char
         owner = _owner(sent, people, start, end, imperative)
         due = next((d.iso for d in due_dates if start <= d.start < end), None)
-        items.append(ActionItem(" ".join(text.split()), owner, due, start, end))
+        items.append(ActionItem(" ".join(text.split()), owner, due, start, end, _phrase(sent)))
     return items
+
+
+# Verbs whose complement is the action: "we need to book the venue" → "book the venue".
+_FRAMES = {"need", "have", "want", "like", "try", "remember", "forget", "mind", "ask", "able", "plan", "hope"}
+
+
+def _phrase(sent: Any) -> str:
+    """The sentence as an action: from its main verb to its end ("Could you please send me the report by
+    Friday?" → "send me the report by Friday"); a frame verb hands over to its complement ("we need to book
+    the venue" → "book the venue")."""
+    verb = sent.root
+    for _ in range(2):
+        complement = [c for c in verb.children if c.dep_ in ("xcomp", "ccomp") and c.pos_ in ("VERB", "AUX")]
+        if verb.lemma_.lower() in _FRAMES and complement:
+            verb = complement[0]
+        else:
+            break
+    # Start at the verb, or earlier at a negation or particle that belongs to it ("don't forget" stays whole
+    # when it is the root); leave out subjects, modals and "please" before it.
+    words = sent.doc.text[verb.idx:sent.end_char]  # the text as written, from the verb to the end
+    words = re.sub(r"\s+", " ", re.sub(r"\b(?:please|kindly)\s+", "", words, flags=re.IGNORECASE))
+    words = words.strip().rstrip(".!?;:, ")
+    words = re.sub(r"\s*,?\s*(?:please|thanks?|thank you)$", "", words, flags=re.IGNORECASE)
+    return words[:1].lower() + words[1:] if words[:1].isupper() and not words[1:2].isupper() else words
 
 
 def _is_imperative(sent: Any) -> bool:

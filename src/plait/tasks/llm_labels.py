@@ -1,10 +1,11 @@
 """Zero-shot classification by a language model, constrained to the labels.
 
-With a llama.cpp model the choice is scored exactly: the prompt (the text, the labels, "answer with the
-label only") is evaluated once, then each label's tokens are scored as the answer; the sum of their
-log-probabilities is the label's score. This is constrained decoding carried to its end: the model can
-only answer with one of the labels, and instead of one sampled answer we get the model's probability of
-each, renormalised over the label set (a softmax of the scores, temperature 1 until calibrated).
+With a llama.cpp model, when llama-cpp-python (an optional extra) is installed, the choice is scored
+exactly: the prompt (the text, the labels, "answer with the label only") is evaluated once, then each
+label's tokens are scored as the answer; the sum of their log-probabilities is the label's score. This
+is constrained decoding carried to its end: the model can only answer with one of the labels, and
+instead of one sampled answer we get the model's probability of each, renormalised over the label set
+(a softmax of the scores, temperature 1 until calibrated).
 Multi-label: one yes/no question per label, scored ``log P(yes) - log P(no)``, whose sigmoid is the
 model's own odds of "yes" against "no".
 
@@ -13,9 +14,10 @@ calibration (Zhao et al., 2021, "Calibrate Before Use") removes that: the same p
 with a content-free text ("N/A") and those scores are subtracted from every text's scores, so a label
 wins by what the text adds, not by the model's prior for it.
 
-Other generators (transformers, an OpenAI-compatible server) do not expose token log-probabilities here,
-so they answer under a JSON-schema grammar whose only values are the labels; the chosen label gets
-probability ~1. That is a choice, not a calibrated distribution, and is reported as such.
+Other generators (transformers, an OpenAI-compatible server, a GGUF model without llama-cpp-python) do
+not expose token log-probabilities here, so they answer under a JSON-schema grammar whose only values
+are the labels; the chosen label gets probability ~1. That is a choice, not a calibrated distribution,
+and is reported as such.
 """
 
 from __future__ import annotations
@@ -154,9 +156,28 @@ class _LlamaScorer:
 
     @classmethod
     def of(cls, generator: TextGenerator) -> _LlamaScorer | None:
-        """A scorer for a llama.cpp generator; None for others, which expose no token log-probabilities."""
-        llm = getattr(generator, "llm", None)
-        return cls(llm, getattr(generator, "_lock", None)) if llm is not None else None
+        """A scorer for a GGUF generator; None for other backends, which expose no token log-probabilities,
+        and when llama-cpp-python (the optional ``llama-cpp-python`` extra: it compiles) is not installed.
+
+        The generator serves through llama.cpp's server loop, which offers no logits; the scorer opens the
+        same GGUF file through llama-cpp-python's C API, once per loaded generator (it lives and is freed
+        with it).
+        """
+        if generator.spec.backend != "llamacpp":
+            return None
+        held: _LlamaScorer | None = generator.__dict__.get("_label_scorer")
+        if held is not None:
+            return held
+        try:
+            import llama_cpp
+        except ImportError:
+            return None
+        import threading
+
+        llm = llama_cpp.Llama(model_path=str(generator.spec.local_path()), n_ctx=generator.context_length or 2048,
+                              n_threads=getattr(generator, "threads", None), verbose=False)
+        held = generator.__dict__["_label_scorer"] = cls(llm, threading.Lock())
+        return held
 
     def _template(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -202,7 +223,11 @@ class _LlamaScorer:
         if len(tokens) > llm.n_ctx():
             raise BackendError(f"the classification prompt ({len(tokens)} tokens) does not fit the model's "
                                f"context ({llm.n_ctx()}); use fewer labels or shorter descriptions")
-        llm.eval(tokens[common:])
+        # The last token always alone: llama.cpp's batched and single-token kernels round differently, so
+        # scores would otherwise depend on how much of the prompt the cache happened to hold.
+        if common < len(tokens) - 1:
+            llm.eval(tokens[common:-1])
+        llm.eval(tokens[-1:])
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(self.n_vocab,))
         z = logits.astype(np.float64)
         z -= z.max()

@@ -24,7 +24,7 @@ def search(query: str, *, k: int = 10, mode: Mode = "hybrid", filters: SearchFil
 
 class SearchRequest(TaskRequest):
     query: str = Field(min_length=1, max_length=2000, description="words or a question; \"quoted phrases\" "
-                       "must appear as they are")
+                       "rank first where they appear as they are")
     k: int = Field(10, ge=1, le=100, description="number of results")
     mode: Mode = Field("hybrid", description="hybrid (words and meaning), keyword (BM25) or vector")
     filters: SearchFilters | None = None

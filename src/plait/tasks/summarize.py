@@ -115,8 +115,11 @@ def summarize(text: str | Document, *, method: Method = "extractive", style: Sty
 def _units(text: str | Document) -> list[str]:
     """Sentences of the text; a Document's sections are split separately so headings stay out."""
     if isinstance(text, Document):
-        # A mail's header block is not part of what it says.
-        sections = [s for s in text.sections if not (text.kind == "email" and s.heading == "Headers")]
+        if text.kind == "email":  # what the sender wrote: not the headers, quotes or signature
+            from plait.readers.mail import written_text
+
+            return split_sentences(written_text(text))
+        sections = list(text.sections)
         if sections:
             return [s for section in sections for s in split_sentences(section.text)]
         text = text.text

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -33,8 +34,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from plait.errors import CapabilityError, InputError, MissingDependency, PlaitError
+from plait.errors import CapabilityError, InputError, MissingDependency, PlaitError, StoreError
 from plait.store import Store
+from plait.store.failures import is_disk_failure, store_error
 from plait.workflows.clock import Clock
 from plait.workflows.context import StepContext
 from plait.workflows.errors import StepError, TemplateError, TriggerError
@@ -66,7 +68,7 @@ class TaskExecutor(Protocol):
     @property
     def parallelism(self) -> int: ...
 
-    def __call__(self, task: Task, request: Any) -> Any: ...
+    def __call__(self, task: Task, request: Any, document: Any = None) -> Any: ...
 
     def close(self) -> None: ...
 
@@ -195,6 +197,10 @@ class Engine:
         try:
             if backfill and not self.dry_run:
                 summary.added += self.state.unskip(since_ts)
+            if not self.dry_run:  # half-written files a killed run left (this run holds the lock)
+                from plait.workflows.sinks import remove_temporaries
+
+                remove_temporaries(self.output_dir)
             self._flush_sinks()  # files a killed run gathered entries for but did not write
             while True:
                 if intake:
@@ -217,8 +223,16 @@ class Engine:
             try:
                 self._flush_sinks()
             finally:
-                self.state.finish_run(run_id, status, error)
-                self.close()
+                try:
+                    self.state.finish_run(run_id, status, error)
+                except sqlite3.Error:
+                    if error is None:
+                        raise
+                    # The run is already failing (a full disk): keep its error, not this one. The next
+                    # start finds the run unfinished and marks it interrupted.
+                    log.warning("workflow %s: could not record the end of run %s", self.workflow.name, run_id)
+                finally:
+                    self.close()
         return summary
 
     def close(self) -> None:
@@ -368,7 +382,8 @@ class Engine:
     def _variables(self, row: ItemRow) -> dict[str, Any]:
         received = datetime.fromtimestamp(row.created_at, UTC)
         return {"item": dict(row.data), "key": row.key, "key_slug": slug(row.key, 80), "vars": self.workflow.vars,
-                "workflow": {"name": self.workflow.name, "run": self._run_id}, "steps": {},
+                "workflow": {"name": self.workflow.name, "run": self._run_id, "output": str(self.output_dir)},
+                "steps": {},
                 "received": received, "now": self.clock.datetime()}
 
     def _run_steps(self, steps: Sequence[Any], prefix: str, variables: dict[str, Any],
@@ -474,6 +489,10 @@ class Engine:
             except (_StepFailed, _Stopped):
                 raise
             except Exception as exc:  # noqa: BLE001 - any step error is recorded on the item, never lost
+                if is_disk_failure(exc):
+                    # A full or read-only disk fails every item alike: stop the run with one clear error. The
+                    # item stays running and goes back to pending when the workflow next starts.
+                    raise (store_error(exc, self.runtime.store.path) or StoreError(str(exc))) from exc
                 message = str(exc) if isinstance(exc, PlaitError) else f"{type(exc).__name__}: {exc}"
                 self._fail(row, path, fingerprint, message, permanent=isinstance(exc, PERMANENT), attempt=attempt,
                            policy=policy, started=True)
@@ -503,7 +522,8 @@ class Engine:
             self.state.step_done(row.id, path, fingerprint, preview)
             return preview
         detail = to_jsonable(sink.apply(ctx))
-        self.state.step_done(row.id, path, fingerprint, detail, effect=(row.key, step.sink, detail, self._run_id))
+        self.state.step_done(row.id, path, fingerprint, detail, effect=(row.key, step.sink, detail, self._run_id),
+                             durable=sink.external)
         with self._touched_lock:
             self._touched.add(step.step_id)
         return detail

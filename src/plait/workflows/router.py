@@ -79,71 +79,97 @@ class RetryRequest(BaseModel):
     keys: list[str] | None = Field(None, description="the failed items to retry (default: all)")
 
 
-def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
-                    runner: Callable[[Any], Runner | None] | None = None, admin: Sequence[Any] = (),
-                    folder: Callable[[Any], Any] | None = None) -> Any:
-    """A FastAPI ``APIRouter`` with the workflow routes (see the module's docstring)."""
-    if _fastapi_missing is not None:
-        raise MissingDependency("workflow routes", extra="serve", package="fastapi") from _fastapi_missing
-    from plait.serve.ratelimit import RateLimiter, retry_after_header
-    from plait.workflows.enabled import bundled, disable, discover, enable, workflows_folder
-    from plait.workflows.outputs import list_outputs, output_folder, read_output
-    from plait.workflows.state import WorkflowState, workflow_names
-    from plait.workflows.status import workflow_status
-    from plait.workflows.steps import to_jsonable
-    from plait.workflows.webhook_keys import verify_webhook_key
+class Doors:
+    """How the routes reach the runtime, the runner and the workflow definitions (given by the app)."""
 
-    def get_runtime(request: Request) -> Runtime:
-        if runtime is not None:
-            return runtime(request)
+    def __init__(self, runtime: Callable[[Any], Runtime] | None, runner: Callable[[Any], Runner | None] | None,
+                 folder: Callable[[Any], Any] | None) -> None:
+        self._runtime, self._runner, self._folder = runtime, runner, folder
+
+    def runtime(self, request: Request) -> Runtime:
+        if self._runtime is not None:
+            return self._runtime(request)
         found: Runtime = request.app.state.ctx.runtime
         return found
 
-    def get_runner(request: Request) -> Runner | None:
-        if runner is not None:
-            return runner(request)
+    def runner(self, request: Request) -> Runner | None:
+        if self._runner is not None:
+            return self._runner(request)
         return getattr(request.app.state, "workflows", None)
 
-    def definitions(request: Request) -> dict[str, Any]:
+    def wake(self, request: Request, name: str) -> bool:
+        """Tell a running workflow it has new items; whether it is running here."""
+        rn = self.runner(request)
+        if rn is not None and name in rn.slots:
+            rn.wake(name)
+            return True
+        return False
+
+    def definitions(self, request: Request) -> dict[str, tuple[str | None, Any, str | None]]:
         """Workflow name → (file, workflow or None, problem), from the runner or the enabled folder."""
-        rn = get_runner(request)
+        from plait.workflows.enabled import discover, workflows_folder
+
+        rn = self.runner(request)
         if rn is not None:
             out: dict[str, tuple[str | None, Any, str | None]] = {
                 name: (str(slot.path) if slot.path else None, slot.workflow, slot.error)
                 for name, slot in rn.slots.items()}
             out.update({f: (f, None, p) for f, p in rn.problems.items()})
             return out
-        base = folder(request) if folder else workflows_folder(get_runtime(request).settings.home)
+        base = self._folder(request) if self._folder else workflows_folder(self.runtime(request).settings.home)
         return {f.name: (str(f.path), f.workflow, str(f.error) if f.error else None) for f in discover(base)}
 
-    def known(request: Request, name: str) -> Any:
-        defs = definitions(request)
+    def enabled(self, request: Request) -> list[str]:
+        return sorted(n for n, d in self.definitions(request).items() if d[1] is not None)
+
+    def known(self, request: Request, name: str) -> Any:
+        defs = self.definitions(request)
         if name not in defs or defs[name][1] is None:
             raise HTTPException(404, f"no workflow '{name}'; enabled ones: "
-                                     f"{', '.join(sorted(n for n, d in defs.items() if d[1])) or '(none)'}")
+                                     f"{', '.join(self.enabled(request)) or '(none)'}")
         return defs[name][1]
 
+
+def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
+                    runner: Callable[[Any], Runner | None] | None = None, admin: Sequence[Any] = (),
+                    folder: Callable[[Any], Any] | None = None) -> Any:
+    """A FastAPI ``APIRouter`` with the workflow routes (see the module's docstring)."""
+    if _fastapi_missing is not None:
+        raise MissingDependency("workflow routes", extra="serve", package="fastapi") from _fastapi_missing
+    doors = Doors(runtime, runner, folder)
     router = APIRouter(tags=["workflows"])
+    for add in (_status_routes, _control_routes, _output_routes, _today_routes):
+        add(router, doors, list(admin))
+    _webhook_route(router, doors)
+    return router
 
-    @router.get("/v1/workflows", dependencies=list(admin))
+
+def _status_routes(router: APIRouter, doors: Doors, admin: list[Any]) -> None:
+    from plait.workflows.enabled import bundled
+    from plait.workflows.state import WorkflowState, workflow_names
+    from plait.workflows.status import workflow_status
+
+    def status(request: Request, name: str, *, detail: bool, **limits: int) -> dict[str, Any]:
+        st = workflow_status(doors.runtime(request).store, name, **limits)
+        file, wf, problem = doors.definitions(request).get(name, (None, None, None))
+        st.file, st.problem = file, problem
+        st.enabled = wf.enabled if wf is not None else None
+        if wf is not None and detail:
+            st.extra["trigger"] = wf.trigger.type
+            st.extra["description"] = wf.description
+        return st.as_dict()
+
+    @router.get("/v1/workflows", dependencies=admin)
     def list_workflows(request: Request) -> list[dict[str, Any]]:
-        rt = get_runtime(request)
-        defs = definitions(request)
-        out = []
-        for name in sorted(set(defs) | set(workflow_names(rt.store))):
-            st = workflow_status(rt.store, name, failed_limit=5, runs=1)
-            file, wf, problem = defs.get(name, (None, None, None))
-            st.file, st.problem = file, problem
-            st.enabled = wf.enabled if wf is not None else None
-            out.append(st.as_dict())
-        return out
+        names = set(doors.definitions(request)) | set(workflow_names(doors.runtime(request).store))
+        return [status(request, name, detail=False, failed_limit=5, runs=1) for name in sorted(names)]
 
-    @router.get("/v1/workflows/bundled", dependencies=list(admin))
+    @router.get("/v1/workflows/bundled", dependencies=admin)
     def list_bundled(request: Request) -> list[dict[str, Any]]:
         """The workflows that come with plait, and whether each is enabled here."""
         from plait.workflows.loader import load_workflow
 
-        enabled_names = {n for n, d in definitions(request).items() if d[1] is not None}
+        enabled_names = set(doors.enabled(request))
         out = []
         for path in bundled():
             wf = load_workflow(path)
@@ -151,89 +177,84 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
                         "enabled": wf.name in enabled_names})
         return out
 
-    @router.get("/v1/workflows/{name}", dependencies=list(admin))
+    @router.get("/v1/workflows/{name}", dependencies=admin)
     def get_workflow(request: Request, name: str) -> dict[str, Any]:
-        rt = get_runtime(request)
-        defs = definitions(request)
-        if name not in defs and name not in workflow_names(rt.store):
+        if name not in doors.definitions(request) and name not in workflow_names(doors.runtime(request).store):
             raise HTTPException(404, f"no workflow '{name}'")
-        st = workflow_status(rt.store, name, runs=10)
-        file, wf, problem = defs.get(name, (None, None, None))
-        st.file, st.problem = file, problem
-        st.enabled = wf.enabled if wf is not None else None
-        if wf is not None:
-            st.extra["trigger"] = wf.trigger.type
-            st.extra["description"] = wf.description
-        return st.as_dict()
+        return status(request, name, detail=True, runs=10)
 
-    @router.post("/v1/workflows/{name}/run", dependencies=list(admin), status_code=202)
+    @router.get("/v1/workflows/{name}/items", dependencies=admin)
+    def list_items(request: Request, name: str, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        rows = WorkflowState(doors.runtime(request).store, name).items(state, max(1, min(limit, 1000)))
+        return [{"key": r.key, "state": r.state, "attempts": r.attempts, "error": r.error,
+                 "updated_at": r.updated_at, "data": r.data} for r in rows]
+
+
+def _control_routes(router: APIRouter, doors: Doors, admin: list[Any]) -> None:
+    from plait.workflows.enabled import disable, enable, workflows_folder
+    from plait.workflows.state import WorkflowState
+    from plait.workflows.steps import to_jsonable
+
+    @router.post("/v1/workflows/{name}/run", dependencies=admin, status_code=202)
     def run_workflow(request: Request, name: str, body: RunRequest | None = None) -> dict[str, Any]:
-        wf = known(request, name)
+        wf = doors.known(request, name)
         items = body.items if body else []
         given = body.keys if body and body.keys is not None else [None] * len(items)
         if len(given) != len(items):
             raise HTTPException(422, "`keys`, when given, must be a list as long as `items`")
-        rn = get_runner(request)
+        rn = doors.runner(request)
         keys = []
         if rn is not None and name in rn.slots:
             keys = [rn.submit(name, item, key) for item, key in zip(items, given, strict=True)]
-            rn.wake(name)
         else:
-            state = WorkflowState(get_runtime(request).store, name)
+            state = WorkflowState(doors.runtime(request).store, name)
             for item, key in zip(items, given, strict=True):
                 key = key or f"manual:{uuid.uuid4().hex}"
                 state.add_items([(key, to_jsonable(item), None)], cursor=None, trigger=wf.trigger.type)
                 keys.append(key)
-        return {"workflow": name, "accepted": keys, "running": rn is not None and name in (rn.slots if rn else {})}
+        return {"workflow": name, "accepted": keys, "running": doors.wake(request, name)}
 
-    @router.post("/v1/workflows/{name}/retry", dependencies=list(admin))
+    @router.post("/v1/workflows/{name}/retry", dependencies=admin)
     def retry_workflow(request: Request, name: str, body: RetryRequest | None = None) -> dict[str, Any]:
-        keys = body.keys if body else None
-        count = WorkflowState(get_runtime(request).store, name).retry(keys)
-        rn = get_runner(request)
-        if rn is not None and name in rn.slots:
-            rn.wake(name)
+        count = WorkflowState(doors.runtime(request).store, name).retry(body.keys if body else None)
+        doors.wake(request, name)
         return {"workflow": name, "retried": count}
 
-    @router.post("/v1/workflows/{name}/enable", dependencies=list(admin))
+    @router.post("/v1/workflows/{name}/enable", dependencies=admin)
     def enable_workflow(request: Request, name: str) -> dict[str, Any]:
         """Enable a bundled workflow, or one disabled before, by name (never by path: a request chooses no file)."""
         from plait.workflows.loader import load_workflow
 
         if not _NAME.match(name):
             raise HTTPException(400, f"'{name}' is not a workflow name")
-        home = get_runtime(request).settings.home
-        path = enable(name, workflows_folder(home))
-        rn = get_runner(request)
+        path = enable(name, workflows_folder(doors.runtime(request).settings.home))
+        rn = doors.runner(request)
         if rn is not None:
             rn.add(load_workflow(path), path)
         return {"workflow": name, "file": str(path), "running": rn is not None}
 
-    @router.post("/v1/workflows/{name}/disable", dependencies=list(admin))
+    @router.post("/v1/workflows/{name}/disable", dependencies=admin)
     def disable_workflow(request: Request, name: str) -> dict[str, Any]:
-        parked = disable(name, workflows_folder(get_runtime(request).settings.home))
-        rn = get_runner(request)
+        parked = disable(name, workflows_folder(doors.runtime(request).settings.home))
+        rn = doors.runner(request)
         if rn is not None:
             rn.remove(name)
         return {"workflow": name, "file": str(parked)}
 
-    @router.get("/v1/workflows/{name}/items", dependencies=list(admin))
-    def list_items(request: Request, name: str, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        rows = WorkflowState(get_runtime(request).store, name).items(state, max(1, min(limit, 1000)))
-        return [{"key": r.key, "state": r.state, "attempts": r.attempts, "error": r.error,
-                 "updated_at": r.updated_at, "data": r.data} for r in rows]
 
-    @router.get("/v1/workflows/{name}/outputs", dependencies=list(admin))
+def _output_routes(router: APIRouter, doors: Doors, admin: list[Any]) -> None:
+    from plait.workflows.outputs import list_outputs, output_folder, read_output
+
+    @router.get("/v1/workflows/{name}/outputs", dependencies=admin)
     def list_workflow_outputs(request: Request, name: str) -> dict[str, Any]:
-        wf = known(request, name)
-        folder = output_folder(wf, get_runtime(request).settings.home)
+        folder = output_folder(doors.known(request, name), doors.runtime(request).settings.home)
         return {"workflow": name, "folder": str(folder), "files": [vars(f) for f in list_outputs(folder)]}
 
-    @router.get("/v1/workflows/{name}/outputs/{path:path}", dependencies=list(admin))
+    @router.get("/v1/workflows/{name}/outputs/{path:path}", dependencies=admin)
     def get_workflow_output(request: Request, name: str, path: str) -> Response:
-        wf = known(request, name)
+        wf = doors.known(request, name)
         try:
-            content = read_output(output_folder(wf, get_runtime(request).settings.home), path)
+            content = read_output(output_folder(wf, doors.runtime(request).settings.home), path)
         except InputError as exc:
             raise HTTPException(404, str(exc)) from exc
         media = _OUTPUT_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
@@ -242,90 +263,115 @@ def workflow_router(*, runtime: Callable[[Any], Runtime] | None = None,
             "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'",
             "X-Content-Type-Options": "nosniff"})
 
-    @router.get("/v1/today", dependencies=list(admin))
+
+def _today_routes(router: APIRouter, doors: Doors, admin: list[Any]) -> None:
+    from plait.workflows.outputs import output_folder
+
+    @router.get("/v1/today", dependencies=admin)
     def get_today(request: Request) -> dict[str, Any]:
         """What the workflows made for the person's day (see plait.workflows.today), and how to get more."""
         from plait.workflows.spec import SinkStep, walk_steps
         from plait.workflows.today import today
 
         kinds = {}
-        for name, (_, wf, _) in definitions(request).items():
+        for name, (_, wf, _) in doors.definitions(request).items():
             for _, step in walk_steps(wf.steps) if wf is not None else []:
-                if isinstance(step, SinkStep) and step.sink in ("digest", "ics"):
+                if isinstance(step, SinkStep) and step.sink in ("digest", "mail-digest", "ics"):
                     kinds[(name, step.step_id)] = step.sink
-        sections = today(get_runtime(request).store, kinds)
-        return {"sections": [vars(s) for s in sections], "enabled": sorted(n for n, d in definitions(request).items()
-                                                                            if d[1] is not None)}
+        sections = today(doors.runtime(request).store, kinds)
+        return {"sections": [vars(s) for s in sections], "enabled": doors.enabled(request)}
 
-    @router.post("/v1/today/decisions", dependencies=list(admin))
+    @router.post("/v1/today/decisions", dependencies=admin)
     def decide_proposal(request: Request, body: DecisionRequest) -> dict[str, Any]:
         from plait.workflows.today import decide
 
-        wf = known(request, body.workflow)
-        rt = get_runtime(request)
+        wf = doors.known(request, body.workflow)
+        rt = doors.runtime(request)
         written = decide(rt.store, body.workflow, body.sink, body.item_key, body.decision,
                          output_folder(wf, rt.settings.home))
         return {"decision": body.decision, "calendar": str(written) if written else None}
 
-    deliveries = RateLimiter()
 
-    def refuse(status: int, message: str, kind: str, retry_after: float | None = None) -> Any:
-        headers = {"Retry-After": retry_after_header(retry_after)} if retry_after else None
-        return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
+def _refuse(status: int, message: str, kind: str, retry_after: float | None = None) -> Any:
+    from plait.serve.ratelimit import retry_after_header
+
+    headers = {"Retry-After": retry_after_header(retry_after)} if retry_after else None
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
+
+
+def _webhook_route(router: APIRouter, doors: Doors) -> None:
+    from plait.serve.ratelimit import RateLimiter
+
+    deliveries = RateLimiter()
 
     @router.post("/v1/workflows/{name}/webhook", status_code=202)
     async def webhook(request: Request, name: str) -> Any:
-        rt = get_runtime(request)
-        ctx = getattr(request.app.state, "ctx", None)
-        backoff = getattr(ctx, "backoff", None)
-        client = request.client.host if request.client else "?"
-        if backoff is not None and backoff.wait(client) > 0:
-            return refuse(429, "too many deliveries with a wrong webhook key; retry later", "rate_limit_error",
-                          backoff.wait(client))
-        secret = request.headers.get(WEBHOOK_HEADER) or request.query_params.get("key")
-        if not verify_webhook_key(rt.store, name, secret):
-            if ctx is not None and backoff is not None and secret:
-                from plait.serve.deps import auth_failed
-
-                auth_failed(ctx, request, client)
-            return refuse(401, "missing or wrong webhook key: send the workflow's key as X-Plait-Webhook-Key "
-                               "(`plait workflows webhook-key NAME`)", "authentication_error")
+        rt = doors.runtime(request)
+        if (refused := _unauthenticated(request, rt, name)) is not None:
+            return refused
         request.state.api_key, request.state.api_key_id = f"webhook:{name}", f"webhook:{name}"
-        wf = known(request, name)
+        wf = doors.known(request, name)
         if wf.trigger.type != "webhook":
             raise HTTPException(409, f"workflow '{name}' is triggered by {wf.trigger.type}, not webhooks")
+        ctx = getattr(request.app.state, "ctx", None)
         settings = getattr(ctx, "settings", None) or rt.settings  # the server's settings, else the runtime's
         wait = deliveries.check(name, settings.webhook_rate_per_minute)
         if wait > 0:
-            return refuse(429, f"workflow '{name}' takes {settings.webhook_rate_per_minute} deliveries a minute "
-                               "(setting webhook_rate_per_minute); retry later", "rate_limit_error", wait)
+            return _refuse(429, f"workflow '{name}' takes {settings.webhook_rate_per_minute} deliveries a minute "
+                                "(setting webhook_rate_per_minute); retry later", "rate_limit_error", wait)
         limit = int(wf.trigger.options.get("max_bytes", 1_000_000))
         raw = await request.body()
         if len(raw) > limit:
             raise HTTPException(413, f"the body is {len(raw)} bytes; this webhook takes at most {limit}")
-        state = WorkflowState(rt.store, name)
         quota = settings.webhook_pending_bytes
         if quota and _pending_bytes(rt, name) + len(raw) > quota:
-            return refuse(429, f"workflow '{name}' has {quota} bytes of items waiting (setting "
-                               "webhook_pending_bytes); retry once it has caught up", "rate_limit_error", 60)
-        text = raw.decode("utf-8", "replace")
-        try:
-            payload: Any = json.loads(text) if raw.strip() else None
-        except json.JSONDecodeError:
-            payload = None
-        # Stored once: parsed JSON, or the text. Never spread into the item's own fields, where a sink's
-        # `{{ item.path }}` or a URL template would pick a sender's value up as if plait had found it.
-        data: dict[str, Any] = {"body": payload} if payload is not None else {"text": text}
-        data.update(content_type=request.headers.get("content-type", "")[:200], received_from=client)
-        delivery = request.headers.get("idempotency-key") or request.headers.get("x-request-id") or uuid.uuid4().hex
-        key = f"webhook:{delivery[:200]}"
-        added = state.add_items([(key, to_jsonable(data), None)], cursor=None, trigger="webhook")
-        rn = get_runner(request)
-        if rn is not None and name in rn.slots:
-            rn.wake(name)
+            return _refuse(429, f"workflow '{name}' has {quota} bytes of items waiting (setting "
+                                "webhook_pending_bytes); retry once it has caught up", "rate_limit_error", 60)
+        key, added = _record_delivery(request, rt, name, raw)
+        doors.wake(request, name)
         return {"workflow": name, "key": key, "duplicate": not added}
 
-    return router
+
+def _unauthenticated(request: Request, rt: Runtime, name: str) -> Any:
+    """The refusal of a delivery without the workflow's key (backing off a client that keeps guessing)."""
+    from plait.workflows.webhook_keys import verify_webhook_key
+
+    ctx = getattr(request.app.state, "ctx", None)
+    backoff = getattr(ctx, "backoff", None)
+    client = request.client.host if request.client else "?"
+    if backoff is not None and backoff.wait(client) > 0:
+        return _refuse(429, "too many deliveries with a wrong webhook key; retry later", "rate_limit_error",
+                       backoff.wait(client))
+    secret = request.headers.get(WEBHOOK_HEADER) or request.query_params.get("key")
+    if verify_webhook_key(rt.store, name, secret):
+        return None
+    if ctx is not None and backoff is not None and secret:
+        from plait.serve.deps import auth_failed
+
+        auth_failed(ctx, request, client)
+    return _refuse(401, "missing or wrong webhook key: send the workflow's key as X-Plait-Webhook-Key "
+                        "(`plait workflows webhook-key NAME`)", "authentication_error")
+
+
+def _record_delivery(request: Request, rt: Runtime, name: str, raw: bytes) -> tuple[str, bool]:
+    """The delivery as one item (its key, and whether it is new: a retried delivery is recorded once)."""
+    from plait.workflows.state import WorkflowState
+    from plait.workflows.steps import to_jsonable
+
+    text = raw.decode("utf-8", "replace")
+    try:
+        payload: Any = json.loads(text) if raw.strip() else None
+    except json.JSONDecodeError:
+        payload = None
+    # Stored once: parsed JSON, or the text. Never spread into the item's own fields, where a sink's
+    # `{{ item.path }}` or a URL template would pick a sender's value up as if plait had found it.
+    data: dict[str, Any] = {"body": payload} if payload is not None else {"text": text}
+    client = request.client.host if request.client else "?"
+    data.update(content_type=request.headers.get("content-type", "")[:200], received_from=client)
+    delivery = request.headers.get("idempotency-key") or request.headers.get("x-request-id") or uuid.uuid4().hex
+    key = f"webhook:{delivery[:200]}"
+    added = WorkflowState(rt.store, name).add_items([(key, to_jsonable(data), None)], cursor=None, trigger="webhook")
+    return key, bool(added)
 
 
 def _pending_bytes(rt: Runtime, workflow: str) -> int:

@@ -242,10 +242,14 @@ class WorkflowState:
         return attempts
 
     def step_done(self, item_id: int, step: str, spec_hash: str, output: Any, *, state: str = "done",
-                  effect: tuple[str, str, Any, int | None] | None = None) -> None:
-        """Store a step's output; for a sink, its ledger row (item key, sink, detail, run) in the same write."""
+                  effect: tuple[str, str, Any, int | None] | None = None, durable: bool = False) -> None:
+        """Store a step's output; for a sink, its ledger row (item key, sink, detail, run) in the same write.
+
+        ``durable``: synced to disk before this returns (with every earlier write), for the ledger row of an
+        effect that leaves the machine: the next effect must not start while a power cut could still erase
+        the record of this one."""
         now = self.clock.now()
-        with self.store.transaction() as conn:
+        with self.store.transaction(durable=durable) as conn:
             conn.execute(
                 "INSERT INTO workflow_steps (item_id, step, state, attempts, output, spec_hash, started_at, "
                 "finished_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (item_id, step) DO UPDATE SET "

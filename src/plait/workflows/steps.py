@@ -6,8 +6,10 @@ A ``task:`` step names a task of plait's task registry (:mod:`plait.tasks.regist
 stored in the task's one JSON form (the same JSON the HTTP route answers), so a later template reads
 ``label.label`` or ``gist.text``. When ``with`` leaves out the task's main input (``text``, ``texts``,
 ``question``…), it is filled from the item's field of that name, else ``item.text``; a task that takes a
-file's content (see, hear) gets the file of a file trigger's item (``item.path``). The step's ``model``
-fills the request's ``model``.
+file's content (see, hear) gets the file of a file trigger's item (``item.path``); a task that reads
+documents (summarize, extract, sentiment) given a mail trigger's item gets the message as a mail Document
+too, so it reads what the sender wrote and resolves dates against the mail's own Date. The step's
+``model`` fills the request's ``model``.
 
 Workflow functions (:data:`FUNCTIONS`) are steps that only make sense inside a workflow (``read``: a file
 into text); they are called the same way.
@@ -83,9 +85,9 @@ def check_task_arguments(name: str, arguments: Mapping[str, Any]) -> list[tuple[
             for arg in arguments if arg not in known]
 
 
-def run_task(step: TaskStep, ctx: StepContext, execute: Callable[[Task, Any], Any] | None = None) -> Any:
-    """Run a task step: arguments rendered and checked here; ``execute(task, request)`` (when given: a Ray
-    pool) runs the checked request and returns the task's JSON."""
+def run_task(step: TaskStep, ctx: StepContext, execute: Callable[[Task, Any, Any], Any] | None = None) -> Any:
+    """Run a task step: arguments rendered and checked here; ``execute(task, request, document)`` (when given:
+    a Ray pool) runs the checked request and returns the task's JSON."""
     task = _task(step.task)
     args = {k: ctx.render(v) for k, v in step.with_.items()}
     item = ctx.variables.get("item") or {}
@@ -97,11 +99,16 @@ def run_task(step: TaskStep, ctx: StepContext, execute: Callable[[Task, Any], An
         return to_jsonable(fn(**args))
     from plait.tasks.registry import TaskContext, encode_base64
 
+    document = None
     if task.input and task.input not in args:
         if task.file_input:
             args[task.input] = encode_base64(_item_file(item, step.task))
         else:
             args[task.input] = _item_field(item, task.input, step.task)
+            if task.reads_documents and isinstance(item, Mapping):
+                from plait.workflows.triggers.mail import item_document
+
+                document = item_document(item)
     if step.model and "model" in task.request.model_fields and "model" not in args:
         args["model"] = step.model
     try:
@@ -109,8 +116,8 @@ def run_task(step: TaskStep, ctx: StepContext, execute: Callable[[Task, Any], An
     except InputError as exc:
         raise StepError(str(exc)) from exc
     if execute is not None:
-        return execute(task, request)
-    return task.to_json(task.run(request, TaskContext(ctx.runtime)))
+        return execute(task, request, document)
+    return task.to_json(task.run(request, TaskContext(ctx.runtime, document=document)))
 
 
 def _item_field(item: Any, field: str, task: str) -> Any:

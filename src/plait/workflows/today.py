@@ -27,7 +27,7 @@ ACCEPTED_FILE = "accepted.ics"
 class Section:
     workflow: str
     sink: str  # the sink step's id
-    kind: str  # digest | ics | …: how the page shows the entries
+    kind: str  # digest | mail-digest | ics: how the page shows the entries (a mail digest by its threads)
     target: str  # the period (2026-12-03) or the calendar file the entries belong to
     entries: list[dict[str, Any]] = field(default_factory=list)
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from plait.errors import PlaitError
-from plait.models.base import GenerationOptions, GenerationRequest, TextGenerator
+from plait.models.base import GenerationOptions, GenerationRequest, TextGenerator, Usage
 from plait.models.spec import ModelSpec
 from plait.serve.cache import generation_is_cacheable
 from plait.serve.context import ServerContext
@@ -81,8 +81,7 @@ async def _generate(http: Request, ctx: ServerContext, key_id: str, spec: ModelS
     if stream:
         return stream_response(live, _stream(http, live, base, chat, include_usage), "text/event-stream")
     done = await live.collect(http)
-    usage = {"prompt_tokens": done.usage.prompt_tokens, "completion_tokens": done.usage.completion_tokens,
-             "total_tokens": done.usage.total_tokens}
+    usage = _usage(done.usage)
     if chat:
         choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": done.text},
                                   "finish_reason": finish_reason(done.finish_reason), "logprobs": None}
@@ -93,6 +92,11 @@ async def _generate(http: Request, ctx: ServerContext, key_id: str, spec: ModelS
     if cache_key is not None and done.finish_reason != "cancelled":
         ctx.remember(cache_key, payload)
     return JSONResponse(payload)
+
+
+def _usage(u: Usage) -> dict[str, Any]:
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens, "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
 
 def _new_id(chat: bool) -> str:
@@ -123,9 +127,7 @@ async def _stream(http: Request, live: LiveGeneration, base: dict[str, Any], cha
                 yield _sse(chunk(None if chat else "", finish_reason(delta.finish_reason)))
                 if include_usage and delta.usage:
                     u = delta.usage
-                    yield _sse({**base, "object": obj, "choices": [], "usage": {
-                        "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                        "total_tokens": u.total_tokens}})
+                    yield _sse({**base, "object": obj, "choices": [], "usage": _usage(u)})
     except PlaitError as exc:
         # Headers are sent: report the failure in the stream, as OpenAI does, and end it.
         yield _sse(body_for(http.url.path, from_plait_error(exc)))

@@ -14,6 +14,7 @@ A new sink plugs in with one line: ``register_sink("name", "package.module:Class
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,13 @@ class SinkOptions(BaseModel):
 class Sink(ABC):
     Options: ClassVar[type[SinkOptions]] = SinkOptions
 
+    @property
+    def external(self) -> bool:
+        """Its effect leaves this machine (a POST, a mail sent): its ledger row is synced to disk before the
+        next effect starts, so a power cut cannot make it happen again (see plait.store.database). Local
+        effects (files, table rows) are redone harmlessly and need no sync of their own."""
+        return False
+
     def __init__(self, options: Any, env: SinkEnv) -> None:
         self.options = options
         self.env = env
@@ -81,6 +89,7 @@ register_sink("move", "plait.workflows.sinks.files:MoveSink")
 register_sink("copy", "plait.workflows.sinks.files:CopySink")
 register_sink("tag", "plait.workflows.sinks.files:TagSink")
 register_sink("digest", "plait.workflows.sinks.digest:DigestSink")
+register_sink("mail-digest", "plait.workflows.sinks.mail_digest:MailDigestSink")
 register_sink("ics", "plait.workflows.sinks.ics:IcsSink")
 register_sink("table", "plait.workflows.sinks.table:TableSink")
 register_sink("webhook", "plait.workflows.sinks.webhook:WebhookSink")
@@ -102,6 +111,9 @@ def make_sink(step: SinkStep, env: SinkEnv) -> Sink:
     return cls(cls.Options.model_validate(step.with_), env)
 
 
+TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # write_file_atomic's names: .NAME.XXXXXXXX.tmp
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write a whole file or nothing: a crash never leaves half a file (temporary file, then rename).
 
@@ -111,3 +123,15 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     from plait.security.storage import write_bytes
 
     write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed process left while writing (never a finished file): call it only
+    while holding the workflow's lock, when no write of this workflow can be in progress."""
+    removed = []
+    if folder.is_dir():
+        for path in folder.rglob(".*.tmp"):
+            if TEMPORARY.match(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

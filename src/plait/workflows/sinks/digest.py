@@ -70,12 +70,15 @@ class DigestSink(GatherSink):
             return f"{year}-W{week:02d}"
         return local.date().isoformat()
 
+    def when(self, ctx: StepContext) -> datetime:
+        """The entry's time: the ``time`` template's, else when the item arrived; in the digest's zone."""
+        when = to_datetime(ctx.render(self.options.time)) if self.options.time else ctx.variables["received"]
+        return when if when.tzinfo is not None else when.replace(tzinfo=self._zone())
+
     def entry(self, ctx: StepContext) -> tuple[str, float, dict[str, Any]]:
         o = self.options
         item = ctx.variables["item"]
-        when = to_datetime(ctx.render(o.time)) if o.time else ctx.variables["received"]
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=self._zone())
+        when = self.when(ctx)
         heading = ctx.render_text(o.heading) if o.heading else str(
             item.get("subject") or item.get("title") or item.get("name") or ctx.item_key)
         data: dict[str, Any] = {"heading": heading, "time": when.isoformat()}

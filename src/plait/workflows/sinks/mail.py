@@ -58,6 +58,10 @@ class MailSink(Sink):
     Options = MailOptions
     options: MailOptions
 
+    @property
+    def external(self) -> bool:
+        return self.options.smtp is not None  # sent mail leaves the machine; a draft file does not
+
     def _message(self, ctx: StepContext) -> EmailMessage:
         o = self.options
         to = ctx.render(o.to)

@@ -29,6 +29,10 @@ class WebhookSink(Sink):
     Options = WebhookOptions
     options: WebhookOptions
 
+    @property
+    def external(self) -> bool:
+        return True  # a POST leaves the machine
+
     def _request(self, ctx: StepContext) -> tuple[str, dict[str, str], Any]:
         o = self.options
         body = ctx.render(o.json_) if o.json_ is not None else {

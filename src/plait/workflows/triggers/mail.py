@@ -2,7 +2,12 @@
 
 Messages are parsed by plait's mail reader (:func:`plait.readers.mail.parse_message`). Each item holds the
 message's fields (``subject``, ``sender``, ``date``, ``body``, ``text``…) so the workflow can finish even if
-the message is later moved or deleted, and ``path`` (Maildir) for sinks that move or tag it.
+the message is later moved or deleted, and ``path`` (Maildir) for sinks that move or tag it. ``body`` is
+what the sender wrote (quoted history, attribution lines, signature and footer taken out; a forward's
+message when the sender wrote nothing; else the subject); ``quoted``, ``answers`` (who the reply answers),
+``signature`` and ``full_body`` keep the rest; ``message_id``, ``in_reply_to`` and ``references`` thread it.
+A task step that reads documents (summarize, extract, sentiment) gets the message back as a mail Document
+(:func:`item_document`), so it reads the sender's words and resolves dates against the mail's own Date.
 
 - Maildir: the key is the message's unique Maildir name (the part before ``:2,``), which stays the same
   when a mail client moves it from ``new/`` to ``cur/`` or changes its flags.
@@ -16,35 +21,43 @@ from __future__ import annotations
 import hashlib
 import mailbox
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.errors import InputError
 from plait.workflows.errors import TriggerError
 from plait.workflows.triggers import Trigger, TriggerItem, TriggerOptions
 
+if TYPE_CHECKING:
+    from plait.readers.document import Document
+
 
 def mail_item(raw: bytes, source: str, *, path: str | None = None) -> tuple[dict[str, Any], float | None]:
     """An item's data from one raw RFC 5322 message, and its date as Unix seconds."""
-    from plait.readers.mail import parse_message
+    from plait.readers.mail import QUOTED, SIGNATURE, parse_message, section, written_text
 
     try:
         doc = parse_message(raw, source)
         meta = dict(doc.metadata)
-        body = doc.sections[1].text if len(doc.sections) > 1 else doc.text
+        written = written_text(doc)
         data: dict[str, Any] = {
-            "source": source, "subject": meta.get("subject", ""), "sender": meta.get("sender", ""),
-            "recipients": meta.get("recipients", ""), "date": meta.get("date", ""),
-            "message_id": meta.get("message_id", ""), "attachments": meta.get("attachments", ""),
-            "body": body, "text": doc.text,
+            "kind": "email", "source": source, "subject": meta.get("subject", ""),
+            "sender": meta.get("sender", ""), "recipients": meta.get("recipients", ""), "date": meta.get("date", ""),
+            "message_id": meta.get("message_id", ""), "in_reply_to": meta.get("in_reply_to", ""),
+            "references": meta.get("references", ""), "attachments": meta.get("attachments", ""),
+            "body": written or meta.get("subject", ""), "quoted": section(doc, QUOTED),
+            "answers": meta.get("answers", ""), "forwarded_from": meta.get("forwarded_from", ""),
+            "signature": section(doc, SIGNATURE), "full_body": doc.text.partition("\n\n")[2], "text": doc.text,
         }
     except InputError as exc:
         # A broken message is still an item: the workflow decides (its steps fail with this error).
         text = raw.decode("utf-8", "replace")
-        data = {"source": source, "subject": "", "sender": "", "recipients": "", "date": "", "message_id": "",
-                "attachments": "", "body": text, "text": text, "parse_error": str(exc)}
+        data = {"kind": "email", "source": source, "subject": "", "sender": "", "recipients": "", "date": "",
+                "message_id": "", "in_reply_to": "", "references": "", "attachments": "", "body": text,
+                "quoted": "", "answers": "", "forwarded_from": "", "signature": "", "full_body": text, "text": text,
+                "parse_error": str(exc)}
     if path:
         data["path"] = path
     at = None
@@ -54,6 +67,26 @@ def mail_item(raw: bytes, source: str, *, path: str | None = None) -> tuple[dict
         except ValueError:
             at = None
     return data, at
+
+
+def item_document(item: Mapping[str, Any]) -> Document | None:
+    """The mail Document a mail trigger's item came from (None for other items): tasks that read documents
+    get it, so they read the sender's own words and the mail's date."""
+    from plait.readers.document import Document, Section
+    from plait.readers.mail import BODY, HEADERS, QUOTED
+
+    if item.get("kind") != "email" or item.get("parse_error"):
+        return None
+    metadata = {key: str(item[key]) for key in ("sender", "recipients", "subject", "date", "message_id",
+                                                "in_reply_to", "references", "answers") if item.get(key)}
+    headers = "\n".join(f"{name}: {item[key]}" for name, key in (("From", "sender"), ("To", "recipients"),
+                                                                 ("Date", "date"), ("Subject", "subject"))
+                        if item.get(key))
+    sections = [Section(headers, HEADERS, 1), Section(str(item.get("body") or ""), BODY, 1)]
+    if item.get("quoted"):
+        sections.append(Section(str(item["quoted"]), QUOTED, 2))
+    return Document(source=str(item.get("source") or ""), kind="email", text=str(item.get("text") or ""),
+                    title=str(item.get("subject") or "") or None, sections=tuple(sections), metadata=metadata)
 
 
 class MaildirOptions(TriggerOptions):

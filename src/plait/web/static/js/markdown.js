@@ -1,10 +1,11 @@
 // Markdown from models and workflows, rendered safely: the text is read line by line and built into
 // elements with text nodes, so no HTML in it ever reaches the page. Links keep only http(s) addresses and
-// open apart from the page; citations like [2] can become buttons (``cite``).
+// open apart from the page; citations like [2] or [2:5] (source 2, its sentence 5) can become buttons
+// (``cite``, given [source, sentence-or-null] pairs).
 
 import { append, h } from "./dom.js";
 
-const INLINE = /(`[^`]+`)|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|_[^_\s][^_]*_)|(\[[^\]]+\]\((https?:\/\/[^\s)]+)\))|(\[\d+(?:\s*[,;]\s*\d+)*\])/g;
+const INLINE = /(`[^`]+`)|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|_[^_\s][^_]*_)|(\[[^\]]+\]\((https?:\/\/[^\s)]+)\))|(\[\d+(?::\d+)?(?:\s*[,;]\s*\d+(?::\d+)?)*\])/g;
 
 function inline(text, cite) {
   const out = [];
@@ -19,8 +20,11 @@ function inline(text, cite) {
       const label = whole.slice(1, whole.indexOf("]("));
       out.push(h("a", { href: m[5], target: "_blank", rel: "noopener noreferrer nofollow" }, label));
     } else if (m[6]) {
-      const numbers = whole.slice(1, -1).split(/[,;]/).map((n) => Number(n.trim()));
-      out.push(cite ? cite(numbers) : whole);
+      const pairs = whole.slice(1, -1).split(/[,;]/).map((c) => {
+        const [source, sentence] = c.trim().split(":").map(Number);
+        return [source, Number.isInteger(sentence) ? sentence : null];
+      });
+      out.push(cite ? cite(pairs) : whole);
     }
     last = m.index + whole.length;
   }

@@ -1,5 +1,7 @@
-// Ask and search over the personal index. An answer streams with its numbered sources; a citation opens
-// its passage with the question's words marked and where it comes from. "Not in your data" is said as such.
+// Ask and search over the personal index. An answer streams after its numbered sources and the evidence
+// sentences it rests on; a citation ([2] or [2:5], source 2 sentence 5) opens the passage with the cited
+// sentence and the question's words marked, and where it comes from. "Not in your data" is said as such,
+// and an answer the documents may not give is shown with plait's warning.
 
 import { api, stream } from "../api.js";
 import { announce, append, clear, errorBox, field, h, highlighted, spans } from "../dom.js";
@@ -55,7 +57,16 @@ export async function render(main) {
     return Object.keys(f).length ? f : null;
   }
 
-  async function openPassage(chunkId, words) {
+  // The passage text with ``sentence`` (the cited evidence, when there is one) marked as a whole and the
+  // question's words marked elsewhere.
+  function marked(text, words, sentence) {
+    const at = sentence ? text.indexOf(sentence) : -1;
+    if (at < 0) return highlighted(text, words);
+    return [...highlighted(text.slice(0, at), words), h("mark", { class: "evidence" }, sentence),
+      ...highlighted(text.slice(at + sentence.length), words)];
+  }
+
+  async function openPassage(chunkId, words, sentence = null) {
     passage.hidden = false;
     append(clear(passage), h("p", { class: "muted" }, "Loading the passage…"));
     try {
@@ -63,13 +74,13 @@ export async function render(main) {
       const d = p.document;
       const about = [d.kind, (d.date || "").slice(0, 10), d.sender].filter(Boolean).join(" · ");
       const whole = h("button", { type: "button" }, "Show the whole document");
-      append(clear(passage), 
+      append(clear(passage),
         h("h2", { tabindex: "-1" }, d.title || d.source.split("/").pop()),
         h("p", { class: "muted" }, about),
         h("p", {}, h("span", { class: "muted" }, "From "), h("code", { class: "path" }, d.source)),
         p.heading ? h("p", { class: "muted" }, p.heading) : null,
         ...p.before.map((t) => h("p", { class: "context" }, t)),
-        h("blockquote", { class: "cited" }, ...highlighted(p.text, words)),
+        h("blockquote", { class: "cited" }, ...marked(p.text, words, sentence)),
         ...p.after.map((t) => h("p", { class: "context" }, t)),
         h("div", { class: "row" }, whole,
           h("button", { type: "button", onclick: () => { passage.hidden = true; } }, "Close")));
@@ -91,37 +102,60 @@ export async function render(main) {
       h("p", { class: "excerpt" }, ...highlighted(s.excerpt, words)))));
   }
 
+  // The evidence sentences, best first, each a button that opens its passage with the sentence marked.
+  function evidenceList(evidence, open) {
+    return h("ol", { class: "evidence" }, ...evidence.map((e) => h("li", {},
+      h("button", { type: "button", class: "cite", "aria-label": `Open source ${e.source}, sentence ${e.sentence}`,
+        onclick: () => open(e.source, e.sentence) }, `[${e.source}:${e.sentence}]`),
+      " ", h("q", {}, e.text), h("small", { class: "muted", title: "how likely this sentence answers the question" },
+        ` ${Math.round(e.score * 100)}% likely an answer`))));
+  }
+
   async function runAsk(text) {
     const words = questionWords(text);
     let sources = [];
+    let evidence = [];
     let answerText = "";
     const answer = h("div", { class: "answer" });
-    const cite = (numbers) => h("span", { class: "cites" }, ...numbers.map((n) => h("button", {
-      type: "button", class: "cite", "aria-label": `Open source ${n}`,
-      onclick: () => { const s = sources.find((x) => x.number === n); if (s) openPassage(s.chunk_id, words); },
-    }, `[${n}]`)));
-    append(clear(result), h("h2", {}, "Answer"), answer, h("p", { class: "muted", role: "status" }, "searching…"));
+    const open = (number, sentence) => {
+      const s = sources.find((x) => x.number === number);
+      const e = evidence.find((x) => x.source === number && x.sentence === sentence);
+      if (s) openPassage(s.chunk_id, words, e ? e.text : null);
+    };
+    const cite = (pairs) => h("span", { class: "cites" }, ...pairs.map(([n, m]) => h("button", {
+      type: "button", class: "cite", "aria-label": m === null ? `Open source ${n}` : `Open source ${n}, sentence ${m}`,
+      onclick: () => open(n, m),
+    }, m === null ? `[${n}]` : `[${n}:${m}]`)));
+    const status = h("p", { class: "muted", role: "status" }, "searching…");
+    append(clear(result), h("h2", {}, "Answer"), answer, status);
     result.setAttribute("aria-busy", "true");
     controller = new AbortController();
     try {
       await stream("/v1/ask", { question: text, filters: filters() }, (ev) => {
         if (ev.type === "sources") {
           sources = ev.sources;
-          result.lastChild.textContent = sources.length ? "answering…" : "";
+          status.textContent = sources.length ? "reading the sources…" : "";
+        } else if (ev.type === "evidence") {
+          evidence = ev.evidence;
+          if (evidence.length) {
+            status.textContent = "answering…";
+            append(result, h("h2", {}, "Evidence"), evidenceList(evidence.slice(0, 3), open));
+          }
           if (sources.length) append(result, h("h2", {}, "Sources"), sourcesList(sources, words));
         } else if (ev.type === "delta") {
           answerText += ev.text;
           append(clear(answer), ...markdown(answerText, { cite }));
         } else if (ev.type === "result") {
-          result.querySelector("[role=status]").textContent = "";
-          if (!ev.found) {
-            append(clear(answer), h("p", { class: "notice" }, "Not in your data: nothing in your index is close ",
-              "enough to this question, so no answer was made up."));
+          status.textContent = "";
+          if (ev.status === "not_found") {
+            append(clear(answer), h("p", { class: "notice" }, "Not in your data: ", ev.text));
+          } else if (ev.warning) {
+            answer.prepend(h("p", { class: "warning" }, "Careful: ", ev.warning, "."));
           }
-          const unsupported = (ev.attributions || []).filter((a) => a.source === null).length;
-          if (ev.found && unsupported) {
-            append(answer, h("p", { class: "warning" }, `${unsupported} of ${ev.attributions.length} sentence(s) of `,
-              "this answer match no source closely: check them against the sources."));
+          if (ev.rejected && ev.rejected.length) {
+            append(answer, h("details", { class: "rejected" },
+              h("summary", {}, `${ev.rejected.length} sentence(s) the model wrote were left out: the evidence does not support them`),
+              h("ul", {}, ...ev.rejected.map((r) => h("li", {}, h("q", {}, r.text), h("small", { class: "muted" }, ` ${r.reason}`))))));
           }
         }
       }, controller.signal);

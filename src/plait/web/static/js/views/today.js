@@ -1,6 +1,7 @@
-// Today: what plait's workflows made for this day. The inbox digest, meeting proposals to accept or
-// decline, the feed reading list, reports; each entry says where it came from. With nothing yet, it says
-// which workflow to enable and how.
+// Today: what plait's workflows made for this day. The inbox digest (threads, what needs the person first,
+// what senders ask and by when, labels that can be corrected), meeting proposals to accept or decline, the
+// feed reading list, reports; each entry says where it came from. With nothing yet, it says which workflow
+// to enable and how.
 
 import { api } from "../api.js";
 import { announce, append, clear, errorBox, h, when } from "../dom.js";
@@ -23,6 +24,33 @@ function digestEntry(entry) {
     entry.text ? h("div", { class: "text" }, ...markdown(entry.text)) : null,
     h("p", { class: "source" }, h("small", { class: "muted" }, "from "), h("code", {}, entry.link && !safeLink(entry.link) ? entry.link : entry.item_key),
       " ", safeLink(entry.link)));
+}
+
+function asDate(value) {
+  const d = value ? new Date(value) : null;
+  return d && !Number.isNaN(d.getTime()) ? d : null;
+}
+
+// One thread of a mail digest: its subject, what it needs, who wrote, the gist, the asks and dates, and
+// a label the person can correct (the correction becomes an example for `plait tune`).
+function thread(t, labels, correct) {
+  const latest = asDate(t.latest);
+  const last = t.messages[t.messages.length - 1];
+  const choose = h("select", { "aria-label": `Label of “${t.subject}”` },
+    ...[...new Set([...labels, t.label])].map((l) => h("option", { value: l, selected: l === t.label }, l)));
+  choose.addEventListener("change", () => correct(last.key, choose.value, t.subject));
+  return h("li", { class: `entry thread need-${t.need}` },
+    h("h3", {}, t.subject),
+    h("p", { class: "muted" }, h("span", { class: `badge ${t.unsure ? "pending" : ""}` }, t.unsure ? "unsure" : t.label),
+      [t.from.join(", "), latest ? latest.toLocaleString() : null,
+        `${t.new} new${t.earlier ? `, ${t.earlier} earlier` : ""}`].filter(Boolean).join(" · ")),
+    t.about ? h("p", {}, t.about) : null,
+    t.asks.length ? h("ul", { class: "asks" }, ...t.asks.map((a) => h("li", {}, h("strong", {}, "Asks: "), a.action,
+      a.due ? h("span", { class: "badge pending" }, `by ${a.due}`) : null))) : null,
+    t.dates.length ? h("p", { class: "muted" }, "Dates: ", t.dates.map((d) => `${d.text} (${d.iso})`).join(", ")) : null,
+    t.why.length ? h("p", { class: "muted" }, "Urgent because of: ", t.why.join(", ")) : null,
+    h("div", { class: "row source" }, h("small", { class: "muted" }, "from mail "), h("code", {}, last.key),
+      " ", safeLink(last.link), h("label", {}, h("small", { class: "muted" }, " label "), choose)));
 }
 
 export async function render(main) {
@@ -54,6 +82,32 @@ export async function render(main) {
           h("button", { type: "button", onclick: () => decide(section, entry, "decline") }, "Decline")));
   }
 
+  async function correct(workflow, key, label, subject) {
+    try {
+      await api(`/v1/workflows/${encodeURIComponent(workflow)}/corrections`, { method: "POST", body: { key, label } });
+      announce(`“${subject}” is ${label} from now on`);
+    } catch (error) {
+      body.prepend(errorBox(error));
+    }
+  }
+
+  // A mail digest is shown from the digest the workflow wrote (threads across the day and the day before);
+  // before the first one is written, from its entries like any digest.
+  async function mailDigest(section) {
+    const name = encodeURIComponent(section.workflow);
+    try {
+      const [digest, corrections] = await Promise.all([api(`/v1/workflows/${name}/digest?period=latest`),
+        api(`/v1/workflows/${name}/corrections`)]);
+      const counts = Object.entries(digest.labels).map(([l, n]) => `${n} ${l}`).join(" · ");
+      return [h("p", { class: "muted" }, `${digest.messages} message(s) in ${digest.threads.length} thread(s): ${counts}`),
+        h("ul", { class: "entries" }, ...digest.threads.map((t) => thread(t, corrections.labels,
+          (key, label, subject) => correct(section.workflow, key, label, subject))))];
+    } catch (error) {
+      if (error.status !== 404) throw error;
+      return [h("ul", { class: "entries" }, ...section.entries.map(digestEntry))];
+    }
+  }
+
   async function emptyState(enabled) {
     const order = ["inbox-triage", "meeting-requests", "feed-reader", "weekly-report", "documents-summaries"];
     const rank = (name) => (order.includes(name) ? order.indexOf(name) : order.length);
@@ -78,9 +132,11 @@ export async function render(main) {
       if (!data.sections.length) return emptyState(data.enabled);
       for (const section of data.sections) {
         const title = TITLES[section.workflow] || section.workflow;
+        const entries = section.kind === "mail-digest" ? await mailDigest(section)
+          : [h("ul", { class: "entries" }, ...section.entries.map((e) => (section.kind === "ics" ? proposal(section, e) : digestEntry(e))))];
         append(body, h("section", { class: "day-section" },
           h("h2", {}, title, h("small", { class: "muted" }, ` ${section.kind === "ics" ? "proposals" : section.target}`)),
-          h("ul", { class: "entries" }, ...section.entries.map((e) => (section.kind === "ics" ? proposal(section, e) : digestEntry(e))))));
+          ...entries));
       }
       append(body, h("p", { class: "muted" }, "Updated ", when(Date.now() / 1000), "."));
     } catch (error) {
