@@ -11,6 +11,7 @@ without Ray.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ def deploy(runtime: Runtime, models: Iterable[str], scaling: Scaling = Scaling()
     from plait.distributed.serve_replica import ModelReplica
     from ray import serve
 
-    # No HTTP proxy: requests come through plait's server. Replicas log warnings and errors only.
+    # No HTTP proxy: requests come through plait's server. Replicas log warnings and errors only, and so does
+    # Serve's client here (its INFO lines would land on the person's terminal).
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # Serve's client in this process: warnings only
     serve.start(proxy_location="Disabled", logging_config={"log_level": "WARNING"})
     settings = runtime.settings
     served: dict[str, ModelSpec] = {}
