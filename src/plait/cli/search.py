@@ -91,7 +91,7 @@ def ask(
     before: BeforeOpt = None, sender: SenderOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from your index: the evidence sentences first, then the answer built from them,
-    cited as [source:sentence]; or "the documents do not say"."""
+    cited as \\[source:sentence]; or "the documents do not say"."""
     filters = _filters(collection, path, kind, after, before, sender)
     task, stream = stream_task(ctx, "ask", {"question": question, "k": k, "filters": filters, "model": model,
                                             "min_similarity": min_similarity})

@@ -54,7 +54,7 @@ function thread(t, labels, correct) {
 }
 
 export async function render(main) {
-  const body = h("div", { class: "today" });
+  const body = h("div", { class: "today", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading what your workflows made…"));
   append(main, h("h1", {}, "Today"), body);
 
   async function decide(section, entry, decision) {
@@ -125,22 +125,29 @@ export async function render(main) {
       h("p", { class: "muted" }, "Or from a terminal: ", h("code", {}, "plait workflows enable inbox-triage"), ".")));
   }
 
+  // The new content is built first and swapped in at once, so a refresh does not blank the view.
   async function load() {
     try {
       const data = await api("/v1/today");
-      clear(body);
-      if (!data.sections.length) return emptyState(data.enabled);
+      if (!data.sections.length) {
+        clear(body);
+        await emptyState(data.enabled);
+        return;
+      }
+      const sections = [];
       for (const section of data.sections) {
         const title = TITLES[section.workflow] || section.workflow;
         const entries = section.kind === "mail-digest" ? await mailDigest(section)
           : [h("ul", { class: "entries" }, ...section.entries.map((e) => (section.kind === "ics" ? proposal(section, e) : digestEntry(e))))];
-        append(body, h("section", { class: "day-section" },
+        sections.push(h("section", { class: "day-section" },
           h("h2", {}, title, h("small", { class: "muted" }, ` ${section.kind === "ics" ? "proposals" : section.target}`)),
           ...entries));
       }
-      append(body, h("p", { class: "muted" }, "Updated ", when(Date.now() / 1000), "."));
+      append(clear(body), ...sections, h("p", { class: "muted" }, "Updated ", when(Date.now() / 1000), "."));
     } catch (error) {
       append(clear(body), errorBox(error));
+    } finally {
+      body.setAttribute("aria-busy", "false");
     }
   }
   await load();
