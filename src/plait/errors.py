@@ -15,7 +15,8 @@ The CLI turns them into an exit code (``exit_code``) and the server into a probl
         ├── ModelFileError     a model file is missing or corrupt (names the file)
         ├── CapabilityError    the model cannot do what was asked (e.g. embed with a chat-only model)
         ├── BackendError       the backend failed while running (remote server down, bad response…)
-        │   └── ModelOutputError   the model's answers never fit what was asked (a JSON schema…)
+        │   ├── ModelOutputError   the model's answers never fit what was asked (a JSON schema…)
+        │   └── ClusterError       Ray could not be reached, or its workers kept failing
         └── CatalogError       an entry cannot be added or removed (duplicate, built-in, bad source)
 """
 
@@ -90,6 +91,10 @@ class BackendError(ModelError):
 
 
 class ModelOutputError(BackendError):
+    pass
+
+
+class ClusterError(BackendError):
     pass
 
 

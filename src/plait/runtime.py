@@ -19,9 +19,9 @@ M = TypeVar("M", bound=Model)
 
 
 class Runtime:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, store: Store | None = None) -> None:
         self.settings = settings or load_settings()
-        self.store = Store(self.settings.database_path)
+        self.store = store or Store(self.settings.database_path)
         self.catalog = Catalog(self.store)
         self.pool = ModelPool(self.catalog, self.settings)
 

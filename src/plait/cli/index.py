@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from plait.cli.common import err_console, state
+from plait.errors import InputError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from plait.index.core import Index
+    from plait.index.executors import EmbeddingExecutor
     from plait.index.ingest import IngestProgress, IngestReport
 
 app = typer.Typer(no_args_is_help=True, help="Your personal index: add folders and mail, keep them in step, "
@@ -27,6 +30,14 @@ CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="c
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
 MaxSize = Annotated[float, typer.Option("--max-size", help="skip files larger than this many MB "
                                         "(mailboxes excepted)")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="where embeddings are computed: local (this process) "
+                                          "or ray (Ray workers; needs plait[ray])")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
+                                                "(default: RAY_ADDRESS, else a Ray instance on this machine)")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Ray workers, each loading the model "
+                                                "once (default: as many as fit)")]
+WorkerCpusOpt = Annotated[float | None, typer.Option("--worker-cpus", min=0.1, help="CPUs each Ray worker reserves "
+                                                     "(default: the threads setting)")]
 
 
 @contextmanager
@@ -56,6 +67,29 @@ def _progress(enabled: bool) -> Iterator[Callable[[IngestProgress], None] | None
         yield update
 
 
+@contextmanager
+def _executor(index: Index, kind: str, *, address: str | None, workers: int | None,
+              worker_cpus: float | None) -> Iterator[EmbeddingExecutor | None]:
+    """What --executor asks for (None: the ingester's own, in this process), closed when the block ends.
+    Ray is checked at once, so a missing extra is said before any file is read."""
+    if kind not in ("local", "ray"):
+        raise InputError(f"unknown executor '{kind}'; choose local or ray")
+    if kind == "local":
+        if address or workers or worker_cpus:
+            raise InputError("--address, --workers and --worker-cpus go with --executor ray")
+        yield None
+        return
+    from plait.distributed.cluster import import_ray
+    from plait.distributed.ray_embedding import RayEmbedding
+
+    import_ray()
+    executor = RayEmbedding(index, address=address, workers=workers, worker_cpus=worker_cpus)
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
 def _print_report(report: IngestReport) -> None:
     c = err_console()
     rate = report.chunks_embedded / report.seconds if report.seconds > 0 else 0.0
@@ -83,13 +117,19 @@ def add(
     collection: CollectionOpt = None,
     max_size: MaxSize = 100.0,
     as_json: JsonOpt = False,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
+    worker_cpus: WorkerCpusOpt = None,
 ) -> None:
     """Index files and folders; run it again to follow changes (only what changed is read again)."""
     from plait.index.core import open_index
 
     index = open_index(state(ctx).runtime())
-    with _progress(sys.stderr.isatty() and not as_json) as progress:
-        report = index.add(paths, collection=collection or "default", max_file_mb=max_size, progress=progress)
+    with _executor(index, executor, address=address, workers=workers, worker_cpus=worker_cpus) as run_on, \
+            _progress(sys.stderr.isatty() and not as_json) as progress:
+        report = index.add(paths, collection=collection or "default", max_file_mb=max_size, progress=progress,
+                           executor=run_on)
     if as_json:
         print(json.dumps(_report_json(report), ensure_ascii=False))
     else:
@@ -98,13 +138,15 @@ def add(
 
 @app.command("update")
 def update(ctx: typer.Context, collection: CollectionOpt = None, max_size: MaxSize = 100.0,
-           as_json: JsonOpt = False) -> None:
+           as_json: JsonOpt = False, executor: ExecutorOpt = "local", address: AddressOpt = None,
+           workers: WorkersOpt = None, worker_cpus: WorkerCpusOpt = None) -> None:
     """Re-scan every folder added before (of one collection, or all): follow edits, moves and deletions."""
     from plait.index.core import open_index
 
     index = open_index(state(ctx).runtime())
-    with _progress(sys.stderr.isatty() and not as_json) as progress:
-        reports = index.update(collection=collection, max_file_mb=max_size, progress=progress)
+    with _executor(index, executor, address=address, workers=workers, worker_cpus=worker_cpus) as run_on, \
+            _progress(sys.stderr.isatty() and not as_json) as progress:
+        reports = index.update(collection=collection, max_file_mb=max_size, progress=progress, executor=run_on)
     if as_json:
         print(json.dumps([_report_json(r) for r in reports], ensure_ascii=False))
         return

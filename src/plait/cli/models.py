@@ -72,12 +72,19 @@ def add(
     redact: Annotated[bool | None, typer.Option("--redact/--no-redact", help="for a remote server: replace personal "
                                                 "data before requests leave (default: the redact_remote setting)")]
     = None,
+    fallback: Annotated[str | None, typer.Option(help="for a remote server: a model that answers while it is "
+                                                 "down")] = None,
+    timeout: Annotated[float | None, typer.Option(min=0.1, help="for a remote server: seconds of silence before it "
+                                                  "counts as down (default 120)")] = None,
 ) -> None:
     """Add your own model to the catalog."""
     options: dict[str, object] = {} if redact is None else {"redact": redact}
-    for key, value in (("remote_model", remote_model), ("api_key_env", api_key_env), ("tokenizer", tokenizer)):
+    for key, value in (("remote_model", remote_model), ("api_key_env", api_key_env), ("tokenizer", tokenizer),
+                       ("fallback", fallback), ("timeout", timeout)):
         if value:
             options[key] = value
+    if fallback:
+        state(ctx).runtime().catalog.get(fallback)  # an unknown fallback is said now, not when the server is down
     if lora:
         options["lora"] = [str(p.expanduser().resolve()) for p in lora]
     spec = spec_from_source(name, source, capabilities=tuple(capability) if capability else None,
@@ -95,11 +102,18 @@ def remove(ctx: typer.Context, name: str) -> None:
 
 @app.command()
 def check(ctx: typer.Context,
+          name: Annotated[str | None, typer.Argument(help="one model only; for a model on a remote server, whether "
+                                                          "the server is up and serves it")] = None,
           as_json: Annotated[bool, typer.Option("--json", help="one JSON object per model")] = False) -> None:
-    """Check that every model's files are where its entry says (after moving or deleting files)."""
+    """Check that every model's files are where its entry says (after moving or deleting files); with NAME, that
+    model only, and a remote model's server (its /models route)."""
     from plait.doctor import check_models
 
-    checks = check_models(state(ctx).runtime())
+    runtime = state(ctx).runtime()
+    spec = runtime.catalog.get(name) if name is not None else None
+    if spec is not None and spec.is_remote:
+        return _check_server(ctx, spec.name, as_json)
+    checks = [c for c in check_models(runtime) if spec is None or c.name == spec.name]
     for c in checks:
         if as_json:
             print(json.dumps(c.as_dict()))
@@ -108,3 +122,19 @@ def check(ctx: typer.Context,
                   + (f"\n         → {c.fix}" if c.fix else ""))
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(ModelFileError.exit_code)
+
+
+def _check_server(ctx: typer.Context, name: str, as_json: bool) -> None:
+    from plait.models.base import Model
+
+    model = state(ctx).runtime().model(name, Model)
+    remote = getattr(model, "primary", model)  # a model with a fallback: its server
+    health = remote.health()
+    if as_json:
+        print(json.dumps({"name": name, "ok": health.ok, "detail": health.detail, "seconds": health.seconds,
+                          "models": list(health.models)}))
+    else:
+        print(f"{name}: {health.detail} ({health.seconds * 1000:.0f} ms)"
+              + (f"; serves {', '.join(health.models)}" if health.models else ""))
+    if not health.ok:
+        raise typer.Exit(6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ import typer
 
 from plait.cli.common import state
 from plait.errors import ConfigError
+from plait.runtime import Runtime
 from plait.settings import Settings, load_settings
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -25,6 +27,27 @@ TlsCert = Annotated[str | None, typer.Option("--tls-cert", help="TLS certificate
 TlsKey = Annotated[str | None, typer.Option("--tls-key", help="the certificate's private key (PEM)")]
 NoTls = Annotated[bool, typer.Option("--no-tls", help="listen beyond loopback WITHOUT TLS (anyone on the network "
                                      "can read the traffic, API keys included)")]
+RayOpt = Annotated[bool, typer.Option("--ray", help="serve the models from Ray Serve deployments (needs plait[ray])")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="with --ray: the Ray cluster (auto, HOST:PORT, "
+                                                "ray://HOST:10001; default: RAY_ADDRESS, else this machine)")]
+RayModelOpt = Annotated[list[str] | None, typer.Option("--ray-model", help="with --ray: a model to deploy (repeatable; "
+                                                       "default: the chat and embedding models)")]
+ReplicasOpt = Annotated[int, typer.Option("--replicas", min=1, help="with --ray: replicas of each model")]
+MaxReplicasOpt = Annotated[int | None, typer.Option("--max-replicas", min=1, help="with --ray: autoscale each "
+                                                    "model from --replicas up to this")]
+WorkerCpusOpt = Annotated[float | None, typer.Option("--worker-cpus", min=0.1, help="with --ray: CPUs per replica "
+                                                     "(default: the threads setting)")]
+
+
+@dataclass(frozen=True)
+class RayServing:
+    """What `plait serve --ray` deploys, and where."""
+
+    address: str | None = None
+    models: tuple[str, ...] = ()
+    replicas: int = 1
+    max_replicas: int | None = None
+    worker_cpus: float | None = None
 
 
 def register(app: typer.Typer) -> None:
@@ -122,9 +145,21 @@ def _access_log(target: str | None, settings: Settings) -> None:
         logging.getLogger(name).addHandler(errors)
 
 
+def _deploy(settings: Settings, ray: RayServing) -> tuple[Runtime, list[str]]:
+    """A runtime whose pool reaches the deployed models through Ray Serve, and the models deployed."""
+    from plait.distributed.serving import Scaling, deploy, serve_through
+
+    runtime = Runtime(settings)
+    names = list(ray.models or (settings.chat_model, settings.embed_model))
+    print(f"plait: deploying {', '.join(names)} on Ray Serve…", file=sys.stderr)
+    served = deploy(runtime, names, Scaling(ray.replicas, ray.max_replicas, worker_cpus=ray.worker_cpus),
+                    address=ray.address)
+    return serve_through(runtime, served), names
+
+
 def run_server(ctx: typer.Context, host: str | None, port: int | None, access_log: str | None,
                preload: bool, what: str, workflows: bool = False, tls_cert: str | None = None,
-               tls_key: str | None = None, no_tls: bool = False) -> None:
+               tls_key: str | None = None, no_tls: bool = False, ray: RayServing | None = None) -> None:
     try:
         import uvicorn
     except ImportError as exc:
@@ -139,7 +174,11 @@ def run_server(ctx: typer.Context, host: str | None, port: int | None, access_lo
     _check_bind(settings)
     certfile, keyfile = _tls(settings, no_tls)
     _access_log(access_log, settings)
-    app = create_app(settings, preload=preload, workflows=workflows)
+    runtime: Runtime | None = None
+    deployed: list[str] = []
+    if ray is not None:
+        runtime, deployed = _deploy(settings, ray)
+    app = create_app(settings, runtime=runtime, preload=preload, workflows=workflows)
     store = app.state.ctx.runtime.store
     tls = certfile is not None
     if settings.api_auth:
@@ -154,16 +193,35 @@ def run_server(ctx: typer.Context, host: str | None, port: int | None, access_lo
     print(f"plait: open the page (this link works once; `plait open` makes another): {page}", file=sys.stderr)
     # timeout_graceful_shutdown: on Ctrl-C, answers in flight get this long to finish; then streams are
     # cancelled, which stops their generation cleanly.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10, server_header=False, ssl_certfile=certfile, ssl_keyfile=keyfile)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                    timeout_graceful_shutdown=10, server_header=False, ssl_certfile=certfile, ssl_keyfile=keyfile)
+    finally:
+        if runtime is not None:
+            from plait.distributed.serving import undeploy
+
+            undeploy(deployed)  # the cluster's replicas go with the server
+            runtime.close()
     print("plait: server stopped", file=sys.stderr)
 
 
 def serve(ctx: typer.Context, host: Host = None, port: Port = None, access_log: AccessLogOpt = None,
           preload: Annotated[bool, typer.Option(help="load the default models at startup")] = True,
-          tls_cert: TlsCert = None, tls_key: TlsKey = None, no_tls: NoTls = False) -> None:
-    """Run the HTTP server: OpenAI- and Ollama-compatible APIs and task routes (default http://127.0.0.1:8434)."""
-    run_server(ctx, host, port, access_log, preload, "serving", tls_cert=tls_cert, tls_key=tls_key, no_tls=no_tls)
+          tls_cert: TlsCert = None, tls_key: TlsKey = None, no_tls: NoTls = False,
+          ray: RayOpt = False, address: AddressOpt = None, ray_model: RayModelOpt = None, replicas: ReplicasOpt = 1,
+          max_replicas: MaxReplicasOpt = None, worker_cpus: WorkerCpusOpt = None) -> None:
+    """Run the HTTP server: OpenAI- and Ollama-compatible APIs and task routes (default http://127.0.0.1:8434).
+
+    With --ray, the models run as Ray Serve deployments (one per model, with replicas) behind the same API."""
+    options = RayServing(address, tuple(ray_model or ()), replicas, max_replicas, worker_cpus)
+    if not ray and options != RayServing():
+        raise ConfigError("--address, --ray-model, --replicas, --max-replicas and --worker-cpus go with --ray")
+    if ray:
+        from plait.distributed.cluster import import_ray
+
+        import_ray()  # a missing extra is said before anything starts
+    run_server(ctx, host, port, access_log, preload, "serving", tls_cert=tls_cert, tls_key=tls_key, no_tls=no_tls,
+               ray=options if ray else None)
 
 
 def up(ctx: typer.Context, host: Host = None, port: Port = None, access_log: AccessLogOpt = None,

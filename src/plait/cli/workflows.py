@@ -20,8 +20,10 @@ from plait.cli.common import err_console, state
 from plait.errors import InputError
 
 if TYPE_CHECKING:
+    from plait.distributed.ray_tasks import RayTasks
     from plait.runtime import Runtime
     from plait.workflows.engine import EngineEvent, RunSummary
+    from plait.workflows.spec import Workflow
 
 app = typer.Typer(no_args_is_help=True, help="Durable workflows: validate, list, status, history, retry.")
 
@@ -67,6 +69,14 @@ def run(
                                                    "(repeatable)")] = None,
     key: Annotated[str | None, typer.Option(help="the key of the --item (a key given twice is one item)")] = None,
     json_out: JsonOpt = False,
+    executor: Annotated[str | None, typer.Option("--executor", help="where task steps run: local or ray "
+                                                 "(default: the workflow's `executor`)")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster: auto, HOST:PORT or "
+                                                "ray://HOST:10001 (default: RAY_ADDRESS, else this machine)")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Ray workers (default: as many as "
+                                                "fit)")] = None,
+    worker_cpus: Annotated[float | None, typer.Option("--worker-cpus", min=0.1, help="CPUs each Ray worker "
+                                                      "reserves (default: the threads setting)")] = None,
 ) -> None:
     """Run a workflow in the foreground: read its trigger once, process every item, report.
 
@@ -90,7 +100,8 @@ def run(
     if key and len(manual) != 1:
         raise InputError("--key goes with exactly one --item")
     display = _Display(workflow.name, enabled=not json_out and sys.stderr.isatty())
-    engine = Engine(workflow, rt, dry_run=dry_run, on_event=display.event)
+    workflow, tasks = _task_executor(rt, workflow, executor, address, workers, worker_cpus)
+    engine = Engine(workflow, rt, dry_run=dry_run, on_event=display.event, tasks=tasks)
     for value in manual:
         engine.submit(value, key)
     # SIGTERM (a service manager, `kill`) stops the run like Ctrl-C but cleanly: after the steps in progress.
@@ -105,11 +116,32 @@ def run(
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
+            if tasks is not None:
+                tasks.close()
     _report(summary, json_out)
     if summary.trigger_error:
         raise typer.Exit(7)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _task_executor(rt: Runtime, workflow: Workflow, executor: str | None, address: str | None,
+                   workers: int | None, worker_cpus: float | None) -> tuple[Workflow, RayTasks | None]:
+    """The workflow as it runs here (``--executor`` overrides its ``executor``) and, for Ray, the workers
+    the command owns (made here so they get --address and --workers)."""
+    if executor not in (None, "local", "ray"):
+        raise InputError(f"unknown executor '{executor}'; choose local or ray")
+    kind = executor or workflow.executor
+    if kind == "local":
+        if address or workers or worker_cpus:
+            raise InputError("--address, --workers and --worker-cpus go with --executor ray")
+        return workflow.model_copy(update={"executor": "local"}), None
+    from plait.distributed.cluster import import_ray
+    from plait.distributed.ray_tasks import RayTasks, workflow_models
+
+    import_ray()
+    return workflow, RayTasks(rt, address=address, workers=workers, worker_cpus=worker_cpus,
+                              models=workflow_models(workflow, rt))
 
 
 class _Display:

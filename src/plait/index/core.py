@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from plait.errors import InputError
 from plait.index import records
+from plait.index.executors import EmbeddingExecutor
 from plait.index.ingest import DEFAULT_MAX_FILE_MB, Ingester, IngestProgress, IngestReport, Skipped
 from plait.index.vectors import Consistency, VectorIndex, vectors_from_blobs
 
@@ -100,15 +101,20 @@ class Index:
 
         name = self.model_name()
         model = self.runtime.model(name, Embedder)
+        self.adopt_model(name, model.dimensions)
+        return model
+
+    def adopt_model(self, name: str, dimensions: int) -> None:
+        """Record the model the index's vectors come from (:meth:`embedder` does, and so does an embedding
+        executor whose model runs elsewhere)."""
         recorded, dims = self._state()
-        if (recorded, dims) != (name, model.dimensions):
+        if (recorded, dims) != (name, dimensions):
             with self.store.transaction() as conn:
                 conn.execute("UPDATE index_state SET embed_model = ?, dimensions = ? WHERE id = 1",
-                             (name, model.dimensions))
+                             (name, dimensions))
             if self._vectors is not None and self._vectors.model != name:
                 self._vectors.reset()
                 self._vectors = None
-        return model
 
     def loaded_vectors(self) -> VectorIndex | None:
         return self._vectors
@@ -140,15 +146,19 @@ class Index:
 
     def add(self, paths: Sequence[str | Path], *, collection: str = records.DEFAULT_COLLECTION,
             max_file_mb: float = DEFAULT_MAX_FILE_MB,
-            progress: Callable[[IngestProgress], None] | None = None) -> IngestReport:
-        """Index files and folders (and keep them in step on later runs): see :mod:`plait.index.ingest`."""
+            progress: Callable[[IngestProgress], None] | None = None,
+            executor: EmbeddingExecutor | None = None) -> IngestReport:
+        """Index files and folders (and keep them in step on later runs): see :mod:`plait.index.ingest`.
+        ``executor`` computes the embeddings (default: in this process); the caller closes it."""
         if not paths:
             raise InputError("give at least one file or folder to index")
         with self._lock:
-            return Ingester(self, collection, max_file_mb=max_file_mb, progress=progress).run(paths)
+            return Ingester(self, collection, max_file_mb=max_file_mb, progress=progress,
+                            executor=executor).run(paths)
 
     def update(self, *, collection: str | None = None, max_file_mb: float = DEFAULT_MAX_FILE_MB,
-               progress: Callable[[IngestProgress], None] | None = None) -> list[IngestReport]:
+               progress: Callable[[IngestProgress], None] | None = None,
+               executor: EmbeddingExecutor | None = None) -> list[IngestReport]:
         """Re-scan every root added before (of one collection, or all): follow changes and deletions.
 
         A root that was deleted (its parent folder is still there) is removed with its files. A root
@@ -160,7 +170,7 @@ class Index:
             for name, roots in self._roots(collection).items():
                 present = [r for r in roots if os.path.exists(r)]
                 deleted = [r for r in roots if r not in present and os.path.isdir(os.path.dirname(r))]
-                ingester = Ingester(self, name, max_file_mb=max_file_mb, progress=progress)
+                ingester = Ingester(self, name, max_file_mb=max_file_mb, progress=progress, executor=executor)
                 report = ingester.run(present, record_roots=False) if present else IngestReport(name)
                 for root in deleted:
                     removed = self.remove([root], collection=name)

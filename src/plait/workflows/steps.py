@@ -85,7 +85,9 @@ def check_task_arguments(name: str, arguments: Mapping[str, Any]) -> list[tuple[
             for arg in arguments if arg not in known]
 
 
-def run_task(step: TaskStep, ctx: StepContext) -> Any:
+def run_task(step: TaskStep, ctx: StepContext, execute: Callable[[Task, Any, Any], Any] | None = None) -> Any:
+    """Run a task step: arguments rendered and checked here; ``execute(task, request, document)`` (when given:
+    a Ray pool) runs the checked request and returns the task's JSON."""
     task = _task(step.task)
     args = {k: ctx.render(v) for k, v in step.with_.items()}
     item = ctx.variables.get("item") or {}
@@ -113,6 +115,8 @@ def run_task(step: TaskStep, ctx: StepContext) -> Any:
         request = task.parse(args)
     except InputError as exc:
         raise StepError(str(exc)) from exc
+    if execute is not None:
+        return execute(task, request, document)
     return task.to_json(task.run(request, TaskContext(ctx.runtime, document=document)))
 
 
