@@ -126,9 +126,11 @@ def check(ctx: typer.Context,
 
 def _check_server(ctx: typer.Context, name: str, as_json: bool) -> None:
     from plait.models.base import Model
+    from plait.models.remote import RemoteModel
 
     model = state(ctx).runtime().model(name, Model)
     remote = getattr(model, "primary", model)  # a model with a fallback: its server
+    assert isinstance(remote, RemoteModel)  # the caller checked that the model is remote
     health = remote.health()
     if as_json:
         print(json.dumps({"name": name, "ok": health.ok, "detail": health.detail, "seconds": health.seconds,
