@@ -33,9 +33,9 @@ export async function render(main, params) {
   }
 
   async function showDetail(name) {
-    const st = await api(`/v1/workflows/${encodeURIComponent(name)}`);
-    const outputs = await api(`/v1/workflows/${encodeURIComponent(name)}/outputs`).catch(() => ({ files: [] }));
-    const failed = await api(`/v1/workflows/${encodeURIComponent(name)}/items?state=failed&limit=50`);
+    const [st, outputs, failed] = await Promise.all([api(`/v1/workflows/${encodeURIComponent(name)}`),
+      api(`/v1/workflows/${encodeURIComponent(name)}/outputs`).catch(() => ({ files: [] })),
+      api(`/v1/workflows/${encodeURIComponent(name)}/items?state=failed&limit=50`)]);
     append(clear(detail), 
       h("h2", {}, name),
       st.extra?.description ? h("p", { class: "muted" }, st.extra.description) : null,
