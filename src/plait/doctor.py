@@ -216,13 +216,13 @@ def check_models(runtime: Runtime) -> list[Check]:
 
 def check_services(runtime: Runtime, *, repair: bool) -> list[Check]:
     """Workflow locks of dead processes, and enabled workflow files that no longer load."""
+    from plait.processes import pid_alive
     from plait.workflows.enabled import discover, workflows_folder
-    from plait.workflows.state import _pid_alive
 
     out = []
     store = runtime.store
     dead = [(r["workflow"], r["pid"], r["run_id"]) for r in store.query("SELECT * FROM workflow_locks")
-            if not _pid_alive(r["pid"])]
+            if not pid_alive(r["pid"])]
     if not dead:
         out.append(Check("services", "workflow locks", "ok", "no workflow is held by a dead process"))
     elif repair:

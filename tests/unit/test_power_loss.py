@@ -126,7 +126,7 @@ def test_a_power_cut_repeats_at_most_the_effect_in_flight(tmp_path: Path, monkey
         assert cut["synced"] > 0 or not durable_ledger
         # Restart on what the power cut left; the process that held the workflow's lock died with the power.
         monkeypatch.setattr("plait.workflows.state.os.getpid", lambda: 999_999_999)
-        monkeypatch.setattr("plait.workflows.state._pid_alive", lambda pid: False)
+        monkeypatch.setattr("plait.workflows.state.pid_alive", lambda pid: False)
         after = Runtime(load_settings(home=tmp_path / "crashed", embed_model="fake-embed", chat_model="fake-chat"))
         try:
             assert after.store.query("PRAGMA integrity_check")[0][0] == "ok"

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait.models.catalog import Catalog
 from plait.models.spec import ModelSpec
+from plait.processes import pid_alive
 
 if TYPE_CHECKING:
     from plait.runtime import Runtime
@@ -152,19 +153,10 @@ def worker_home(base: Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for old in root.iterdir():
         pid = old.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def worker_runtime(shipment: Shipment, home: Path | None = None) -> Runtime:

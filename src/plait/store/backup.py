@@ -190,7 +190,7 @@ def check_backup(backup: Path) -> dict[str, object]:
 
 def home_in_use(home: Path) -> str | None:
     """Why the home cannot be replaced now (a live plait process holds a workflow), or None."""
-    from plait.workflows.state import _pid_alive
+    from plait.processes import pid_alive
 
     db = home / DATABASE
     if not db.exists():
@@ -203,7 +203,7 @@ def home_in_use(home: Path) -> str | None:
     finally:
         conn.close()
     for workflow, pid in rows:
-        if pid != os.getpid() and _pid_alive(pid):
+        if pid != os.getpid() and pid_alive(pid):
             return f"workflow '{workflow}' is running (pid {pid})"
     return None
 

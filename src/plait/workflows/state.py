@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from plait.processes import pid_alive
 from plait.store import Store
 from plait.workflows.clock import Clock
 from plait.workflows.errors import WorkflowBusy
@@ -72,15 +73,6 @@ class Effect:
     created_at: float
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -101,7 +93,7 @@ class WorkflowState:
             if row is not None:
                 same_host = row["host"] == self.host
                 stale = now - row["heartbeat_at"] > STALE_LOCK_SECONDS
-                alive = same_host and _pid_alive(row["pid"]) and row["pid"] != pid
+                alive = same_host and pid_alive(row["pid"]) and row["pid"] != pid
                 if alive and not stale:
                     raise WorkflowBusy(f"workflow '{self.workflow}' is already running (pid {row['pid']}, run "
                                        f"{row['run_id']}); stop that process first, or wait for it to finish")
