@@ -20,7 +20,8 @@ unit:
 	scripts/test.sh tests/unit
 
 bench:
-	for b in embed generate serve index tasks_classify tasks_text tasks_media workflow tune compress; do \
+	for b in embed generate serve index ask thresholds tasks_classify tasks_text tasks_media workflow sentiment \
+		digest tune compress security scale web soak; do \
 		.venv/bin/python bench/$$b.py || exit 1; done
 
 lint:
