@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any
 
 from plait.errors import ClusterError, MissingDependency, PlaitError
@@ -20,6 +21,7 @@ LOCAL = ("", "local")
 # A private instance moves only texts and vectors through its object store; Ray's default (30% of the
 # machine's memory) would reserve gigabytes a laptop needs for its models.
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024 * 1024
+REACH_TIMEOUT_S = 5.0  # a head node on a network answers a TCP connect well within this
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": a single-node Ray on 127.0.0.1 (as on a laptop OS)
 
 
@@ -50,12 +52,27 @@ def connect(address: str | None = None, *, cpus: int | None = None, object_store
                      logging_level=logging.WARNING)
             _check_loopback(ray)
         else:
+            _reachable(address)
             ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         where = "a local Ray instance" if local else f"the Ray cluster at {address}"
         raise ClusterError(f"could not start or reach {where} ({exc}); check the address, or leave --address "
                            "out to run on this machine") from exc
     return ray
+
+
+def _reachable(address: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Fail at once when nothing answers at a cluster's ``HOST:PORT`` (or ``ray://HOST:PORT``): Ray itself
+    keeps retrying for minutes before it gives up. ``auto`` is found by Ray on this machine: not checked."""
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(f"nothing answers at {hostport} ({exc.strerror or exc}); is the Ray head node running "
+                           "there? Leave --address out to run on this machine") from exc
 
 
 def _loopback_only(ray: Any) -> None:
