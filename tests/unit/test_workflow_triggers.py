@@ -46,8 +46,10 @@ steps:
 """)
     first = Engine(wf, fake_models).run()
     assert (first.added, first.done) == (5, 5)
-    item = h.state(fake_models, "mail").items()[0]
-    assert item.key == f"maildir:{keys[0]}" and item.data["message_id"] == "ng-0000@plait.test"
+    items = h.state(fake_models, "mail").items()
+    assert [i.key for i in items] == [f"maildir:{k}" for k in keys]  # in the order they arrived
+    item = items[0]
+    assert item.data["message_id"] == "ng-0000@plait.test"
     assert item.data["subject"] and item.data["body"] and item.data["path"].startswith(str(box / "new"))
     # A mail client reads one (new/ → cur/ with flags), and a new message arrives.
     name = keys[0]
@@ -268,3 +270,10 @@ steps:
     assert Engine(wf, fake_models).run().done == 1
     assert Engine(wf, fake_models).run(backfill=True).done == 3
     assert h.state(fake_models, "later").counts()["done"] == 4
+
+
+def test_maildir_names_of_one_second_keep_their_arrival_order() -> None:
+    from plait.workflows.triggers.mail import _arrival
+
+    names = ["1796308032.M10056P26834Q294.vm", "1796308031.M999999P1Q1.vm", "1796308032.M7853P26834Q292.vm"]
+    assert sorted(names, key=_arrival) == [names[1], names[2], names[0]]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import mailbox
 import os
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -124,8 +125,7 @@ class MaildirTrigger(Trigger):
                 if name.startswith("."):
                     continue
                 found.setdefault(name.split(":", 1)[0], root / sub / name)
-        # Maildir names start with the delivery time, so sorting keeps arrival order.
-        keys = sorted(found)
+        keys = sorted(found, key=_arrival)
         known = self.env.known([f"maildir:{k}" for k in keys])
         for name in keys:
             key = f"maildir:{name}"
@@ -142,6 +142,21 @@ class MaildirTrigger(Trigger):
             data, at = mail_item(raw, f"{root}#{name}", path=str(path))
             data["maildir_key"] = name
             yield TriggerItem(key, data, at)
+
+
+_DELIVERY = re.compile(r"^(\d+)\.(?:M(\d+))?")
+
+
+def _arrival(name: str) -> tuple[int, int, str]:
+    """Sort key for Maildir names: delivery second, then microsecond, then the name.
+
+    Names start with ``<seconds>.M<microseconds>P<pid>…``; sorting them as strings puts ``M10056``
+    before ``M7853`` within one second, so the numbers are compared as numbers.
+    """
+    m = _DELIVERY.match(name)
+    if m is None:
+        return (0, 0, name)
+    return (int(m.group(1)), int(m.group(2) or 0), name)
 
 
 class MboxOptions(TriggerOptions):
