@@ -43,6 +43,10 @@ class InputError(PlaitError):
     exit_code = 4
 
 
+class ContextTooLong(InputError):
+    """The input does not fit the model's context window (the caller must shorten it)."""
+
+
 class MissingDependency(PlaitError):
     """An optional Python extra or system package is missing."""
 

@@ -120,8 +120,9 @@ def test_openai_errors_are_the_clients_exceptions(server: RunningServer, client:
         client.embeddings.create(model="smollm2", input="x")
     with pytest.raises(openai.BadRequestError, match="n"):
         client.chat.completions.create(model="smollm2", n=2, messages=[{"role": "user", "content": "hi"}])
-    with pytest.raises(openai.BadRequestError, match="context window"):
+    with pytest.raises(openai.BadRequestError, match="context window") as too_long:
         client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "word " * 3000}])
+    assert too_long.value.code == "context_length_exceeded"
     bad = openai.OpenAI(base_url=server.url + "/v1", api_key="plait-not-a-key", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()

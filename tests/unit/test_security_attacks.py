@@ -349,3 +349,21 @@ steps:
     engine.run()
     assert (tmp_path / "reports" / "r.md").read_text() == "report"  # the author's folder: not sealed
     assert read_text(tmp_path / "reports" / "r.md") == "report"
+
+
+def test_a_request_cannot_name_a_folder_on_the_server_for_the_classifier_to_read(fake_models: Runtime,
+                                                                                  tmp_path: Path) -> None:
+    secret = tmp_path / "private" / "work"
+    secret.mkdir(parents=True)
+    (secret / "note.txt").write_text("a private note")
+    with _client(fake_models, api_auth=False) as client:
+        r = client.post("/v1/classify", json={"texts": "hello", "labels": ["work", "home"],
+                                              "corrections": str(tmp_path / "private")})
+        assert r.status_code == 400 and "corrections" in r.text
+        # (before: the server read the folder: "/" walked the whole disk on every request)
+        assert client.post("/v1/classify", json={"texts": "hello", "labels": ["work", "home"]}).status_code == 200
+        forms = {t["name"]: t for t in client.get("/v1/tasks").json()}
+        assert "corrections" not in forms["classify"]["request"]["properties"]
+        api = client.get("/openapi.json").json()
+        ref = api["paths"]["/v1/classify"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert "corrections" not in api["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]

@@ -30,7 +30,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plait.errors import BackendError, InputError, MissingDependency, ModelFileError
+from plait.errors import BackendError, ContextTooLong, InputError, MissingDependency, ModelFileError
 from plait.models.base import Delta, Embedder, EmbedKind, GenerationRequest, TextGenerator, Usage
 from plait.models.spec import ModelSpec
 from plait.settings import Settings
@@ -217,7 +217,7 @@ def _error_of(chunk: dict[str, Any]) -> dict[str, Any] | None:
 def _raise_for(name: str, context_length: int, error: dict[str, Any]) -> None:
     message = str(error.get("message", "unknown error"))
     if error.get("type") == "exceed_context_size_error":
-        raise InputError(f"the input is longer than {name}'s context window of {context_length} tokens; "
+        raise ContextTooLong(f"the input is longer than {name}'s context window of {context_length} tokens; "
                          "shorten it, or raise the context_length setting")
     if int(error.get("code", 500)) < 500:
         raise InputError(f"model '{name}' cannot run this request: {message}")

@@ -174,10 +174,13 @@ class ModelPool:
             return list(self._loaded)
 
     def unload(self, name: str) -> bool:
+        """Forget a loaded model, so the next use loads it again (a replaced file, a client's unload).
+
+        Not closed here, for the reason given in :meth:`unload_idle`: the model is freed when the last
+        request using it lets go.
+        """
         with self._lock:
             item = self._loaded.pop(name, None)
-        if item:
-            item.model.close()
         return item is not None
 
     def unload_idle(self) -> list[str]:

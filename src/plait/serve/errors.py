@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from plait.errors import (
-    BackendError,
     CapabilityError,
     CatalogError,
     ConfigError,
+    ContextTooLong,
     InputError,
     MissingDependency,
     ModelNotFound,
@@ -50,13 +50,12 @@ class ClientGone(Exception):
 def from_plait_error(exc: PlaitError) -> ApiError:
     if isinstance(exc, ModelNotFound):
         return ApiError(404, str(exc), code="model_not_found", param="model")
+    if isinstance(exc, ContextTooLong):
+        return ApiError(400, str(exc), code="context_length_exceeded", param="messages")
     if isinstance(exc, InputError | CapabilityError | CatalogError):
         return ApiError(400, str(exc))
     if isinstance(exc, ModelOutputError):
         return ApiError(422, str(exc), code="model_output_invalid")
-    if isinstance(exc, BackendError) and isinstance(exc.__cause__, ValueError):
-        # llama.cpp raises ValueError when the prompt does not fit the model's context window.
-        return ApiError(400, str(exc), code="context_length_exceeded", param="messages")
     if isinstance(exc, MissingDependency):
         return ApiError(501, str(exc), type="not_implemented", code="missing_dependency")
     if isinstance(exc, ConfigError):

@@ -38,7 +38,7 @@ from plait.tasks.classifiers import (
     PrototypeClassifier,
     check_texts,
 )
-from plait.tasks.registry import MAX_TEXT_CHARS, Batch, Task, TaskContext, TaskRequest
+from plait.tasks.registry import MAX_TEXT_CHARS, SERVER_PATH, Batch, Task, TaskContext, TaskRequest
 
 __all__ = ["Classification", "Classifier", "ClassifyConfig", "LabelScore", "build_classifier", "classify"]
 
@@ -82,7 +82,8 @@ class ClassifyConfig(TaskRequest):
     explain: list[str] = Field(default_factory=list, description="labels that come with the words that drove "
                                                                  "them (why)")
     corrections: str | None = Field(default=None, description="a folder with one sub-folder per label of texts "
-                                    "or mails a person labelled: they become examples (few-shot)")
+                                    "or mails a person labelled: they become examples (few-shot)",
+                                    json_schema_extra=SERVER_PATH)
 
     def build(self, runtime: Runtime | None = None) -> Classifier:
         if self.thresholds or self.precision or self.explain or self.corrections:

@@ -37,6 +37,15 @@ if TYPE_CHECKING:
 Scope = Literal["chat", "tasks", "index", "admin"]
 ENTRY_POINT_GROUP = "plait.tasks"
 MAX_TEXT_CHARS = 2_000_000  # a request's text; the server's body-size limit usually bites first
+# ``json_schema_extra`` of a request field that names a file or folder on plait's machine: a workflow or the
+# CLI (the owner) may set it; an HTTP request may not, or any key holder could make the server read its disk.
+SERVER_PATH: dict[str, Any] = {"server_path": True}
+
+
+def server_path_fields(request: type[BaseModel]) -> list[str]:
+    """The fields of ``request`` marked :data:`SERVER_PATH`."""
+    return [name for name, f in request.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("server_path")]
 
 
 class TaskRequest(BaseModel):

@@ -17,11 +17,12 @@ import inspect
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, create_model
+from pydantic.json_schema import SkipJsonSchema
 
 from plait.errors import PlaitError
 from plait.models.base import Delta
@@ -30,7 +31,7 @@ from plait.serve.deps import get_context, require
 from plait.serve.errors import body_for, from_plait_error
 from plait.serve.generation import LiveGeneration, start_generation, stream_response
 from plait.serve.openai_schema import ERRORS
-from plait.tasks.registry import Streamed, Task, TaskContext, registry
+from plait.tasks.registry import Streamed, Task, TaskContext, registry, server_path_fields
 
 log = logging.getLogger("plait.serve")
 
@@ -44,11 +45,15 @@ def _sse(payload: Any) -> bytes:
 
 
 def _body_model(task: Task) -> type[BaseModel]:
-    """The task's request, plus ``stream`` for a task that can stream (an HTTP concern, not the task's)."""
-    if task.stream is None:
+    """The task's request, plus ``stream`` for a task that can stream (an HTTP concern, not the task's),
+    without the fields that name a file or folder on the server (only null is accepted for them)."""
+    refused = (Annotated[None, SkipJsonSchema()], Field(None, description="not settable over HTTP"))
+    fields: dict[str, Any] = {name: refused for name in server_path_fields(task.request)}
+    if task.stream is not None:
+        fields["stream"] = (bool, Field(False, description="answer as server-sent events"))
+    if not fields:
         return task.request
-    return create_model(f"{task.request.__name__}Http", __base__=task.request,
-                        stream=(bool, Field(False, description="answer as server-sent events")))
+    return create_model(f"{task.request.__name__}Http", __base__=task.request, **fields)
 
 
 async def answer_streamed(task: Task, http: Request, body: Any, ctx: ServerContext, key: Any, *, stream: bool,
@@ -137,7 +142,15 @@ def describe_task(task: Task) -> dict[str, Any]:
     """What a program (the web page's forms) needs to offer a task: its request's JSON Schema and how to send it."""
     return {"name": task.name, "summary": task.summary, "scope": task.scope, "input": task.input,
             "file_input": task.file_input, "streams": task.stream is not None, "media_type": task.media_type,
-            "request": task.request.model_json_schema()}
+            "request": _form_schema(task)}
+
+
+def _form_schema(task: Task) -> dict[str, Any]:
+    """The request's JSON Schema without the fields an HTTP request may not set."""
+    schema = task.request.model_json_schema()
+    for name in server_path_fields(task.request):
+        schema.get("properties", {}).pop(name, None)
+    return schema
 
 
 def build_router(tasks: Sequence[Task] | None = None) -> tuple[APIRouter, list[str]]:
