@@ -198,6 +198,28 @@ def test_hear_resamples_for_the_model_and_reports_errors(media: Runtime, tmp_pat
         hear_many([tmp_path / "nope.wav"], model="fake-ear")
 
 
+def test_batch_runners_fail_only_the_bad_request_and_load_models_in_the_worker(media: Runtime) -> None:
+    from plait.tasks import hear as hear_task
+    from plait.tasks import see as see_task
+    from plait.tasks.registry import encode_base64
+
+    see_batch, hear_batch = see_task.TASK.batch, hear_task.TASK.batch
+    assert see_batch is not None and hear_batch is not None
+    run_see = see_batch.runner(see_task.SeeRequest(image="x", model="fake-vision", k=1), media)
+    run_hear = hear_batch.runner(hear_task.HearRequest(audio="x", model="fake-ear"), media)
+    assert media.pool.loaded() == []  # made on the event loop: no model loaded there
+    seen = run_see(["not base64!", encode_base64(png((250, 0, 0))), ""])
+    assert seen[0].error and "base64" in seen[0].error and seen[2].error
+    assert seen[1].top is not None and seen[1].top.label == "apple"
+    heard = run_hear([encode_base64(wav(np.zeros(16000, np.int16), 16000)), "%%%"])
+    assert heard[0].text == "quiet 1.0" and heard[1].error and "base64" in heard[1].error
+    media.pool.unload("fake-vision")  # the batch function holds no model of its own: it loads again
+    assert run_see(["???"])[0].error and media.pool.loaded() == ["fake-ear"]
+    again = run_see([encode_base64(png((0, 0, 250)))])[0].top
+    assert again is not None and again.label == "sky"
+    assert "fake-vision" in media.pool.loaded()
+
+
 def test_cli_hear_json_and_bad_file(media: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "a.wav"
     good.write_bytes(wav(np.zeros(16000, np.int16), 16000))

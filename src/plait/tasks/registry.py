@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 # What an API key must allow to call a task (see plait.serve.auth): the task routes, or the personal index.
 Scope = Literal["chat", "tasks", "index", "admin"]
 ENTRY_POINT_GROUP = "plait.tasks"
+R = TypeVar("R")
 MAX_TEXT_CHARS = 2_000_000  # a request's text; the server's body-size limit usually bites first
 # ``json_schema_extra`` of a request field that names a file or folder on plait's machine: a workflow or the
 # CLI (the owner) may set it; an HTTP request may not, or any key holder could make the server read its disk.
@@ -200,6 +201,18 @@ def decode_base64(value: str, what: str) -> bytes:
     if not data:
         raise InputError(f"{what} is empty")
     return data
+
+
+def decode_each(values: Sequence[str], what: str, failed: Callable[[str], R]) -> list[bytes | R]:
+    """:func:`decode_base64` of each item of a batch; an item that is not base64 becomes ``failed(message)``
+    (a result carrying ``error``) instead of failing the other requests of the batch."""
+    out: list[bytes | R] = []
+    for value in values:
+        try:
+            out.append(decode_base64(value, what))
+        except InputError as exc:
+            out.append(failed(str(exc)))
+    return out
 
 
 def encode_base64(data: bytes) -> str:
