@@ -7,6 +7,7 @@ as far as it got, marked ``stopped``.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -70,20 +71,13 @@ class Conversations:
                                                    "ORDER BY id", (conversation_id,)))
         return Conversation(r["id"], r["title"], r["model"], r["system"], r["created_at"], r["updated_at"], messages)
 
-    def add(self, conversation_id: int, role: str, content: str, *, model: str | None = None,
-            stopped: bool = False) -> None:
-        """Append a turn; the first question names a conversation that has no title yet."""
-        now = time.time()
+    def add_exchange(self, conversation_id: int, question: str, answer: str, *, model: str | None = None,
+                     stopped: bool = False) -> None:
+        """Append the person's turn and the model's answer to it, both or neither (one transaction); the
+        first question names a conversation that has no title yet."""
         with self.store.transaction() as conn:
-            found = conn.execute("SELECT title FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
-            if found is None:
-                raise InputError(f"no conversation {conversation_id}")
-            conn.execute("INSERT INTO conversation_messages (conversation_id, role, content, model, stopped, "
-                         "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                         (conversation_id, role, content, model, int(stopped), now))
-            title = found[0] or (_title(content) if role == "user" else "")
-            conn.execute("UPDATE conversations SET updated_at = ?, title = ? WHERE id = ?",
-                         (now, title, conversation_id))
+            _append(conn, conversation_id, "user", question)
+            _append(conn, conversation_id, "assistant", answer, model=model, stopped=stopped)
 
     def update(self, conversation_id: int, *, title: str | None = None, model: str | None = None,
                system: str | None = None) -> Conversation:
@@ -101,6 +95,18 @@ class Conversations:
             conn.execute("DELETE FROM conversation_messages WHERE conversation_id = ?", (conversation_id,))
             if conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount == 0:
                 raise InputError(f"no conversation {conversation_id}")
+
+
+def _append(conn: sqlite3.Connection, conversation_id: int, role: str, content: str, *, model: str | None = None,
+            stopped: bool = False) -> None:
+    now = time.time()
+    found = conn.execute("SELECT title FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+    if found is None:
+        raise InputError(f"no conversation {conversation_id}")
+    conn.execute("INSERT INTO conversation_messages (conversation_id, role, content, model, stopped, "
+                 "created_at) VALUES (?, ?, ?, ?, ?, ?)", (conversation_id, role, content, model, int(stopped), now))
+    title = found[0] or (_title(content) if role == "user" else "")
+    conn.execute("UPDATE conversations SET updated_at = ?, title = ? WHERE id = ?", (now, title, conversation_id))
 
 
 def _title(text: str) -> str:

@@ -91,6 +91,28 @@ def test_a_conversation_keeps_its_turns_and_a_stopped_answer(page: TestClient, f
     assert page.get(f"/v1/conversations/{made['id']}").status_code == 400
 
 
+def test_a_reply_that_fails_before_answering_keeps_no_turn(page: TestClient, fake_models: Runtime,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fakes import FakeChat
+
+    made = page.post("/v1/conversations", json={"model": "fake-chat"}).json()
+    url = f"/v1/conversations/{made['id']}/reply"
+    assert page.post(url, json={"content": "hello", "model": "no-such-model"}).status_code == 404
+
+    def too_long(self: FakeChat, request: Any) -> Any:
+        raise ValueError("the prompt is longer than the context")
+        yield  # a generator, as a model's stream is
+
+    with monkeypatch.context() as patched:
+        patched.setattr(FakeChat, "stream", too_long)
+        assert page.post(url, json={"content": "hello", "stream": False}).status_code == 400
+    kept = page.get(f"/v1/conversations/{made['id']}").json()
+    assert kept["messages"] == [] and kept["title"] == ""
+    assert page.post(url, json={"content": "hello", "stream": False}).status_code == 200  # the retry
+    kept = page.get(f"/v1/conversations/{made['id']}").json()
+    assert [m["role"] for m in kept["messages"]] == ["user", "assistant"] and kept["title"] == "hello"
+
+
 def test_index_add_runs_as_a_job_and_passages_read_back(page: TestClient, tmp_path: Path) -> None:
     folder = tmp_path / "notes"
     folder.mkdir()

@@ -1,7 +1,8 @@
 """Conversations (the web page's chats), kept in SQLite: list, open, rename, delete, and reply.
 
-``POST /v1/conversations/{id}/reply`` adds the person's turn and answers it with the ``chat`` task, streamed
-like the task's own route; the answer is kept when it ends, also when it is stopped (as far as it got).
+``POST /v1/conversations/{id}/reply`` answers the person's turn with the ``chat`` task, streamed like the
+task's own route; the turn and its answer are kept when the answer ends, also when it is stopped (as far as
+it got), and neither when the request fails before any answer.
 """
 
 from __future__ import annotations
@@ -95,14 +96,15 @@ async def reply(conversation_id: RowId, body: Reply, http: Request, ctx: Ctx, ke
     store = Conversations(ctx.runtime.store)
     conversation = await ctx.run(store.get, conversation_id)
     model = body.model or conversation.model or ctx.settings.chat_model
-    await ctx.run(lambda: store.add(conversation_id, "user", body.content))
     messages = [{"role": m.role, "content": m.content} for m in conversation.history()]
     messages.append({"role": "user", "content": body.content})
     request = ChatRequest.model_validate({"messages": messages, "model": model, "temperature": body.temperature,
                                           "max_tokens": body.max_tokens})
 
     def keep(answer: Completion) -> None:
-        store.add(conversation_id, "assistant", answer.text, model=answer.model or model,
-                  stopped=answer.finish_reason == "cancelled")
+        # The person's turn is kept with its answer, not before: a reply refused before it began (full
+        # queue, unknown model) leaves no unanswered turn behind, and its retry does not add a second one.
+        store.add_exchange(conversation_id, body.content, answer.text, model=answer.model or model,
+                           stopped=answer.finish_reason == "cancelled")
 
     return await answer_streamed(get_task("chat"), http, request, ctx, key, stream=body.stream, finish=keep)

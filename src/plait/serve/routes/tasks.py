@@ -56,22 +56,36 @@ def _body_model(task: Task) -> type[BaseModel]:
     return create_model(f"{task.request.__name__}Http", __base__=task.request, **fields)
 
 
+def _finishing(streamed: Streamed, finish: Callable[[Any], None] | None) -> Iterator[Delta]:
+    """The stream's deltas, then ``finish(result)`` unless it failed before its first delta."""
+    answered = failed = False
+    try:
+        for delta in streamed:
+            answered = True
+            yield delta
+    except Exception:
+        failed = not answered
+        raise
+    finally:
+        if finish is not None and not failed:
+            finish(streamed.result())
+
+
 async def answer_streamed(task: Task, http: Request, body: Any, ctx: ServerContext, key: Any, *, stream: bool,
                           finish: Callable[[Any], None] | None = None) -> Response:
     """Run a streaming task: as server-sent events when the request asks to stream, else one JSON answer.
 
     ``finish(result)`` runs in the worker once the task's stream has ended, however it ended (done, stopped
-    by the client leaving, failed): a caller that keeps the answer (a conversation) keeps what there was.
+    by the client leaving, failed part-way): a caller that keeps the answer (a conversation) keeps what there
+    was. It does not run when there was no answer at all: the request was refused before the stream began
+    (unknown model, full queue, client gone while waiting) or the stream failed before its first piece (a
+    prompt longer than the model's context), so the caller is told by the error and keeps nothing.
     """
     assert task.stream is not None
     streamed: Streamed = await ctx.run(task.stream, body, TaskContext(ctx.runtime))
 
     def produce() -> Iterator[Delta]:
-        try:
-            yield from streamed
-        finally:
-            if finish is not None:
-                finish(streamed.result())
+        return _finishing(streamed, finish)
 
     live: LiveGeneration | None = None
     if streamed.model is not None and streamed.request is not None:  # a model call: take a turn in its queue
