@@ -103,7 +103,8 @@ class ServerContext:
         return await self.batchers.get((model, kind), lambda: run).submit(list(texts))
 
     def count_tokens(self, model: str, texts: Sequence[str]) -> int:
-        """Tokens an embedder read, from its own tokenizer when it has one (else a word count, an estimate)."""
+        """Tokens an embedder read, from its own tokenizer when it has one (else a word count, an estimate).
+        Blocking (it tokenises, and may load the model): routes call it through :meth:`run`."""
         tokenizer = getattr(self.runtime.model(model, Embedder), "tokenizer", None)
         if tokenizer is not None and hasattr(tokenizer, "encode_batch"):
             return int(sum(sum(e.attention_mask) for e in tokenizer.encode_batch(list(texts))))

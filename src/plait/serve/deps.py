@@ -21,9 +21,10 @@ ANONYMOUS = ApiKey(id="-", name="anonymous", prefix="", scopes=SCOPES, rate_limi
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _web_session_key(request: Request, ctx: ServerContext, cookie: str) -> ApiKey:
+async def _web_session_key(request: Request, ctx: ServerContext, cookie: str) -> ApiKey:
     """The owner, for a request signed in by the web page's session cookie (see plait.web.sessions)."""
-    session = session_for(ctx.runtime.store, cookie)
+    # A database query (it may wait for the write lock): off the event loop, as bearer keys are.
+    session = await ctx.run(session_for, ctx.runtime.store, cookie)
     if session is None:
         raise ApiError(401, "the web page's session has ended; open a new sign-in link (`plait open`)",
                        type="authentication_error", code="session_expired")
@@ -55,7 +56,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
         if not ctx.settings.api_auth:
             key = ANONYMOUS
         elif not secret and cookie:
-            key = _web_session_key(request, ctx, cookie)
+            key = await _web_session_key(request, ctx, cookie)
         else:
             if not secret:
                 raise ApiError(401, "this server needs an API key: send 'Authorization: Bearer <key>' "

@@ -59,7 +59,8 @@ async def static(name: str) -> Response:
 
 @router.get("/signin")
 async def signin(request: Request, ctx: Ctx, token: str = "") -> Response:
-    found = redeem(ctx.runtime.store, token) if token else None
+    # Session queries run off the event loop: a write may wait for the database's lock.
+    found = await ctx.run(redeem, ctx.runtime.store, token) if token else None
     if found is None:
         return HTMLResponse(_SPENT, status_code=401, headers=SECURITY_HEADERS)
     secret, _ = found
@@ -73,7 +74,7 @@ async def signin(request: Request, ctx: Ctx, token: str = "") -> Response:
 async def session(request: Request, ctx: Ctx, key: ChatKey) -> dict[str, Any]:
     """Who the page is signed in as, and the token it sends back with every change (X-Plait-CSRF)."""
     cookie = request.cookies.get(COOKIE)
-    found = session_for(ctx.runtime.store, cookie) if cookie else None
+    found = await ctx.run(session_for, ctx.runtime.store, cookie) if cookie else None
     return {"signed_in": True, "key": key.name, "csrf": found.csrf if found else None,
             "expires_at": found.expires_at if found else None, "version": _version()}
 
@@ -81,9 +82,9 @@ async def session(request: Request, ctx: Ctx, key: ChatKey) -> dict[str, Any]:
 @api.post("/v1/session/signout", status_code=204)
 async def signout(request: Request, ctx: Ctx, key: ChatKey) -> Response:
     cookie = request.cookies.get(COOKIE)
-    found = session_for(ctx.runtime.store, cookie) if cookie else None
+    found = await ctx.run(session_for, ctx.runtime.store, cookie) if cookie else None
     if found is not None:
-        end(ctx.runtime.store, found.id)
+        await ctx.run(end, ctx.runtime.store, found.id)
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/")
     return response

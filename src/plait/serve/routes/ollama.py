@@ -221,9 +221,9 @@ async def embed(body: EmbedRequest, ctx: Ctx, key: ChatKey) -> Response:
     vectors = [[float(x) for x in row] for row in rows]
     if body.dimensions is not None and vectors and body.dimensions != len(vectors[0]):
         raise ApiError(400, f"dimensions: model '{spec.name}' gives {len(vectors[0])}-dimensional vectors")
+    tokens = await ctx.run(ctx.count_tokens, spec.name, texts)  # off the loop: the pool may reload the model
     payload = {"model": spec.name, "embeddings": vectors, "load_duration": 0,
-               "total_duration": int((time.perf_counter() - started) * 1e9),
-               "prompt_eval_count": ctx.count_tokens(spec.name, texts)}
+               "total_duration": int((time.perf_counter() - started) * 1e9), "prompt_eval_count": tokens}
     return Response(ctx.remember(cache_key, payload), media_type="application/json")
 
 

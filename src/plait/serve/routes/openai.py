@@ -174,7 +174,7 @@ async def embeddings(body: EmbeddingRequest, ctx: Ctx, key: ChatKey) -> Response
     if body.dimensions is not None and body.dimensions != vectors.shape[1]:
         raise ApiError(400, f"dimensions: model '{spec.name}' gives {vectors.shape[1]}-dimensional vectors; "
                        "omit dimensions or choose another model", param="dimensions")
-    tokens = ctx.count_tokens(spec.name, texts)  # the model is loaded now; a fast Rust tokenizer
+    tokens = await ctx.run(ctx.count_tokens, spec.name, texts)  # off the loop: the pool may reload the model
     data = []
     for i, row in enumerate(vectors):
         value: Any = base64.b64encode(row.astype("<f4").tobytes()).decode() if body.encoding_format == "base64" \
