@@ -14,7 +14,7 @@ from plait.models.spec import ModelSpec
 from plait.runtime import Runtime
 from plait.tasks import ask as ask_module
 from plait.tasks.ask import ask, ask_stream, cited
-from plait.tasks.evidence import Evidence, holds_kind, numbers, question_kind
+from plait.tasks.evidence import Evidence, holds_kind, numbers, question_kind, without_possessive
 from plait.tasks.grounding import check, is_refusal
 
 DETAINEES = ("Meanwhile, there has been a mass airlift of detainees from Christmas Island to Nauru. "
@@ -97,6 +97,16 @@ def test_checks_catch_the_slips_of_small_models() -> None:
     assert not added.supported and "words not in the evidence" in (added.reason or "")
     assert is_refusal("The documents do not say.") and not is_refusal(good.sentence)
     assert cited("It is 211.", [(1, 3), (2, 1)]) == "It is 211 [1:3] [2:1]."
+
+
+def test_a_possessive_name_is_the_name() -> None:
+    e = [evidence("Thomas won the final, the team's first title.")]
+    assert check("Thomas's team won the final.", e, "Who won the final?").supported  # not "thoma"
+    e = [evidence("Thomas’s team won the final on Sunday.")]
+    assert check("Thomas won the final.", e, "Who won the final?").supported
+    assert [without_possessive(w) for w in ("Thomas's", "Agnes’s", "players'", "boss", "'s")] == \
+        ["Thomas", "Agnes", "players", "boss", "'s"]
+    assert question_kind("Which players scored?") == "person"
 
 
 def test_evidence_comes_first_and_a_checked_sentence_is_the_answer(news: Runtime, lenient: None) -> None:
