@@ -173,6 +173,28 @@ def test_unsupported_or_invalid_chat_parameters_are_400(served: Served, extra: d
     assert text in r.json()["error"]["message"]
 
 
+def test_every_prompt_has_the_same_size_limit(served: Served) -> None:
+    from plait.tasks.generate import MAX_MESSAGES, MAX_PROMPT_CHARS
+
+    half = "x" * (MAX_PROMPT_CHARS // 2 + 1)  # each part fits; together they do not
+    for path, body in [
+        ("/v1/completions", {"model": "fake-chat", "prompt": half * 2}),
+        ("/v1/completions", {"model": "fake-chat", "prompt": [half * 2]}),
+        ("/v1/chat/completions", {"model": "fake-chat", "messages": [{"role": "user", "content": half}] * 2}),
+        ("/api/generate", {"model": "fake-chat", "prompt": half, "system": half}),
+        ("/api/chat", {"model": "fake-chat", "messages": [{"role": "user", "content": half}] * 2}),
+        ("/v1/generate", {"model": "fake-chat", "prompt": half, "system": half}),
+        ("/v1/chat", {"model": "fake-chat", "messages": [{"role": "user", "content": half}] * 2}),
+    ]:
+        r = served.post(path, body)
+        assert r.status_code == 400, (path, r.status_code)
+        message = r.json()["error"] if path.startswith("/api/") else r.json()["error"]["message"]
+        assert f"at most {MAX_PROMPT_CHARS:,}" in message, (path, message)
+    many = [{"role": "user", "content": "x"}] * (MAX_MESSAGES + 1)
+    for path in ("/v1/chat/completions", "/api/chat", "/v1/chat"):
+        assert served.post(path, {"model": "fake-chat", "messages": many}).status_code == 400, path
+
+
 def test_malformed_and_oversized_bodies(fake_models: Runtime) -> None:
     for s in _serve(fake_models, max_request_bytes=2048):
         h = {**s.headers, "content-type": "application/json"}

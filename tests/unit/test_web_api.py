@@ -113,6 +113,22 @@ def test_a_reply_that_fails_before_answering_keeps_no_turn(page: TestClient, fak
     assert [m["role"] for m in kept["messages"]] == ["user", "assistant"] and kept["title"] == "hello"
 
 
+def test_a_long_conversation_sends_its_newest_turns_within_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait.models.base import Message
+    from plait.serve.routes import conversations
+
+    monkeypatch.setattr(conversations, "MAX_MESSAGES", 4)
+    monkeypatch.setattr(conversations, "MAX_PROMPT_CHARS", 30)
+    history = [Message("system", "brief"), *(Message("user" if i % 2 else "assistant", f"turn {i}")
+                                             for i in range(1, 9))]
+    sent = conversations._recent(history, "question")
+    assert [m["content"] for m in sent] == ["brief", "turn 7", "turn 8", "question"]  # 4 messages
+    monkeypatch.setattr(conversations, "MAX_MESSAGES", 100)
+    sent = conversations._recent(history, "question")  # 30 - 8 - 5 = 17 characters: two turns of 6
+    assert [m["content"] for m in sent] == ["brief", "turn 7", "turn 8", "question"]
+    assert conversations._recent([], "hi") == [{"role": "user", "content": "hi"}]
+
+
 def test_index_add_runs_as_a_job_and_passages_read_back(page: TestClient, tmp_path: Path) -> None:
     folder = tmp_path / "notes"
     folder.mkdir()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from plait.errors import InputError
 from plait.models.base import GenerationOptions, Message
 from plait.serve.errors import error_responses
-from plait.serve.openai_schema import MAX_MESSAGES, check_prompt_size
+from plait.tasks.generate import MAX_MESSAGES, check_prompt_size
 
 SEED_MAX = 2**32 - 1
 
@@ -90,6 +90,11 @@ class GenerateRequest(_Generation):
     context: list[int] | None = Field(None, max_length=0,
                                       description="not supported: send the conversation to /api/chat")
     images: list[str] | None = Field(None, max_length=0, description="not supported")
+
+    @model_validator(mode="after")
+    def _size(self) -> GenerateRequest:
+        check_prompt_size([self.prompt, self.system])
+        return self
 
 
 class EmbedRequest(_Strict):

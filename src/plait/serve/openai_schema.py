@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from plait.errors import InputError
 from plait.models.base import FinishReason, GenerationOptions, Message
 from plait.serve.errors import error_responses
+from plait.tasks.generate import MAX_MESSAGES, check_prompt_size
 
 SEED_MAX = 2**32 - 1  # llama.cpp seeds are unsigned 32-bit
 
@@ -95,18 +96,6 @@ class _Sampling(_Strict):
         return tuple(s for s in stops if s)
 
 
-# Checked by the schema, before anything is tokenised: a request cannot make the server count tokens for
-# minutes. Far beyond any context window plait's models have (a message is at least one token).
-MAX_MESSAGES = 1000
-MAX_PROMPT_CHARS = 1_000_000
-
-
-def check_prompt_size(texts: list[str]) -> None:
-    total = sum(len(t) for t in texts)
-    if total > MAX_PROMPT_CHARS:
-        raise ValueError(f"the messages hold {total} characters; at most {MAX_PROMPT_CHARS} are accepted")
-
-
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
 
@@ -153,6 +142,12 @@ class CompletionRequest(_Sampling):
     logprobs: int | None = Field(None, ge=0, le=0, description="not supported: 0 or absent")
     best_of: int | None = Field(None, ge=1, le=1)
     suffix: str | None = Field(None, max_length=0, description="not supported")
+
+    @field_validator("prompt")
+    @classmethod
+    def _size(cls, value: str | list[str]) -> str | list[str]:
+        check_prompt_size([value] if isinstance(value, str) else value)
+        return value
 
     def prompt_text(self) -> str:
         if isinstance(self.prompt, str):

@@ -9,11 +9,11 @@ oldest turns rather than failing (:func:`chat_request`), wherever it comes from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from plait.models.base import (
     Completion,
@@ -29,8 +29,18 @@ from plait.models.spec import ModelSpec
 from plait.runtime import Runtime, get_runtime
 from plait.tasks.registry import Task, TaskContext, TaskRequest
 
-MAX_PROMPT_CHARS = 2_000_000
-MAX_MESSAGES = 10_000  # a longer conversation is refused before anything is tokenised
+# One set of limits for every door to generation (this task, the OpenAI and Ollama routes, conversations),
+# checked by the request models before anything is tokenised, so a request cannot make the server count
+# tokens for minutes. Far beyond any context window plait's models have (a message is at least one token).
+MAX_MESSAGES = 1_000
+MAX_PROMPT_CHARS = 1_000_000  # all of one request's prompt texts together (messages, or prompt and system)
+
+
+def check_prompt_size(texts: Iterable[str | None]) -> None:
+    """ValueError (a validation error, in a request model) when ``texts`` together exceed the limit."""
+    total = sum(len(t or "") for t in texts)
+    if total > MAX_PROMPT_CHARS:
+        raise ValueError(f"the prompt holds {total:,} characters; at most {MAX_PROMPT_CHARS:,} are accepted")
 
 
 def _generator(model: str | TextGenerator | None, runtime: Runtime | None) -> TextGenerator:
@@ -169,6 +179,11 @@ class GenerateRequest(SamplingFields):
     system: str | None = Field(None, max_length=MAX_PROMPT_CHARS, description="system prompt (chat models)")
     raw: bool = Field(False, description="continue the prompt as plain text: no chat template")
 
+    @model_validator(mode="after")
+    def _size(self) -> GenerateRequest:
+        check_prompt_size([self.prompt, self.system])
+        return self
+
 
 class ChatMessage(TaskRequest):
     role: Literal["system", "user", "assistant"]
@@ -179,6 +194,12 @@ class ChatRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES,
                                         description="the conversation so far; the last message is answered")
     model: str | None = Field(None, description="a chat model (default: the chat_model setting)")
+
+    @field_validator("messages")
+    @classmethod
+    def _size(cls, value: list[ChatMessage]) -> list[ChatMessage]:
+        check_prompt_size([m.content for m in value])
+        return value
 
     def conversation(self) -> list[Message]:
         return [Message(m.role, m.content) for m in self.messages]

@@ -16,10 +16,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait.conversations import Conversation, Conversations
-from plait.models.base import Completion
+from plait.models.base import Completion, Message
 from plait.serve.deps import ChatKey, Ctx
 from plait.serve.routes.tasks import answer_streamed
-from plait.tasks.generate import MAX_PROMPT_CHARS, ChatRequest
+from plait.tasks.generate import MAX_MESSAGES, MAX_PROMPT_CHARS
 from plait.tasks.registry import get_task
 
 # A database row's id: SQLite's integers stop at 2**63 - 1.
@@ -96,10 +96,9 @@ async def reply(conversation_id: RowId, body: Reply, http: Request, ctx: Ctx, ke
     store = Conversations(ctx.runtime.store)
     conversation = await ctx.run(store.get, conversation_id)
     model = body.model or conversation.model or ctx.settings.chat_model
-    messages = [{"role": m.role, "content": m.content} for m in conversation.history()]
-    messages.append({"role": "user", "content": body.content})
-    request = ChatRequest.model_validate({"messages": messages, "model": model, "temperature": body.temperature,
-                                          "max_tokens": body.max_tokens})
+    chat = get_task("chat")
+    request = chat.parse({"messages": _recent(conversation.history(), body.content), "model": model,
+                          "temperature": body.temperature, "max_tokens": body.max_tokens})
 
     def keep(answer: Completion) -> None:
         # The person's turn is kept with its answer, not before: a reply refused before it began (full
@@ -107,4 +106,20 @@ async def reply(conversation_id: RowId, body: Reply, http: Request, ctx: Ctx, ke
         store.add_exchange(conversation_id, body.content, answer.text, model=answer.model or model,
                            stopped=answer.finish_reason == "cancelled")
 
-    return await answer_streamed(get_task("chat"), http, request, ctx, key, stream=body.stream, finish=keep)
+    return await answer_streamed(chat, http, request, ctx, key, stream=body.stream, finish=keep)
+
+
+def _recent(history: list[Message], question: str) -> list[dict[str, str]]:
+    """The system prompt, the newest turns within the chat task's limits, and the question: a long
+    conversation goes on (the model keeps only what fits its context window anyway)."""
+    system = [m for m in history if m.role == "system"]
+    budget = MAX_PROMPT_CHARS - len(question) - sum(len(m.content) for m in system)
+    room = MAX_MESSAGES - 1 - len(system)
+    kept: list[Message] = []
+    for m in reversed([m for m in history if m.role != "system"]):
+        if len(kept) == room or len(m.content) > budget:
+            break
+        kept.append(m)
+        budget -= len(m.content)
+    return [{"role": m.role, "content": m.content} for m in [*system, *reversed(kept)]] + \
+        [{"role": "user", "content": question}]
