@@ -1,8 +1,11 @@
 """The server's parts on their own: keys, rate limits, cache, generation queue, micro-batcher."""
 
 import asyncio
+import logging
 import stat
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -242,3 +245,20 @@ def test_micro_batcher_runs_up_to_in_flight_batches_at_once() -> None:
     gate.clear()
     peak[0] = 0
     assert asyncio.run(main(1)) == [[0], [1], [2], [3]] and peak[0] == 1
+
+
+def test_a_job_that_fails_unexpectedly_logs_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    from plait.serve.jobs import Jobs
+
+    def work(progress: Any) -> None:
+        {}["missing"]
+
+    with caplog.at_level(logging.ERROR, logger="plait.serve"):
+        job = Jobs().start("test", "a job", work)
+        for _ in range(500):
+            if job.finished_at is not None:
+                break
+            time.sleep(0.01)
+    assert job.state == "failed" and job.error == "unexpected error: KeyError"
+    logged = [r for r in caplog.records if r.exc_info]
+    assert logged and "'missing'" in caplog.text and "work" in caplog.text  # the traceback, not only the name

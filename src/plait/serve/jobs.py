@@ -7,6 +7,7 @@ each other's lock), and the most recent jobs are kept for a while for the page t
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 from plait.errors import PlaitError
 
 KEPT = 50  # finished jobs remembered
+log = logging.getLogger("plait.serve")
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -62,6 +64,8 @@ class Jobs:
                 except PlaitError as exc:
                     job.state, job.error = "failed", str(exc)
                 except Exception as exc:  # noqa: BLE001 - reported on the job, never lost in a thread
+                    # The job says only the kind of error (it is shown to the page); the log has the traceback.
+                    log.exception("job %s (%s) failed", job.id, job.kind)
                     job.state, job.error = "failed", f"unexpected error: {type(exc).__name__}"
                 finally:
                     job.finished_at = time.time()
