@@ -8,8 +8,9 @@ secret; the secret is shown once, when the key is created. Scopes say what a key
 - ``index``  the personal index (/v1/search, /v1/ask)
 - ``admin``  everything, including /metrics
 
-The CLI and the web page use the *local key*: created on the server's first start with every scope and
-written to ``$PLAIT_HOME/local.key`` readable by its owner only (mode 0600).
+The CLI uses the *local key*: created on the server's first start with every scope and written to
+``$PLAIT_HOME/local.key`` readable by its owner only (mode 0600). The web page holds no key: it signs in
+with a one-time link and a session cookie (:mod:`plait.web.sessions`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 from plait.errors import InputError
 from plait.store import Store
+from plait.tasks.registry import Scope
 
-Scope = Literal["chat", "tasks", "index", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 KEY_PREFIX = "plait-"
 LOCAL_KEY_FILE = "local.key"
@@ -159,7 +160,7 @@ def local_key_path(home: Path) -> Path:
 
 
 def read_local_key(home: Path) -> str | None:
-    """The local key's secret, if the server has created one (the CLI and web page use it)."""
+    """The local key's secret, if the server has created one (the CLI uses it)."""
     path = local_key_path(home)
     try:
         return path.read_text(encoding="utf-8").strip() or None

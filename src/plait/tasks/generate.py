@@ -205,10 +205,6 @@ class ChatRequest(SamplingFields):
         return [Message(m.role, m.content) for m in self.messages]
 
 
-def _cacheable(request: SamplingFields) -> bool:
-    return request.temperature == 0 or request.seed is not None  # greedy, or a fixed sampler
-
-
 def _generate_stream(request: GenerateRequest, ctx: TaskContext) -> GenerationStream:
     return generate_stream(request.prompt, model=request.model, options=request.options(), raw=request.raw,
                            system=request.system, runtime=ctx.runtime)
@@ -223,11 +219,11 @@ GENERATE = Task(
     name="generate", summary="Answer a prompt with a generation model (a chat model's reply, or --raw text)",
     request=GenerateRequest, result=Completion, input="prompt", scope="chat",
     run=lambda request, ctx: _generate_stream(request, ctx).run(), stream=_generate_stream,
-    models=lambda request, settings: [request.model or settings.chat_model], cacheable=_cacheable,
+    models=lambda request, settings: [request.model or settings.chat_model],
 )
 CHAT = Task(
     name="chat", summary="Answer the last message of a conversation with a chat model",
     request=ChatRequest, result=Completion, input=None, scope="chat",
     run=lambda request, ctx: _chat_stream(request, ctx).run(), stream=_chat_stream,
-    models=lambda request, settings: [request.model or settings.chat_model], cacheable=_cacheable,
+    models=lambda request, settings: [request.model or settings.chat_model],
 )

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from plait.runtime import Runtime
     from plait.settings import Settings
 
-# What an API key must allow to call a task (see plait.serve.auth): the task routes, or the personal index.
+# What an API key may call (plait.serve.auth checks keys; defined here, where tasks name the scope they need).
 Scope = Literal["chat", "tasks", "index", "admin"]
 ENTRY_POINT_GROUP = "plait.tasks"
 R = TypeVar("R")
@@ -133,7 +133,8 @@ class Task:
     reads_documents: bool = False  # the task uses TaskContext.document (so the CLI reads files with readers)
     # The catalog names an answer depends on (cache keys change with the model); settings fill defaults.
     models: Callable[[Any, Settings], Sequence[str | None]] = _no_models
-    # Whether the same request always gives the same answer (so it may be cached).
+    # Whether the same request always gives the same answer (so the HTTP route may cache it). Not read for
+    # a task that streams: its answers are not cached (the OpenAI and Ollama routes cache generation).
     cacheable: Callable[[Any], bool] = _always
     # A result that is not JSON (speak: a WAV file) is rendered to these bytes over HTTP and to a file by
     # the CLI; its JSON form (workflows) is still `to_json`.
