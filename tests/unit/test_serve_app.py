@@ -47,6 +47,7 @@ def served(fake_models: Runtime) -> Iterator[Served]:
 
 
 def test_health_needs_no_key_but_the_api_does(served: Served) -> None:
+    assert served.client.get("/health").json().keys() == {"status", "version"}  # nothing about models
     assert served.client.get("/health").json()["status"] == "ok"
     r = served.client.get("/v1/models")
     assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"

@@ -1,4 +1,5 @@
-"""/health (no key needed: says only whether the server is up) and Prometheus /metrics (admin scope)."""
+"""/health (no key needed: says only whether the server is up, and plait's version) and Prometheus
+/metrics (admin scope). Which models are loaded is for key holders: /api/ps."""
 
 from __future__ import annotations
 
@@ -16,13 +17,11 @@ router = APIRouter(tags=["Operations"])
 class Health(BaseModel):
     status: str
     version: str
-    loaded_models: list[str]
 
 
 @router.get("/health", response_model=Health)
 async def health(ctx: Ctx) -> Health:
-    return Health(status="stopping" if ctx.closing else "ok", version=__version__,
-                  loaded_models=ctx.runtime.pool.loaded())
+    return Health(status="stopping" if ctx.closing else "ok", version=__version__)
 
 
 @router.get("/metrics", response_class=Response, responses={
