@@ -365,3 +365,45 @@ def test_cli_bad_input_is_one_line_and_keeps_the_rest(fake_models: Runtime, caps
     assert code == 4 and "only one label" in err
     code, _, err = plait(capsys, "classify", "-l", "a", "-l", "b", "--method", "nope", "--text", "x")
     assert code == 2 and "unknown method" in err
+
+
+def test_a_gguf_scorer_is_opened_once_when_classifications_start_together(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    import sys
+    import threading
+    import types
+
+    from plait.tasks.llm_labels import _LlamaScorer
+
+    opened: list[object] = []
+    both = threading.Condition()
+
+    class Llama:  # llama-cpp-python's, as far as the scorer uses it
+        metadata: dict[str, str] = {}
+
+        def __init__(self, **kwargs: object) -> None:
+            with both:
+                opened.append(self)
+                both.notify_all()
+                # Unsynchronised, the other thread opens its own meanwhile; with the lock it never comes.
+                both.wait_for(lambda: len(opened) > 1, timeout=0.5)
+
+        def n_vocab(self) -> int:
+            return 10
+
+    llama_cpp = types.ModuleType("llama_cpp")
+    llama_cpp.Llama = Llama  # type: ignore[attr-defined]
+    chat_format = types.ModuleType("llama_cpp.llama_chat_format")
+    chat_format.Jinja2ChatFormatter = object  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "llama_cpp", llama_cpp)
+    monkeypatch.setitem(sys.modules, "llama_cpp.llama_chat_format", chat_format)
+    chat = JsonChat("{}")
+    (tmp_path / "x.gguf").write_bytes(b"GGUF")
+    chat.spec = chat.spec.model_copy(update={"backend": "llamacpp", "source": str(tmp_path / "x.gguf")})
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(_LlamaScorer.of(chat))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(opened) == 1 and got[0] is got[1] is not None

@@ -41,6 +41,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     ``$PLAIT_HOME/workflows`` on their triggers for as long as the app runs (``plait up``); their status
     routes are mounted either way.
     """
+    # llama.cpp keeps every thread of the threads setting under the server too (the runtime is not given
+    # fewer): it decodes all active answers in one batch per step, and with OpenMP's threads waiting
+    # passively the event loop still gets its turns. On 2 cores (loaded by other work, load ~8) 2 threads
+    # served 1.29x the tokens/s of 1 at 4 clients and 1.28x at 1 client.
     wait_passively()  # for a program that builds the app itself; the CLI did it at start
     fastapi = _fastapi()
     from plait import __version__
@@ -54,9 +58,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
     from plait.web import routes as web
 
     own_runtime = runtime is None
-    # llama.cpp gets every core under the server too: it decodes all active answers in one batch per step,
-    # and with OpenMP's threads waiting passively the event loop still gets its turns. On 2 cores (loaded by
-    # other work, load ~8) 2 threads served 1.29x the tokens/s of 1 at 4 clients and 1.28x at 1 client.
     rt = runtime or Runtime(settings)
     ctx = ServerContext(settings, rt)
 
@@ -114,7 +115,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
         app.include_router(api, responses=ERRORS)
     app.include_router(web.router)  # the page itself: /, /static, /signin
 
-    # Outermost first: the access log sees every response, including a 413 from the size limit.
+    # Added innermost first: in Starlette the middleware added last is the outermost. So a request meets the
+    # access log, then the guard, CORS and the body-size limit; the access log sees every response,
+    # including the guard's refusals and a 413 from the size limit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -122,7 +125,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, preload: b
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"])
     # The guard refuses foreign Host names and cross-site origins before anything else runs (but inside the
-    # access log, which records the refusal).
+    # access log, added after it, which records the refusal).
     app.add_middleware(RequestGuard, trusted=trusted_names(settings.host, settings.trusted_hosts),
                        origins=settings.cors_origins)
     app.add_middleware(AccessLog, metrics=ctx.metrics, audit=lambda: ctx.audit)

@@ -8,8 +8,9 @@ for everything. Two standard fixes, each fitted on labelled examples:
   (Guo et al., 2017, "On Calibration of Modern Neural Networks").
 - :class:`PlattScaling` (multi-label): per label ``sigmoid(a * score + b)`` (Platt, 1999).
 
-Without labelled examples a classifier uses a documented prior (e.g. T=0.05 for cosine similarity);
-:func:`expected_calibration_error` measures how far probabilities are from observed accuracy.
+Without labelled examples a classifier uses a documented prior (e.g. T=0.025 for cosine similarity:
+``classifiers.COSINE_TEMPERATURE``); :func:`expected_calibration_error` measures how far probabilities are
+from observed accuracy.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ and is reported as such.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 CONTENT_FREE = "N/A"
 MAX_TEXT_TOKENS = 384  # the start of a long text says what it is about; keeps 135M-parameter models quick
 CHOICE_SCORE = 20.0  # score gap given to a grammar-constrained choice (probability ~1 - 2e-9)
+_OPENING = threading.Lock()  # held while a generator's scorer is looked up or opened
 
 
 def _single_prompt(text: str, labels: Sequence[str], descriptions: Sequence[str | None]) -> str:
@@ -149,7 +151,8 @@ class _LlamaScorer:
 
     def __init__(self, llm: Any, lock: Any) -> None:
         self.llm = llm
-        # The generator's own lock: the same Llama object also serves chat and completion requests.
+        # This scorer's own Llama object (opened apart from the generator's server loop) is shared by every
+        # classification with this generator; its evaluated prefix is state, so one scoring runs at a time.
         self.lock = lock or nullcontext()
         self.n_vocab = int(llm.n_vocab())
         self.template = self._template()
@@ -165,18 +168,18 @@ class _LlamaScorer:
         """
         if generator.spec.backend != "llamacpp":
             return None
-        held: _LlamaScorer | None = generator.__dict__.get("_label_scorer")
-        if held is not None:
-            return held
         try:
             import llama_cpp
         except ImportError:
             return None
-        import threading
-
-        llm = llama_cpp.Llama(model_path=str(generator.spec.local_path()), n_ctx=generator.context_length or 2048,
-                              n_threads=getattr(generator, "threads", None), verbose=False)
-        held = generator.__dict__["_label_scorer"] = cls(llm, threading.Lock())
+        # Two classifications starting at once would otherwise both open the GGUF file (twice the memory).
+        with _OPENING:
+            held: _LlamaScorer | None = generator.__dict__.get("_label_scorer")
+            if held is None:
+                llm = llama_cpp.Llama(model_path=str(generator.spec.local_path()),
+                                      n_ctx=generator.context_length or 2048,
+                                      n_threads=getattr(generator, "threads", None), verbose=False)
+                held = generator.__dict__["_label_scorer"] = cls(llm, threading.Lock())
         return held
 
     def _template(self) -> Any:
