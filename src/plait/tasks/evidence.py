@@ -136,7 +136,8 @@ def question_kind(question: str) -> QuestionKind:
         return "place"
     which = _WHICH.search(question)
     if which:
-        nouns = {w.lower().rstrip("'’s") for w in which.group(1).split()} | {w.lower() for w in which.group(1).split()}
+        nouns = {without_possessive(w.lower()) for w in which.group(1).split()}
+        nouns |= {w.removesuffix("s") for w in nouns}  # "which players" asks for a player
         if nouns & PERSON_NOUNS:
             return "person"
         if nouns & PLACE_NOUNS:
@@ -151,6 +152,14 @@ def numbers(text: str) -> set[str]:
     found = {m.group().rstrip(".,").replace(",", "") for m in _NUMBER.finditer(text)}
     found |= {NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in NUMBER_WORDS}
     return {n for n in found if n}
+
+
+def without_possessive(word: str) -> str:
+    """A word without its possessive ending: "Thomas's" → "Thomas", "players'" → "players"."""
+    for suffix in ("'s", "’s", "'", "’"):
+        if word.endswith(suffix) and len(word) > len(suffix):
+            return word[:-len(suffix)]
+    return word
 
 
 def names(text: str) -> set[str]:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from plait.index.keyword import STOPWORDS, stems
-from plait.tasks.evidence import Evidence, kind_matches, names, numbers, question_kind
+from plait.tasks.evidence import Evidence, kind_matches, names, numbers, question_kind, without_possessive
 
 # Share of a generated sentence's words (stemmed, function words aside) that must be found in the
 # evidence or the question. Chosen on the dev questions (`python bench/ask.py --fit`).
@@ -83,7 +83,8 @@ def check(sentence: str, evidence: Sequence[Evidence], question: str) -> Check:
             reasons.append((coverage, f"the number(s) {', '.join(sorted(missing_numbers))} are not in the evidence"))
             continue
         known = question_words | {w.lower() for w in re.findall(r"[\w'’-]+", e.text)}
-        missing_names = {n for n in names(sentence) if n not in known and n.rstrip("'’s") not in known}
+        known |= {without_possessive(w) for w in known}  # "Thomas's" in the evidence knows "Thomas"
+        missing_names = {n for n in names(sentence) if n not in known and without_possessive(n) not in known}
         if missing_names:
             reasons.append((coverage, f"{', '.join(sorted(missing_names))} not in the evidence"))
             continue
