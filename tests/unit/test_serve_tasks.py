@@ -15,6 +15,7 @@ from plait.serve.app import create_app
 from plait.serve.auth import KeyStore, ensure_local_key
 from plait.serve.routes.tasks import build_router
 from plait.tasks.registry import Registry, registry
+from tests.unit.test_serve_app import cache_hits
 
 TEXT = ("The budget meeting moved to Friday. Anna said the costs rose sharply this quarter. "
         "The rocket launch was a great success. Everyone loved the new design.")
@@ -49,9 +50,9 @@ def test_summarize_answers_and_is_cached(client: TestClient, app: Any) -> None:
     assert r.status_code == 200
     body = r.json()
     assert len(body["points"]) == 2 and body["model"] == "fake-embed" and body["method"] == "extractive"
-    hits = app.state.ctx.cache.hits
+    hits = cache_hits(app.state.ctx)
     assert client.post("/v1/summarize", json={"text": TEXT, "sentences": 2}).json() == body
-    assert app.state.ctx.cache.hits == hits + 1
+    assert cache_hits(app.state.ctx) == hits + 1
     r = client.post("/v1/summarize", json={"text": TEXT, "sentences": 0})
     assert r.status_code == 400 and r.json()["error"]["param"] == "sentences"
     assert client.post("/v1/summarize", json={"text": TEXT, "colour": "red"}).status_code == 400

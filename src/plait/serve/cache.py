@@ -50,7 +50,6 @@ class ResponseCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
     @property
     def enabled(self) -> bool:
@@ -68,10 +67,8 @@ class ResponseCache:
             if entry is None or entry.expires <= now:
                 if entry is not None:
                     self._drop(key)
-                self.misses += 1
                 return None
             self._entries.move_to_end(key)
-            self.hits += 1
             return entry.value
 
     def put(self, key: str, value: bytes) -> None:

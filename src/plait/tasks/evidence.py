@@ -108,10 +108,6 @@ class Evidence:
     overlap: float
     kind_match: int  # +1 holds what the question asks for, -1 does not, 0 the question asks for no kind
 
-    @property
-    def cite(self) -> str:
-        return f"[{self.source}:{self.sentence}]"
-
 
 @dataclass(frozen=True)
 class Passage:

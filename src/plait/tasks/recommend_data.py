@@ -29,7 +29,6 @@ USER_NAMES = {"user", "userid", "user_id", "uid", "customer", "customerid", "cus
 ITEM_NAMES = {"item", "itemid", "item_id", "iid", "movie", "movieid", "movie_id", "product", "productid",
               "product_id", "book", "bookid", "book_id", "isbn", "asin", "track", "song", "article"}
 RATING_NAMES = {"rating", "ratings", "score", "stars", "value", "rate", "preference"}
-TIME_NAMES = {"timestamp", "time", "date", "ts", "datetime", "when"}
 ID_NAMES = ITEM_NAMES | {"id"}
 MAX_BAD_LINES = 3
 

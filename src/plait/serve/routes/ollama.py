@@ -21,7 +21,7 @@ from plait.serve.cache import generation_is_cacheable
 from plait.serve.context import ServerContext
 from plait.serve.deps import ChatKey, Ctx
 from plait.serve.errors import ApiError, body_for, from_plait_error
-from plait.serve.generation import LiveGeneration, start_generation, stream_response
+from plait.serve.generation import start_generation, stream_response
 from plait.serve.ollama_schema import (
     ERRORS,
     ChatRequest,
@@ -125,8 +125,7 @@ def _line(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _final_fields(live: LiveGeneration | None, started: float, prompt_tokens: int, completion_tokens: int,
-                  reason: str) -> dict[str, Any]:
+def _final_fields(started: float, prompt_tokens: int, completion_tokens: int, reason: str) -> dict[str, Any]:
     total = int((time.perf_counter() - started) * 1e9)
     return {"done": True, "done_reason": "stop" if reason == "cancelled" else reason, "total_duration": total,
             "load_duration": 0, "prompt_eval_count": prompt_tokens, "prompt_eval_duration": 0,
@@ -153,7 +152,7 @@ async def _answer(http: Request, ctx: ServerContext, key_id: str, spec: ModelSpe
     if not stream:
         done = await live.collect(http)
         payload = {"model": spec.name, "created_at": _now(), field: piece(done.text),
-                   **_final_fields(live, started, done.usage.prompt_tokens, done.usage.completion_tokens,
+                   **_final_fields(started, done.usage.prompt_tokens, done.usage.completion_tokens,
                                    done.finish_reason)}
         if cache_key is not None and done.finish_reason != "cancelled":
             ctx.remember(cache_key, payload)
@@ -167,7 +166,7 @@ async def _answer(http: Request, ctx: ServerContext, key_id: str, spec: ModelSpe
                 if delta.finish_reason:
                     usage = delta.usage
                     yield _line({"model": spec.name, "created_at": _now(), field: piece(""),
-                                 **_final_fields(live, started, usage.prompt_tokens if usage else 0,
+                                 **_final_fields(started, usage.prompt_tokens if usage else 0,
                                                  usage.completion_tokens if usage else 0, delta.finish_reason)})
         except PlaitError as exc:
             yield _line(body_for(http.url.path, from_plait_error(exc)))

@@ -29,6 +29,7 @@ from plait.serve.openai_schema import (
     EmbeddingRequest,
     ModelCard,
     ModelList,
+    TextCompletion,
     finish_reason,
 )
 from plait.tasks.generate import chat_request, prompt_request
@@ -79,7 +80,7 @@ async def _generate(http: Request, ctx: ServerContext, key_id: str, spec: ModelS
     ident, created, fingerprint = _new_id(chat), int(time.time()), ctx.version(spec)
     base = {"id": ident, "created": created, "model": spec.name, "system_fingerprint": fingerprint}
     if stream:
-        return stream_response(live, _stream(http, live, base, chat, include_usage), "text/event-stream")
+        return stream_response(live, _stream(http, live, base, chat, include_usage, echo), "text/event-stream")
     done = await live.collect(http)
     usage = _usage(done.usage)
     if chat:
@@ -104,7 +105,7 @@ def _new_id(chat: bool) -> str:
 
 
 async def _stream(http: Request, live: LiveGeneration, base: dict[str, Any], chat: bool,
-                  include_usage: bool) -> AsyncIterator[bytes]:
+                  include_usage: bool, echo: str | None = None) -> AsyncIterator[bytes]:
     obj = "chat.completion.chunk" if chat else "text_completion"
 
     def chunk(text: str | None, finish: str | None, role: bool = False) -> dict[str, Any]:
@@ -119,6 +120,8 @@ async def _stream(http: Request, live: LiveGeneration, base: dict[str, Any], cha
 
     if chat:
         yield _sse(chunk("", None, role=True))
+    elif echo:
+        yield _sse(chunk(echo, None))  # the prompt first, as the answer without stream has it
     try:
         async for delta in live.deltas():
             if delta.text:
@@ -150,8 +153,7 @@ async def chat_completions(body: ChatCompletionRequest, http: Request, ctx: Ctx,
     return await _generate(http, ctx, key.id, spec, request, body.stream, include_usage, "chat.completion")
 
 
-@router.post("/v1/completions", response_model=None, responses={**SSE, 200: {
-    **SSE[200], "content": {"application/json": {}, "text/event-stream": {}}}})
+@router.post("/v1/completions", response_model=TextCompletion, responses=SSE)
 async def completions(body: CompletionRequest, http: Request, ctx: Ctx, key: ChatKey) -> Response:
     spec = ctx.spec(body.model, "complete", ctx.settings.chat_model)
     request = prompt_request(spec, body.prompt_text(), raw=body.raw, options=body.options())
