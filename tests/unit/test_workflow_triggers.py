@@ -277,3 +277,20 @@ def test_maildir_names_of_one_second_keep_their_arrival_order() -> None:
 
     names = ["1796308032.M10056P26834Q294.vm", "1796308031.M999999P1Q1.vm", "1796308032.M7853P26834Q292.vm"]
     assert sorted(names, key=_arrival) == [names[1], names[2], names[0]]
+
+
+def test_a_malformed_message_is_an_item_with_its_error_and_the_scan_goes_on(tmp_path: Path,
+                                                                            fake_models: Runtime) -> None:
+    import mailbox
+
+    from tests.docfiles import BROKEN_PART_MAIL
+
+    box = tmp_path / "Maildir"
+    write_maildir(box, newsgroup_messages(1))
+    mailbox.Maildir(str(box)).add(BROKEN_PART_MAIL)
+    write_maildir(box, newsgroup_messages(2)[1:])
+    wf = h.workflow(tmp_path, f"name: broken\ntrigger: {{type: maildir, path: {box}}}\nsteps:\n  - template: x\n")
+    summary = Engine(wf, fake_models).run()
+    assert summary.trigger_error is None and summary.added == 3
+    broken = [i for i in h.state(fake_models, "broken").items() if i.data.get("parse_error")]
+    assert len(broken) == 1 and "malformed mail message" in broken[0].data["parse_error"]
