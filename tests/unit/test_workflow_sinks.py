@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
 import socketserver
 import sqlite3
 import threading
@@ -110,6 +111,43 @@ def test_move_copy_and_tag_act_once_even_when_the_ledger_write_was_lost(tmp_path
     _lose_ledger(fake_models, "t2", "tag")
     _run(tmp_path, fake_models, tag_only, [], name="t2")
     assert read_tags(tmp_path / "done" / "f1.txt") == ["k1", "work"]
+
+
+def test_copies_and_moves_into_an_encrypted_home_are_sealed_and_leave_known_temporaries(
+        tmp_path: Path, fake_models: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait.security.keys import keys_for
+    from plait.security.storage import sealed
+    from plait.workflows.sinks import TEMPORARY
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for n in range(2):
+        (src / f"f{n}.txt").write_text(f"file {n}")
+    out, backup = _out(fake_models), tmp_path / "backup"
+    renamed: list[str] = []  # the temporary files copies went through: what a crash would leave
+    real_replace = os.replace
+
+    def replace(a: str | Path, b: str | Path) -> None:
+        if Path(b).parent in (out / "kept", out / "done", backup):
+            renamed.append(Path(a).name)
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    steps = f"""
+  - sink: copy
+    with: {{to: kept, within: ["{src}"]}}
+  - sink: copy
+    with: {{to: "{backup}", within: ["{src}"]}}
+  - sink: move
+    with: {{to: done, within: ["{src}"]}}
+"""
+    assert _run(tmp_path, fake_models, steps, [{"path": str(src / f"f{n}.txt")} for n in range(2)]).done == 2  # type: ignore[attr-defined]
+    assert keys_for(out) is not None  # the test home is encrypted, as homes are by default
+    for folder in (out / "kept", out / "done"):
+        assert all(sealed(p) for p in folder.iterdir()) and read_text(folder / "f1.txt") == "file 1"
+    assert not sealed(backup / "f1.txt") and (backup / "f1.txt").read_text() == "file 1"  # outside: as it is
+    assert not list(src.iterdir())
+    assert len(renamed) == 6 and all(TEMPORARY.match(name) for name in renamed), renamed
 
 
 def test_move_into_a_maildir_folder(tmp_path: Path, fake_models: Runtime) -> None:
