@@ -7,12 +7,16 @@ import email
 import email.policy
 import json
 import os
+import socket
 import socketserver
 import sqlite3
+import ssl
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -319,6 +323,42 @@ def smtp_server() -> Iterator[tuple[int, list[bytes]]]:
     yield server.server_address[1], _Smtp.received
     server.shutdown()
     server.server_close()
+
+
+class _TlsServer(socketserver.ThreadingTCPServer):
+    """The SMTP peer above behind implicit TLS (port 465 style), with a self-signed certificate."""
+
+    context: ssl.SSLContext
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = super().get_request()
+        return self.context.wrap_socket(conn, server_side=True), address
+
+
+def test_smtp_over_ssl_checks_the_servers_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait.security.tls import self_signed
+    from plait.workflows.errors import StepError
+    from plait.workflows.sinks.mail import MailSink, SmtpOptions
+
+    cert = self_signed(tmp_path / "tls", ["127.0.0.1"])
+    _Smtp.received = []
+    server = _TlsServer(("127.0.0.1", 0), _Smtp)
+    server.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.context.load_cert_chain(cert.cert, cert.key)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    msg = EmailMessage()
+    msg["Subject"], msg["To"] = "Digest", "me@example.org"
+    msg.set_content("hello")
+    options = SmtpOptions(host="127.0.0.1", port=server.server_address[1], ssl=True, starttls=False, timeout=5)
+    try:
+        with pytest.raises(StepError, match="certificate is not trusted"):  # a certificate nobody vouches for
+            MailSink._send(msg, options)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert.cert))  # one the machine trusts
+        MailSink._send(msg, options)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(_Smtp.received) == 1
 
 
 def test_mail_sink_sends_over_smtp(tmp_path: Path, fake_models: Runtime, smtp_server: tuple[int, list[bytes]]) -> None:
