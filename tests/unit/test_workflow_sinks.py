@@ -204,6 +204,23 @@ def test_digest_groups_entries_by_period_with_a_chart(tmp_path: Path, fake_model
     assert read_text(digest / "2024-05-02.md") == md  # the same four entries, not eight
 
 
+def test_digest_links_are_only_web_or_relative_links(tmp_path: Path, fake_models: Runtime) -> None:
+    items = [{"subject": "Evil", "url": " javascript:alert(1)"}, {"subject": "Data", "url": "data:text/html,x"},
+             {"subject": "Good", "url": "https://example.org/a b) [x](javascript:alert(2)"},
+             {"subject": "Local", "url": "notes/today.md"}]
+    steps = """
+  - sink: digest
+    with: {path: "links", period: all, heading: "{{ item.subject }}", link: "{{ item.url }}", chart: false}
+"""
+    assert _run(tmp_path, fake_models, steps, items).done == 4  # type: ignore[attr-defined]
+    md, page = read_text(_out(fake_models) / "links.md"), read_text(_out(fake_models) / "links.html")
+    assert "- **Evil**" in md and "- **Data**" in md and "alert(1)" not in md + page and "data:" not in md + page
+    # A web link keeps its text, but cannot end the Markdown link early and start another.
+    assert "[Good](https://example.org/a%20b%29%20[x]%28javascript:alert%282%29)" in md
+    assert "href='https://example.org/a%20b%29" in page and "href='javascript" not in page
+    assert "[Local](notes/today.md)" in md and "<a href='notes/today.md'>Local</a>" in page
+
+
 def test_ics_sink_gathers_events_with_stable_uids(tmp_path: Path, fake_models: Runtime) -> None:
     from plait.calendar import read_calendar
 

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from plait.workflows.context import StepContext
 from plait.workflows.sinks import write_atomic
-from plait.workflows.sinks.digest import DigestOptions, DigestSink
+from plait.workflows.sinks.digest import DigestOptions, DigestSink, safe_link
 from plait.workflows.sinks.gather import Entry
 
 # The order a person wants their mail in: what needs them first.
@@ -305,7 +305,8 @@ def markdown(digest: dict[str, Any], chart: str | None, note: str | None) -> str
             section = t["need"]
             count = sum(1 for x in digest["threads"] if x["need"] == section)
             lines += [f"## {SECTION_TITLES.get(section, section)} ({count})", ""]
-        subject = t["subject"] if not t.get("link") else f"[{t['subject']}]({t['link']})"
+        link = safe_link(t.get("link"))
+        subject = f"[{t['subject']}]({link})" if link else t["subject"]
         lines.append(f"- **{subject}** — {', '.join(t['from'])} · {_label_text(t)} · {t['since_previous']}")
         if t["about"]:
             lines.append(f"  {t['about']}")
@@ -343,10 +344,8 @@ def page(digest: dict[str, Any], chart: bytes | None, note: str | None) -> str:
                 out.append("</ul>")
             section = t["need"]
             out.append(f"<h2>{esc(SECTION_TITLES.get(section, section))}</h2><ul>")
-        # Links come from the workflow's own template; only http(s) and relative ones are made links.
-        link = t.get("link") or ""
-        safe_link = link if link.startswith(("http://", "https://")) or (link and ":" not in link) else ""
-        subject = (f"<a href='{esc(safe_link)}'>{esc(t['subject'])}</a>" if safe_link else esc(t["subject"]))
+        link = safe_link(t.get("link"))
+        subject = f"<a href='{esc(link)}'>{esc(t['subject'])}</a>" if link else esc(t["subject"])
         kind = "unsure" if t["unsure"] else t["label"]
         out.append(f"<li><strong>{subject}</strong> <span class='meta'>— {esc(', '.join(t['from']))} · "
                    f"<span class='{esc(kind)}'>{esc(_label_text(t))}</span> · {esc(t['since_previous'])}</span>")
