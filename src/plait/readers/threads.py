@@ -106,14 +106,6 @@ def _named(messages: Sequence[Message], nodes: dict[str, str], find: object) -> 
     return out
 
 
-def groups(ids: dict[str, str]) -> list[list[str]]:
-    """Message keys grouped by thread id, in the order threads first appear."""
-    out: dict[str, list[str]] = {}
-    for key, thread in ids.items():
-        out.setdefault(thread, []).append(key)
-    return list(out.values())
-
-
 def references_of(value: str | Iterable[str]) -> tuple[str, ...]:
     """A space-separated list of ids (a mail item's ``references``) as a tuple."""
     if isinstance(value, str):
