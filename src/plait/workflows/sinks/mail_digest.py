@@ -37,6 +37,7 @@ OTHER_LABEL = 4.5
 SECTION_TITLES = {"urgent": "Urgent", "asks": "Asks something of you", "work": "Work", "personal": "Personal",
                   "unsure": "Unsure", "discussion": "Discussion", "newsletter": "Newsletters"}
 MAX_ASKS = 3
+SINCE = {"daily": "yesterday", "weekly": "last week"}  # the previous period, as a thread's change says it
 
 
 
@@ -96,7 +97,7 @@ class MailDigestSink(DigestSink):
         title = o.title.replace("{period}", target)
         previous = self._previous(target)
         before = self.entries(previous) if previous else []
-        threads = build_threads(entries, before)
+        threads = build_threads(entries, before, since=SINCE.get(o.period, "the previous period"))
         digest = {"title": title, "period": target, "previous_period": previous,
                   "messages": len(entries), "threads": threads,
                   "labels": dict(Counter(e.data.get("label", "unsure") for e in entries).most_common())}
@@ -158,8 +159,9 @@ def _ask(action: Any) -> dict[str, Any]:
 
 # --- threads ----------------------------------------------------------------------------------------
 
-def build_threads(entries: list[Entry], before: list[Entry]) -> list[dict[str, Any]]:
-    """The period's entries as threads, most needing the person first (see the module docstring)."""
+def build_threads(entries: list[Entry], before: list[Entry], since: str = "yesterday") -> list[dict[str, Any]]:
+    """The period's entries as threads, most needing the person first (see the module docstring); ``before``
+    are the previous period's, which ``since`` names ("yesterday", "last week")."""
     from plait.readers.threads import Message, normalize_subject, references_of, thread_ids
 
     def message(e: Entry) -> Message:
@@ -199,7 +201,7 @@ def build_threads(entries: list[Entry], before: list[Entry]) -> list[dict[str, A
             "answers": _unique([m.data["answers"] for m in members if m.data.get("answers")]),
             "asks": asks, "dates": dates, "due": due[0] if due else None,
             "new": len(members), "earlier": earlier.get(thread, 0),
-            "since_previous": _change(len(members), earlier.get(thread, 0)),
+            "since_previous": _change(len(members), earlier.get(thread, 0), since),
             "latest": last.get("time"), "link": last.get("link"),
             "messages": [{"key": m.item_key, "time": m.data.get("time"), "from": _name(m.data.get("sender", "")),
                           "subject": m.data.get("subject"), "about": m.data.get("about"),
@@ -242,11 +244,11 @@ def _minus(iso: str | None) -> float:
         return 0.0
 
 
-def _change(new: int, earlier: int) -> str:
+def _change(new: int, earlier: int, since: str) -> str:
     replies = "reply" if new == 1 else "replies"
     if earlier == 0:
         return "new thread" if new == 1 else f"new thread, {new} messages"
-    return f"{new} new {replies} since yesterday ({earlier} before)"
+    return f"{new} new {replies} since {since} ({earlier} before)"
 
 
 def _unique(values: list[Any], key: str | None = None) -> list[Any]:
