@@ -271,33 +271,43 @@ class Engine:
         first_run = stored is None and not any(self.durable.counts().values())
         cursor: dict[str, Any] = {} if backfill or stored is None else dict(stored)
         state = "skipped" if first_run and self.workflow.trigger.start == "now" and not backfill else "pending"
-        batch: list[TriggerItem] = []
+        batch: list[tuple[TriggerItem, str]] = []
         taken = 0
         try:
             for item in self.trigger.scan(cursor):
-                if since is not None and item.at is not None and item.at < since:
-                    continue
-                batch.append(item)
-                taken += 1
+                # Older than --since: recorded as skipped, not dropped, since the cursor moves past it (mail
+                # and feeds never give it again); `--backfill --since EARLIER` takes it later.
+                old = since is not None and item.at is not None and item.at < since
+                batch.append((item, "skipped" if old else state))
+                if not old:
+                    taken += 1
                 if len(batch) >= self.workflow.batch_size or (limit is not None and taken >= limit):
-                    self._record(batch, dict(cursor), state)
+                    self._record(batch, dict(cursor))
                     batch = []
                     self._drain(wait_retries=False)
                     if self.stop_event.is_set():
                         return
                 if limit is not None and taken >= limit:
                     return
-            self._record(batch, dict(cursor), state)
+            self._record(batch, dict(cursor))
         except TriggerError as exc:
-            self._record(batch, None, state)  # what was read before the failure is kept
+            self._record(batch, None)  # what was read before the failure is kept
             summary.trigger_error = str(exc)
             self._emit(EngineEvent("trigger_error", message=str(exc)))
             log.warning("workflow %s: %s", self.workflow.name, exc)
 
-    def _record(self, batch: list[TriggerItem], cursor: dict[str, Any] | None, state: str) -> None:
-        if not batch and cursor is None:
+    def _record(self, batch: list[tuple[TriggerItem, str]], cursor: dict[str, Any] | None) -> None:
+        """The batch's items in their states; the cursor goes with the last write, so a killed run reads
+        again what it had not recorded."""
+        skipped = [i for i, state in batch if state == "skipped"]
+        if skipped:
+            self._add(skipped, None, "skipped")
+        self._add([i for i, state in batch if state == "pending"], cursor, "pending")
+
+    def _add(self, items: list[TriggerItem], cursor: dict[str, Any] | None, state: str) -> None:
+        if not items and cursor is None:
             return
-        added = self.state.add_items(((i.key, i.data, i.at) for i in batch), cursor=cursor,
+        added = self.state.add_items(((i.key, i.data, i.at) for i in items), cursor=cursor,
                                      trigger=self.workflow.trigger.type, state=state, run_id=self._run_id)
         assert self._summary is not None
         if state == "skipped":
