@@ -178,10 +178,7 @@ class Engine:
 
     def submit(self, data: dict[str, Any], key: str | None = None, at: float | None = None) -> str:
         """Record one item given by hand (manual runs); returns its key. A key given twice is one item."""
-        import uuid
-
-        key = key or f"manual:{uuid.uuid4().hex}"
-        self.state.add_items([(key, to_jsonable(data), at)], cursor=None, trigger=self.workflow.trigger.type)
+        key = self.state.submit(data, key, at)
         self.wake()
         return key
 

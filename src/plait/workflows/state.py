@@ -184,6 +184,19 @@ class WorkflowState:
                              (self.workflow, trigger, _dumps(cursor), now))
         return added
 
+    def submit(self, data: dict[str, Any], key: str | None = None, at: float | None = None) -> str:
+        """Record one item given by hand (`plait run --item`, the /run route), whatever the workflow's
+        trigger; returns its key, ``manual:`` and a random id unless one is given (a key given twice is
+        one item)."""
+        import uuid
+
+        from plait.workflows.steps import to_jsonable
+
+        key = key or f"manual:{uuid.uuid4().hex}"
+        # No cursor is written: the trigger's place in its source does not move.
+        self.add_items([(key, to_jsonable(data), at)], cursor=None, trigger="manual")
+        return key
+
     def cursor(self, trigger: str) -> dict[str, Any] | None:
         rows = self.store.query("SELECT trigger, cursor FROM workflow_cursors WHERE workflow = ?", (self.workflow,))
         if not rows or rows[0]["trigger"] != trigger:
