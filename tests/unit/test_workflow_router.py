@@ -126,7 +126,7 @@ def test_items_given_by_hand_are_keyed_manual_whatever_the_trigger(
     assert h.state(fake_models, "hook").known(via_runner) == set(via_runner)
 
 
-class _Guarded(dict):  # type: ignore[type-arg]
+class _Guarded(dict[str, Any]):
     """A runner's ``slots`` that fails when iterated without the runner's lock: enabling or disabling a
     workflow from another thread would change it meanwhile ("dictionary changed size during iteration")."""
 
