@@ -193,3 +193,17 @@ def test_network_allow_entries_are_checked_when_the_workflow_is_loaded(tmp_path:
     ok = h.workflow(tmp_path, "name: ok\ntrigger: {type: manual}\nnetwork: {allow: ['[::1]:8080', nas.local, "
                               "'192.168.1.0/24', '127.0.0.1:9']}\nsteps:\n  - template: x\n", name="ok.yml")
     assert ok.network.allow[0] == "[::1]:8080"
+
+
+def test_failed_sign_ins_from_endless_addresses_do_not_grow_memory_without_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait.security import anomaly
+
+    monkeypatch.setattr(anomaly, "MAX_ADDRESSES", 50)
+    detector = anomaly.AnomalyDetector()
+    for i in range(500):  # one failure each from 500 addresses, ten minutes apart in groups
+        detector.observe(at=1_000_000.0 + (i // 50) * 600, key=None, client=f"2001:db8::{i:x}", auth_failed=True)
+    assert len(detector._keys) <= 50
+    # An address that keeps failing is still caught.
+    alerts = [a for n in range(10) for a in detector.observe(at=1_010_000.0 + n, key=None, client="2001:db8::bad",
+                                                              auth_failed=True)]
+    assert [a.kind for a in alerts] == ["failed_auth"]

@@ -28,6 +28,9 @@ AUTH_WINDOW, AUTH_FAILURES = 5, 10
 VOLUME_WINDOW, VOLUME_FACTOR, VOLUME_FLOOR = 5, 10.0, 5_000_000
 LEARN_SECONDS, LEARN_REQUESTS = 3600.0, 20
 COOLDOWN_SECONDS = 15 * 60.0
+# Failed sign-ins are kept per client address, which an attacker can vary at will (IPv6): past this many
+# addresses the quiet ones are forgotten (an address still failing keeps its history).
+MAX_ADDRESSES = 10_000
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class AnomalyDetector:
         alerts: list[Alert] = []
         if auth_failed:
             who = f"addr:{client or '?'}"
+            if who not in self._keys:
+                self._forget_quiet_addresses(at)
             history = self._keys.setdefault(who, _KeyHistory(at))
             history.minute(at).auth_failures += 1
             failures = sum(m.auth_failures for m in history.recent(at, AUTH_WINDOW))
@@ -166,6 +171,16 @@ class AnomalyDetector:
                 f"its largest before was {largest / 1e6:.1f} MB (threshold {volume_threshold / 1e6:.1f} MB)", sent,
                 volume_threshold))
         return alerts
+
+    def _forget_quiet_addresses(self, at: float) -> None:
+        addresses = [k for k in self._keys if k.startswith("addr:")]
+        if len(addresses) < MAX_ADDRESSES:
+            return
+        since = at - AUTH_WINDOW * MINUTE
+        quiet = [k for k in addresses if not self._keys[k].minutes or self._keys[k].minutes[-1].start < since]
+        # Everyone failing at once: forget the oldest half rather than grow without bound.
+        for k in quiet or sorted(addresses, key=lambda k: self._keys[k].first_seen)[:len(addresses) // 2]:
+            del self._keys[k]
 
     @staticmethod
     def _raise(history: _KeyHistory, alert: Alert, cooldown_kind: str | None = None) -> list[Alert]:

@@ -85,7 +85,11 @@ def note_passages(chunk_ids: list[int]) -> None:
 
 
 def note_egress(backend: str, model: str, bytes_sent: int, redacted: int) -> None:
-    """What left the machine for a remote model server (recorded on the request, or on its own from the CLI)."""
+    """What left the machine for a remote model server, recorded on the HTTP request being answered.
+
+    Outside a request (the CLI, workflows under ``plait up``) nothing is recorded yet: the remote model has
+    no audit log to write to. The redaction itself applies everywhere.
+    """
     event = _current.get()
     if event is not None:
         event.detail.setdefault("egress", []).append(

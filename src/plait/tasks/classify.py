@@ -20,6 +20,7 @@ multi-label result keeps the labels at or above it (0.5 by default) and abstains
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, overload
 
@@ -370,7 +371,9 @@ TASK = Task(
     name="classify", summary="Put texts into labels: zero-shot, few-shot from examples, or a trained classifier",
     request=ClassifyRequest, result=Classification | list[Classification], input="texts", run=_run,
     # Requests with the same set-up share a classifier and are classified in one batch.
-    batch=Batch(items=ClassifyRequest.items, key=lambda request: request.config().model_dump_json(),
+    # Keyed by a digest: the set-up can carry megabytes of examples, and up to 256 batchers are kept.
+    batch=Batch(items=ClassifyRequest.items,
+                key=lambda request: hashlib.sha256(request.config().model_dump_json().encode()).hexdigest(),
                 runner=_runner, answer=_answer),
     models=_models,
 )
