@@ -70,6 +70,25 @@ def test_mbox_appends_are_new_items(tmp_path: Path, fake_models: Runtime) -> Non
     assert Engine(wf, fake_models).run().added == 1
 
 
+def test_items_older_than_since_are_skipped_not_lost(tmp_path: Path, fake_models: Runtime) -> None:
+    path = tmp_path / "mail.mbox"
+    write_mbox(path, newsgroup_messages(4))  # sent at 06:00, 06:01, 06:02 and 06:03
+    wf = h.workflow(tmp_path, f"name: box\ntrigger: {{type: mbox, path: {path}}}\nsteps:\n  - template: x\n")
+    state = h.state(fake_models, "box")
+
+    def at(minute: int) -> datetime:
+        return datetime(2024, 5, 2, 6, minute, tzinfo=UTC)
+
+    first = Engine(wf, fake_models).run(since=at(2))
+    assert (first.added, first.skipped, first.done) == (2, 2, 2)
+    assert Engine(wf, fake_models).run().added == 0  # the trigger has moved past the older two
+    assert (state.counts()["done"], state.counts()["skipped"]) == (2, 2)
+    assert Engine(wf, fake_models).run(backfill=True, since=at(1)).done == 1  # the 06:01 one
+    assert (state.counts()["done"], state.counts()["skipped"]) == (3, 1)
+    assert Engine(wf, fake_models).run(backfill=True).done == 1
+    assert (state.counts()["done"], state.counts()["skipped"]) == (4, 0)
+
+
 def test_a_source_that_disappears_is_reported_and_recorded_items_still_finish(tmp_path: Path,
                                                                                fake_models: Runtime) -> None:
     box = tmp_path / "Maildir"
