@@ -35,6 +35,12 @@ Date: Wed, 6 Mar 2024 12:00:00 +0000
 Shall we have lunch on Thursday at noon?
 """
 
+# Headers the standard library's mail parser fails on (it raises instead of recording a defect): a From of
+# just "<" (the rest of the message is readable), and an attachment name that breaks the body's parsing.
+BROKEN_FROM_MAIL = b"From: <\nSubject: Lunch on Friday\n\nSee you there.\n"
+BROKEN_PART_MAIL = (b"Subject: Minutes\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
+                    b"Content-Type: text/plain\nContent-Disposition: attachment; filename=;!*\n\nhi\n--b--\n")
+
 
 def make_pdf(pages: list[str], title: str | None = None, author: str | None = None) -> bytes:
     """A minimal valid PDF with one line of Helvetica text per page (xref offsets computed)."""

@@ -25,3 +25,16 @@ def read_text(path: Path) -> str:
 
 def read_output_bytes(path: Path) -> bytes:
     return read_bytes(path)
+
+
+def open_files(path: Path) -> int:
+    """How many file descriptors this process has open on ``path`` (one per SQLite connection to a database)."""
+    import os
+
+    target, count = str(path.resolve()), 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            count += os.readlink(fd) == target
+        except OSError:
+            continue
+    return count

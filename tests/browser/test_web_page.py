@@ -163,7 +163,7 @@ retry: {{attempts: 1}}
 steps:
   - id: doc
     task: read
-    with: {{path: "{notes}/{{{{ item.name }}}}.txt"}}
+    with: {{path: "{notes}/{{{{ item.name }}}}.txt", within: ["{notes}"]}}
   - id: gist
     task: summarize
     with: {{text: "{{{{ doc.text }}}}", sentences: 1}}

@@ -85,6 +85,29 @@ def test_threads_sorted_by_what_needs_the_person_with_changes_since_yesterday(tm
     assert "<script>alert" not in page and "&lt;script&gt;" in page
 
 
+def test_a_weekly_digest_says_what_changed_since_last_week(tmp_path: Path, fake_models: Runtime) -> None:
+    weekly = h.workflow(tmp_path, DIGEST.replace('day_starts: "07:00"', 'day_starts: "07:00"\n      period: weekly'))
+    mails = [("Budget 2025 planning", -7, ""), ("Re: Budget 2025 planning", 0, "m0@x")]
+    for n, (subject, day, refs) in enumerate(mails):
+        engine = Engine(weekly, fake_models)
+        engine.submit(_mail(n, subject, _cls("work", 0.8), day=day, refs=refs), key=f"k{n}")
+        assert engine.run().failed == 0
+    week = json.loads(read_text(fake_models.settings.home / "output" / "mail" / "digest" / "2024-W18.json"))
+    assert week["previous_period"] == "2024-W17"
+    assert week["threads"][0]["since_previous"] == "1 new reply since last week (1 before)"
+
+
+def test_thread_links_are_only_web_or_relative_links(tmp_path: Path, fake_models: Runtime) -> None:
+    engine = Engine(h.workflow(tmp_path, DIGEST + '      link: "{{ item.url }}"\n'), fake_models)
+    engine.submit(_mail(1, "Evil", _cls("work", 0.8), url="javascript:alert(1)"), key="k0")
+    engine.submit(_mail(2, "Good", _cls("work", 0.8), url="https://example.org/m/2"), key="k1")
+    assert engine.run().failed == 0
+    out = fake_models.settings.home / "output" / "mail" / "digest"
+    md, page = read_text(out / "2024-05-02.md"), read_text(out / "2024-05-02.html")
+    assert "javascript:" not in md + page and "- **Evil**" in md
+    assert "[Good](https://example.org/m/2)" in md and "href='https://example.org/m/2'" in page
+
+
 def test_a_correction_is_saved_where_the_classifier_reads_it(tmp_path: Path, fake_models: Runtime) -> None:
     _run(tmp_path, fake_models, [_mail(1, "Team offsite", _cls(None, 0.3), body="Shall we book the venue?")])
     wf = h.workflow(tmp_path, DIGEST)

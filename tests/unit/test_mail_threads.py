@@ -36,3 +36,14 @@ def test_real_newsgroup_posts_thread_as_their_references_say() -> None:
     # Every post naming the same first reference is in one thread.
     assert by_root and all(len(threads) == 1 for threads in by_root.values())
     assert len(set(ids.values())) < len(posts) - 20
+
+
+def test_threads_kept_apart_keep_apart_names_without_ids_or_a_telling_subject() -> None:
+    # Broken messages (a mail trigger's parse_error items) have no ids and no subject; short subjects
+    # ("hi") never thread by subject: each is its own thread, and so has its own name.
+    msgs = [Message("a", subject="", time=1), Message("b", subject="", time=2),
+            Message("c", subject="Re: hi", time=3), Message("d", subject="hi", time=4),
+            Message("e", subject="Quarterly budget review", time=5)]
+    ids = thread_ids(msgs)
+    assert len(set(ids.values())) == 5
+    assert ids["a"] == "a" and ids["e"] == "subject:quarterly budget review"

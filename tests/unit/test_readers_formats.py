@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import mailbox
 from pathlib import Path
 
 import pytest
 
 from plait.errors import InputError
 from plait.readers import can_read, read_document, read_documents
-from tests.docfiles import MAIL, make_docx, make_mailboxes, make_pdf
+from plait.readers.mail import parse_message
+from tests.docfiles import BROKEN_FROM_MAIL, BROKEN_PART_MAIL, MAIL, make_docx, make_mailboxes, make_pdf
 
 
 def test_markdown_sections_by_heading_and_front_matter(tmp_path: Path) -> None:
@@ -123,6 +125,18 @@ def test_mbox_and_maildir_yield_each_message(tmp_path: Path) -> None:
     fake.write_text("hello, not a mailbox\n")
     with pytest.raises(InputError, match="not an mbox"):
         list(read_documents(fake))
+
+
+def test_a_malformed_message_does_not_hide_the_rest_of_the_maildir(tmp_path: Path) -> None:
+    box = mailbox.Maildir(str(tmp_path / "Maildir"), create=True)
+    for raw in (BROKEN_FROM_MAIL, BROKEN_PART_MAIL, MAIL.encode()):
+        box.add(raw)
+    docs = list(read_documents(tmp_path / "Maildir"))
+    # The broken From header is left out, the rest of its message kept; the unreadable one is skipped.
+    assert sorted(d.title or "" for d in docs) == ["Budget für 2024", "Lunch on Friday"]
+    assert "sender" not in next(d for d in docs if d.title == "Lunch on Friday").metadata
+    with pytest.raises(InputError, match="malformed mail message"):
+        parse_message(BROKEN_PART_MAIL, "minutes.eml")
 
 
 def test_eml_without_headers_is_refused(tmp_path: Path) -> None:

@@ -195,7 +195,8 @@ def test_network_allow_entries_are_checked_when_the_workflow_is_loaded(tmp_path:
     assert ok.network.allow[0] == "[::1]:8080"
 
 
-def test_failed_sign_ins_from_endless_addresses_do_not_grow_memory_without_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_sign_ins_from_endless_addresses_do_not_grow_memory_without_bound(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from plait.security import anomaly
 
     monkeypatch.setattr(anomaly, "MAX_ADDRESSES", 50)

@@ -87,6 +87,33 @@ def test_a_webhook_cannot_choose_the_file_a_sink_copies(fake_models: Runtime) ->
     assert "path" not in item.data and item.data["body"] == {"path": str(local_key_path(home))}
 
 
+READ = """name: peek
+trigger: {type: webhook}
+steps:
+  - id: doc
+    task: read
+  - sink: file
+    with: {path: peek.txt, content: "{{ doc.text }}"}
+"""
+
+
+def test_a_webhook_body_cannot_name_the_file_a_read_step_reads(fake_models: Runtime) -> None:
+    from plait.security.storage import write_bytes
+
+    home = fake_models.settings.home
+    secret = home / "private-notes.txt"
+    write_bytes(secret, b"the owner's private notes")  # sealed: the home is encrypted
+    client, key = _hooked(fake_models, READ)
+    with client:
+        r = client.post("/v1/workflows/peek/webhook", content=str(secret),
+                        headers={"X-Plait-Webhook-Key": key, "Content-Type": "text/plain"})
+        assert r.status_code == 202
+    summary = _run_workflow(fake_models, "peek")
+    assert summary.failed == 1 and "give its `path`" in summary.errors[0]
+    assert not (home / "output" / "peek" / "peek.txt").exists()
+    # (before: the body became the path, and the file was read, decrypted, into the output folder)
+
+
 NAMED = """name: named
 trigger: {type: webhook}
 steps:

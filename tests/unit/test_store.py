@@ -1,8 +1,12 @@
 import multiprocessing
+import threading
 from pathlib import Path
+
+import pytest
 
 from plait.store import Store
 from plait.store.migrations import MIGRATIONS, migrate
+from tests.homes import open_files
 
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
@@ -22,6 +26,25 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     except RuntimeError:
         pass
     assert store.query("SELECT count(*) FROM models")[0][0] == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc")
+def test_connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    try:
+        for _ in range(10):  # a worker pool's threads come and go
+            workers = [threading.Thread(target=store.query, args=("SELECT 1",)) for _ in range(3)]
+            for t in workers:
+                t.start()
+            for t in workers:
+                t.join()
+        # This thread's and the last three workers' (until another thread opens one), not one per thread
+        # that ever used it (31); SQLite may keep a closed one's descriptor while others lock the file.
+        assert open_files(tmp_path / "db.sqlite") <= 4 + 3
+        assert store.query("SELECT count(*) FROM models")[0][0] == 0
+    finally:
+        store.close()
+    assert open_files(tmp_path / "db.sqlite") == 0
 
 
 def _writer(path: str, worker: int, n: int) -> None:

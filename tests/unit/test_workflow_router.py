@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,54 @@ def test_status_run_and_retry_routes(client: tuple[TestClient, workflow_runner.R
     _wait(lambda: http.get("/v1/workflows/byhand", headers=admin).json()["counts"]["done"] == 2)
     assert http.post("/v1/workflows/nope/run", json={}, headers=admin).status_code == 404
     assert sorted(s.name for s in handle.status() if s.extra["thread_alive"]) == ["byhand", "hook"]
+
+
+def test_items_given_by_hand_are_keyed_manual_whatever_the_trigger(
+        client: tuple[TestClient, workflow_runner.Runner], fake_models: Runtime) -> None:
+    http, handle = client
+    admin = {"X-Admin": "yes"}
+    item = {"body": {"event": "replay", "user": "cy"}}
+    via_runner = http.post("/v1/workflows/hook/run", json={"items": [item]}, headers=admin).json()["accepted"]
+    handle.remove("hook")  # not running here: the route records the item itself
+    via_route = http.post("/v1/workflows/byhand/run", json={"items": [item]}, headers=admin).json()["accepted"]
+    assert [k.split(":")[0] for k in via_runner + via_route] == ["manual", "manual"]
+    assert h.state(fake_models, "hook").known(via_runner) == set(via_runner)
+
+
+class _Guarded(dict[str, Any]):
+    """A runner's ``slots`` that fails when iterated without the runner's lock: enabling or disabling a
+    workflow from another thread would change it meanwhile ("dictionary changed size during iteration")."""
+
+    def __init__(self, lock: Any, slots: dict[str, Any]) -> None:
+        super().__init__(slots)
+        self.lock = lock
+
+    def _check(self) -> None:
+        assert self.lock.locked(), "the runner's slots were iterated without its lock"
+
+    def __iter__(self) -> Iterator[str]:
+        self._check()
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self._check()
+        return super().keys()
+
+    def items(self) -> Any:
+        self._check()
+        return super().items()
+
+    def values(self) -> Any:
+        self._check()
+        return super().values()
+
+
+def test_the_runners_workflows_are_read_under_its_lock(client: tuple[TestClient, workflow_runner.Runner]) -> None:
+    http, handle = client
+    handle.slots = _Guarded(handle._lock, handle.slots)
+    assert handle.names == ["byhand", "hook"]
+    assert sorted(s.name for s in handle.status()) == ["byhand", "hook"]
+    listed = http.get("/v1/workflows", headers={"X-Admin": "yes"}).json()
+    assert {w["name"] for w in listed} >= {"byhand", "hook"}
+    handle.remove("hook")
+    assert handle.names == ["byhand"]

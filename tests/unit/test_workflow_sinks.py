@@ -6,12 +6,17 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
+import socket
 import socketserver
 import sqlite3
+import ssl
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -112,6 +117,43 @@ def test_move_copy_and_tag_act_once_even_when_the_ledger_write_was_lost(tmp_path
     assert read_tags(tmp_path / "done" / "f1.txt") == ["k1", "work"]
 
 
+def test_copies_and_moves_into_an_encrypted_home_are_sealed_and_leave_known_temporaries(
+        tmp_path: Path, fake_models: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait.security.keys import keys_for
+    from plait.security.storage import sealed
+    from plait.workflows.sinks import TEMPORARY
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for n in range(2):
+        (src / f"f{n}.txt").write_text(f"file {n}")
+    out, backup = _out(fake_models), tmp_path / "backup"
+    renamed: list[str] = []  # the temporary files copies went through: what a crash would leave
+    real_replace = os.replace
+
+    def replace(a: str | Path, b: str | Path) -> None:
+        if Path(b).parent in (out / "kept", out / "done", backup):
+            renamed.append(Path(a).name)
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    steps = f"""
+  - sink: copy
+    with: {{to: kept, within: ["{src}"]}}
+  - sink: copy
+    with: {{to: "{backup}", within: ["{src}"]}}
+  - sink: move
+    with: {{to: done, within: ["{src}"]}}
+"""
+    assert _run(tmp_path, fake_models, steps, [{"path": str(src / f"f{n}.txt")} for n in range(2)]).done == 2  # type: ignore[attr-defined]
+    assert keys_for(out) is not None  # the test home is encrypted, as homes are by default
+    for folder in (out / "kept", out / "done"):
+        assert all(sealed(p) for p in folder.iterdir()) and read_text(folder / "f1.txt") == "file 1"
+    assert not sealed(backup / "f1.txt") and (backup / "f1.txt").read_text() == "file 1"  # outside: as it is
+    assert not list(src.iterdir())
+    assert len(renamed) == 6 and all(TEMPORARY.match(name) for name in renamed), renamed
+
+
 def test_move_into_a_maildir_folder(tmp_path: Path, fake_models: Runtime) -> None:
     from tests.mailboxes import newsgroup_messages, write_maildir
 
@@ -160,6 +202,23 @@ def test_digest_groups_entries_by_period_with_a_chart(tmp_path: Path, fake_model
     _lose_ledger(fake_models, "s", "digest")
     _run(tmp_path, fake_models, steps, [])
     assert read_text(digest / "2024-05-02.md") == md  # the same four entries, not eight
+
+
+def test_digest_links_are_only_web_or_relative_links(tmp_path: Path, fake_models: Runtime) -> None:
+    items = [{"subject": "Evil", "url": " javascript:alert(1)"}, {"subject": "Data", "url": "data:text/html,x"},
+             {"subject": "Good", "url": "https://example.org/a b) [x](javascript:alert(2)"},
+             {"subject": "Local", "url": "notes/today.md"}]
+    steps = """
+  - sink: digest
+    with: {path: "links", period: all, heading: "{{ item.subject }}", link: "{{ item.url }}", chart: false}
+"""
+    assert _run(tmp_path, fake_models, steps, items).done == 4  # type: ignore[attr-defined]
+    md, page = read_text(_out(fake_models) / "links.md"), read_text(_out(fake_models) / "links.html")
+    assert "- **Evil**" in md and "- **Data**" in md and "alert(1)" not in md + page and "data:" not in md + page
+    # A web link keeps its text, but cannot end the Markdown link early and start another.
+    assert "[Good](https://example.org/a%20b%29%20[x]%28javascript:alert%282%29)" in md
+    assert "href='https://example.org/a%20b%29" in page and "href='javascript" not in page
+    assert "[Local](notes/today.md)" in md and "<a href='notes/today.md'>Local</a>" in page
 
 
 def test_ics_sink_gathers_events_with_stable_uids(tmp_path: Path, fake_models: Runtime) -> None:
@@ -281,6 +340,42 @@ def smtp_server() -> Iterator[tuple[int, list[bytes]]]:
     yield server.server_address[1], _Smtp.received
     server.shutdown()
     server.server_close()
+
+
+class _TlsServer(socketserver.ThreadingTCPServer):
+    """The SMTP peer above behind implicit TLS (port 465 style), with a self-signed certificate."""
+
+    context: ssl.SSLContext
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = super().get_request()
+        return self.context.wrap_socket(conn, server_side=True), address
+
+
+def test_smtp_over_ssl_checks_the_servers_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait.security.tls import self_signed
+    from plait.workflows.errors import StepError
+    from plait.workflows.sinks.mail import MailSink, SmtpOptions
+
+    cert = self_signed(tmp_path / "tls", ["127.0.0.1"])
+    _Smtp.received = []
+    server = _TlsServer(("127.0.0.1", 0), _Smtp)
+    server.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.context.load_cert_chain(cert.cert, cert.key)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    msg = EmailMessage()
+    msg["Subject"], msg["To"] = "Digest", "me@example.org"
+    msg.set_content("hello")
+    options = SmtpOptions(host="127.0.0.1", port=server.server_address[1], ssl=True, starttls=False, timeout=5)
+    try:
+        with pytest.raises(StepError, match="certificate is not trusted"):  # a certificate nobody vouches for
+            MailSink._send(msg, options)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert.cert))  # one the machine trusts
+        MailSink._send(msg, options)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(_Smtp.received) == 1
 
 
 def test_mail_sink_sends_over_smtp(tmp_path: Path, fake_models: Runtime, smtp_server: tuple[int, list[bytes]]) -> None:

@@ -70,6 +70,25 @@ def test_mbox_appends_are_new_items(tmp_path: Path, fake_models: Runtime) -> Non
     assert Engine(wf, fake_models).run().added == 1
 
 
+def test_items_older_than_since_are_skipped_not_lost(tmp_path: Path, fake_models: Runtime) -> None:
+    path = tmp_path / "mail.mbox"
+    write_mbox(path, newsgroup_messages(4))  # sent at 06:00, 06:01, 06:02 and 06:03
+    wf = h.workflow(tmp_path, f"name: box\ntrigger: {{type: mbox, path: {path}}}\nsteps:\n  - template: x\n")
+    state = h.state(fake_models, "box")
+
+    def at(minute: int) -> datetime:
+        return datetime(2024, 5, 2, 6, minute, tzinfo=UTC)
+
+    first = Engine(wf, fake_models).run(since=at(2))
+    assert (first.added, first.skipped, first.done) == (2, 2, 2)
+    assert Engine(wf, fake_models).run().added == 0  # the trigger has moved past the older two
+    assert (state.counts()["done"], state.counts()["skipped"]) == (2, 2)
+    assert Engine(wf, fake_models).run(backfill=True, since=at(1)).done == 1  # the 06:01 one
+    assert (state.counts()["done"], state.counts()["skipped"]) == (3, 1)
+    assert Engine(wf, fake_models).run(backfill=True).done == 1
+    assert (state.counts()["done"], state.counts()["skipped"]) == (4, 0)
+
+
 def test_a_source_that_disappears_is_reported_and_recorded_items_still_finish(tmp_path: Path,
                                                                                fake_models: Runtime) -> None:
     box = tmp_path / "Maildir"
@@ -277,3 +296,45 @@ def test_maildir_names_of_one_second_keep_their_arrival_order() -> None:
 
     names = ["1796308032.M10056P26834Q294.vm", "1796308031.M999999P1Q1.vm", "1796308032.M7853P26834Q292.vm"]
     assert sorted(names, key=_arrival) == [names[1], names[2], names[0]]
+
+
+def test_a_malformed_message_is_an_item_with_its_error_and_the_scan_goes_on(tmp_path: Path,
+                                                                            fake_models: Runtime) -> None:
+    import mailbox
+
+    from tests.docfiles import BROKEN_PART_MAIL
+
+    box = tmp_path / "Maildir"
+    write_maildir(box, newsgroup_messages(1))
+    mailbox.Maildir(str(box)).add(BROKEN_PART_MAIL)
+    write_maildir(box, newsgroup_messages(2)[1:])
+    wf = h.workflow(tmp_path, f"name: broken\ntrigger: {{type: maildir, path: {box}}}\nsteps:\n  - template: x\n")
+    summary = Engine(wf, fake_models).run()
+    assert summary.trigger_error is None and summary.added == 3
+    broken = [i for i in h.state(fake_models, "broken").items() if i.data.get("parse_error")]
+    assert len(broken) == 1 and "malformed mail message" in broken[0].data["parse_error"]
+
+
+def test_a_read_step_reads_an_items_file_only_where_the_workflow_allows(tmp_path: Path, fake_models: Runtime) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("Note a: the budget meeting moved to Friday.")
+    (tmp_path / "secret.txt").write_text("not for items")
+
+    def run(name: str, with_: str, items: list[dict[str, str]]) -> object:
+        wf = h.workflow(tmp_path, f"name: {name}\ntrigger: {{type: manual}}\nretry: {{attempts: 1}}\n"
+                                  f"steps:\n  - id: doc\n    task: read\n    with: {with_}\n")
+        engine = Engine(wf, fake_models)
+        for i, item in enumerate(items):
+            engine.submit(item, key=f"k{i}")
+        return engine.run()
+
+    named = f'{{path: "{notes}/{{{{ item.name }}}}.txt"}}'
+    escaped = run("loose", named, [{"name": "../secret"}, {"name": "a"}])
+    assert escaped.failed == 2 and "outside the trigger's folders" in escaped.errors[0]  # type: ignore[attr-defined]
+    within = f'{{path: "{notes}/{{{{ item.name }}}}.txt", within: ["{notes}"]}}'
+    allowed = run("within", within, [{"name": "a"}, {"name": "../secret"}])
+    assert (allowed.done, allowed.failed) == (1, 1)  # type: ignore[attr-defined]
+    state = h.state(fake_models, "within")
+    assert state.steps(state.items("done")[0].id)["doc"].output["text"].startswith("Note a")
+    assert run("author", f'{{path: "{tmp_path}/secret.txt"}}', [{}]).done == 1  # type: ignore[attr-defined]

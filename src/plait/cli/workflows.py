@@ -62,8 +62,9 @@ def run(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="keep running on the trigger until Ctrl-C")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would happen; change nothing")] = False,
     backfill: Annotated[bool, typer.Option("--backfill", help="re-read the source from its beginning and "
-                                           "process what was left out (start: now)")] = False,
-    since: Annotated[str | None, typer.Option(help="only items dated on or after this (ISO date)")] = None,
+                                           "process what was skipped (start: now, --since)")] = False,
+    since: Annotated[str | None, typer.Option(help="only items dated on or after this (ISO date); older ones "
+                                              "are recorded as skipped")] = None,
     limit: Annotated[int | None, typer.Option(help="take at most this many new items", min=1)] = None,
     item: Annotated[list[str] | None, typer.Option("--item", help="add a manual item: a JSON object "
                                                    "(repeatable)")] = None,
@@ -207,7 +208,8 @@ def _report(summary: RunSummary, json_out: bool) -> None:
     if summary.retried:
         line += f", {summary.retried} retried"
     if summary.skipped:
-        line += f", {summary.skipped} already there (start: now; --backfill processes them)"
+        line += (f", {summary.skipped} skipped (there before start: now, or older than --since; --backfill "
+                 "processes them)")
     print(line)
     if summary.trigger_error:
         print(f"trigger: {summary.trigger_error}", file=sys.stderr)

@@ -20,7 +20,7 @@ CONTEXT = 1  # passages shown before and after the cited one
 class DocumentInfo:
     id: int
     path: str  # the file
-    source: str  # the file, or "path#message-id" for a message of a mailbox
+    source: str  # the file, or "path#KEY" for a message of a mailbox (its Maildir key, or number in an mbox)
     collection: str
     kind: str
     title: str | None

@@ -25,7 +25,7 @@ class Section:
 
 @dataclass(frozen=True)
 class Document:
-    source: str  # file path, or "path#message-id" for one message of a mailbox
+    source: str  # file path, or "path#KEY" for one message of a mailbox (its Maildir key, or number in an mbox)
     kind: str  # txt, md, html, pdf, docx, email, csv, json…
     text: str  # the whole text, as a person would read it
     title: str | None = None

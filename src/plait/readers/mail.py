@@ -14,6 +14,7 @@ let messages be threaded (:mod:`plait.readers.threads`).
 from __future__ import annotations
 
 import email
+import email.errors
 import email.policy
 import logging
 import mailbox
@@ -34,6 +35,10 @@ HEADER_FIELDS = ("From", "To", "Cc", "Date", "Subject")
 HEADERS, BODY, QUOTED, FORWARDED, SIGNATURE, FOOTER = ("Headers", "Body", "Quoted", "Forwarded", "Signature",
                                                       "Footer")
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
+# What the standard library's mail parser raises on some malformed headers and parts instead of recording a
+# defect: seen IndexError ("From: <"), AttributeError and UnboundLocalError (a NameError) inside its address
+# parser, HeaderParseError (a MessageError) for a broken encoded word, LookupError for an unknown charset.
+MALFORMED = (ValueError, TypeError, IndexError, LookupError, AttributeError, NameError, email.errors.MessageError)
 log = logging.getLogger(__name__)
 
 
@@ -43,10 +48,19 @@ def parse_message(data: bytes, source: str) -> Document:
         raise InputError(f"{source} is empty")
     if b"\x00" in data[:8192]:
         raise InputError(f"{source} looks like binary data, not a mail message")
+    try:
+        return _parse(data, source)
+    except MALFORMED as exc:
+        # An InputError, so a mailbox reader or a mail trigger leaves this one message out (or records it
+        # as broken) instead of stopping at it on every scan.
+        raise InputError(f"{source} is a malformed mail message ({type(exc).__name__}: {exc})") from exc
+
+
+def _parse(data: bytes, source: str) -> Document:
     msg = email.message_from_bytes(data, policy=email.policy.default)
     if not isinstance(msg, EmailMessage):  # pragma: no cover - the default policy makes EmailMessage
         raise InputError(f"{source} is not a mail message")
-    if not any(msg.get(h) for h in ("From", "To", "Subject", "Date", "Message-ID")):
+    if not any(_header(msg, h) for h in ("From", "To", "Subject", "Date", "Message-ID")):
         raise InputError(f"{source} has no mail headers (From, To, Subject…); is it a mail message?")
 
     metadata: dict[str, str] = {}
@@ -116,13 +130,16 @@ def written_text(doc: Document) -> str:
 def _header(msg: EmailMessage, name: str) -> str:
     try:
         value = msg.get(name)
-    except (ValueError, TypeError, IndexError):  # a malformed header: keep the rest of the message
+    except MALFORMED:  # a malformed header: keep the rest of the message
         return ""
     return " ".join(str(value).split()) if value else ""
 
 
 def _addresses(msg: EmailMessage, name: str) -> str:
-    raw = msg.get_all(name) if msg.get(name) is not None else None
+    try:
+        raw = msg.get_all(name)
+    except MALFORMED:  # a malformed header: keep the rest of the message
+        return ""
     if not raw:
         return ""
     try:

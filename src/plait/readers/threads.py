@@ -8,7 +8,8 @@ and the like are taken off (many clients and gateways drop the headers); subject
 threads apart ("Re: hi") never join that way.
 
 A thread's id is stable as messages arrive: the id of the first message it names (its root) when there is
-one, else the first message's own id, else its subject.
+one, else the first message's own id, else its subject (when long enough to thread by), else the first
+message's key.
 """
 
 from __future__ import annotations
@@ -95,19 +96,14 @@ def _named(messages: Sequence[Message], nodes: dict[str, str], find: object) -> 
     for members in groups.values():
         first = min(members, key=lambda m: (m.time, m.key))
         roots = [m.references[0] for m in sorted(members, key=lambda m: m.time) if m.references]
-        name = roots[0] if roots else (first.in_reply_to or first.message_id
-                                       or f"subject:{normalize_subject(first.subject)}" or first.key)
+        subject = normalize_subject(first.subject)
+        # Only a subject long enough to thread by names one thread; an empty or short one ("hi") may be shared
+        # by threads kept apart, so their first message's key names them.
+        name = roots[0] if roots else (first.in_reply_to or first.message_id or (
+            f"subject:{subject}" if len(subject) >= MIN_SUBJECT_CHARS else first.key))
         for m in members:
             out[m.key] = name
     return out
-
-
-def groups(ids: dict[str, str]) -> list[list[str]]:
-    """Message keys grouped by thread id, in the order threads first appear."""
-    out: dict[str, list[str]] = {}
-    for key, thread in ids.items():
-        out.setdefault(thread, []).append(key)
-    return list(out.values())
 
 
 def references_of(value: str | Iterable[str]) -> tuple[str, ...]:

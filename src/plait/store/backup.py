@@ -20,7 +20,7 @@ that live outside the home (``plait models add`` keeps their path; the manifest 
 The database is copied before the files, so the files are as new as the database or newer: every effect
 the workflow ledger records is in the backup, and an effect newer than the ledger is redone harmlessly.
 Restoring checks every hash and the database's integrity before it replaces anything, and refuses a
-home that is in use.
+home that is in use (it takes the home's lock alone: :mod:`plait.security.homelock`).
 """
 
 from __future__ import annotations
@@ -188,26 +188,6 @@ def check_backup(backup: Path) -> dict[str, object]:
     return manifest
 
 
-def home_in_use(home: Path) -> str | None:
-    """Why the home cannot be replaced now (a live plait process holds a workflow), or None."""
-    from plait.processes import pid_alive
-
-    db = home / DATABASE
-    if not db.exists():
-        return None
-    conn = _open(db)
-    try:
-        rows = conn.execute("SELECT workflow, pid FROM workflow_locks").fetchall()
-    except sqlite3.DatabaseError:
-        return None  # a damaged database is what a restore replaces
-    finally:
-        conn.close()
-    for workflow, pid in rows:
-        if pid != os.getpid() and pid_alive(pid):
-            return f"workflow '{workflow}' is running (pid {pid})"
-    return None
-
-
 def _release_locks(db: Path, key: bytes | None) -> None:
     """The workflows a backup caught running were running elsewhere: the restored home holds no lock."""
     conn = connect(db, key, timeout=30)
@@ -224,17 +204,22 @@ def _release_locks(db: Path, key: bytes | None) -> None:
 
 def restore_home(backup: Path, home: Path, *, force: bool = False) -> dict[str, object]:
     """Replace ``home``'s database and files with the backup's. The vector index is rebuilt on first use."""
+    from plait.security.homelock import HomeLock
+
     backup = backup.expanduser().absolute()
     manifest = check_backup(backup)
     if (home / DATABASE).exists() and not force:
         raise InputError(f"{home} already has a database; restoring replaces it: add --force to do that "
                          "(back it up first with `plait backup`)")
-    if (busy := home_in_use(home)) is not None:
-        raise InputError(f"cannot restore while plait uses {home}: {busy}; stop it first (Ctrl-C `plait up`)")
     home.mkdir(parents=True, exist_ok=True)
-    # The database first, through a connection (a WAL left by a dead process must not be replayed over it).
-    for suffix in SKIPPED_SUFFIXES:
-        (home / (DATABASE + suffix)).unlink(missing_ok=True)
+    # Every plait process (server, `plait up`, `plait index add`, a workflow run) holds the home's lock
+    # shared while its database is open: holding it alone, nothing can write to the files replaced here.
+    with HomeLock.exclusive(home, "restore a backup"):
+        _replace_home(backup, home)
+    return manifest
+
+
+def _replace_home(backup: Path, home: Path) -> None:
     staged = home / f".{DATABASE}.restoring"
     staged.unlink(missing_ok=True)
     key = file_key(backup / DATABASE)  # the backup's own key file opens it
@@ -247,6 +232,10 @@ def restore_home(backup: Path, home: Path, *, force: bool = False) -> dict[str, 
     # The key file that opens the restored database goes in just before it does.
     if (backup / KEY_FILE).is_file():
         shutil.copy2(backup / KEY_FILE, home / KEY_FILE)
+    # The old WAL would be replayed over the restored file, so it goes, but only now: until the staged
+    # copy is complete, the current home (with commits still only in its WAL) stays whole.
+    for suffix in SKIPPED_SUFFIXES:
+        (home / (DATABASE + suffix)).unlink(missing_ok=True)
     os.replace(staged, home / DATABASE)
     for name in FOLDERS:
         if (backup / name).is_dir():
@@ -260,4 +249,3 @@ def restore_home(backup: Path, home: Path, *, force: bool = False) -> dict[str, 
         if (backup / name).is_file():
             shutil.copy2(backup / name, home / name)
     shutil.rmtree(home / "index" / "vectors", ignore_errors=True)  # rebuilt from the restored database
-    return manifest

@@ -3,7 +3,8 @@
 WAL lets readers run beside one writer; a busy timeout makes a second writer wait instead of failing
 with "database is locked"; writes go through :meth:`Store.transaction`, which takes the write lock up
 front (``BEGIN IMMEDIATE``) so a read-then-write transaction cannot deadlock against another process.
-Connections are per thread, because a sqlite3 connection must not be shared across threads.
+Connections are per thread, because a sqlite3 connection must not be shared across threads; those of
+threads that have ended are closed when the next one opens.
 
 An encrypted home's database is a SQLCipher 4 file (AES-256 pages with an HMAC each, in the database, its
 WAL and its journal alike), opened by :func:`connect` with the home's data key; a plain one is standard
@@ -65,7 +66,7 @@ class Store:
         in (:func:`plait.security.keys.database_key`: a new home is encrypted), None for plain SQLite."""
         self.path = Path(path)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
         self._lock = threading.Lock()
         self._home_lock: Any = None
         try:
@@ -94,8 +95,15 @@ class Store:
             conn = self._connect()
             self._local.conn = conn
             with self._lock:
-                self._connections.append(conn)
+                self._close_ended()
+                self._connections[threading.current_thread()] = conn
         return conn
+
+    def _close_ended(self) -> None:
+        """Close the connections of threads that have ended: no one can use them again, and a process that
+        starts thread after thread (worker pools, timers) would otherwise keep them all open."""
+        for thread in [t for t in self._connections if not t.is_alive()]:
+            self._connections.pop(thread).close()
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -156,7 +164,7 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._connections:
+            for conn in self._connections.values():
                 conn.close()
             self._connections.clear()
             if self._home_lock is not None:

@@ -154,7 +154,7 @@ class StepContext:
                  *(resolve_path(w, self.workflow.base_dir) for w in within)]
         if not any(resolved.is_relative_to(root.resolve()) for root in roots):
             raise InputError(f"step '{self.step_path}': '{rendered}' (from '{value}') is outside the trigger's folders "
-                             "and the output folder; list its folder in the sink's `within` to allow it")
+                             "and the output folder; list its folder in the step's `within` to allow it")
         return resolved
 
     def http(self) -> httpx.Client:

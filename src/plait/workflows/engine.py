@@ -58,7 +58,6 @@ log = logging.getLogger("plait.workflows")
 
 # Errors a retry cannot fix: the item fails at once with the message.
 PERMANENT = (InputError, StepError, MissingDependency, CapabilityError)
-HEARTBEAT_SECONDS = 30.0
 MAX_WAIT_SECONDS = 3600.0
 
 
@@ -164,6 +163,8 @@ class Engine:
         self._touched_lock = threading.Lock()
         self._run_id = 0
         self._summary: RunSummary | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_made = False
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -177,10 +178,7 @@ class Engine:
 
     def submit(self, data: dict[str, Any], key: str | None = None, at: float | None = None) -> str:
         """Record one item given by hand (manual runs); returns its key. A key given twice is one item."""
-        import uuid
-
-        key = key or f"manual:{uuid.uuid4().hex}"
-        self.state.add_items([(key, to_jsonable(data), at)], cursor=None, trigger=self.workflow.trigger.type)
+        key = self.state.submit(data, key, at)
         self.wake()
         return key
 
@@ -190,6 +188,7 @@ class Engine:
         until :meth:`stop`. Returns what happened; item failures are in the summary, not raised."""
         kind = kind or ("dry-run" if self.dry_run else "backfill" if backfill else "watch" if watch else "run")
         run_id = self.state.start_run(kind)
+        heartbeat = self.state.keep_alive(run_id)
         self._run_id = run_id
         summary = self._summary = RunSummary(self.workflow.name, run_id, dry_run=self.dry_run)
         since_ts = since.timestamp() if since else None
@@ -220,6 +219,8 @@ class Engine:
             raise
         finally:
             summary.status = status
+            self._end_pool()  # items still in flight (after an error) end before the run is recorded as ended
+            heartbeat.stop()
             try:
                 self._flush_sinks()
             finally:
@@ -267,33 +268,43 @@ class Engine:
         first_run = stored is None and not any(self.durable.counts().values())
         cursor: dict[str, Any] = {} if backfill or stored is None else dict(stored)
         state = "skipped" if first_run and self.workflow.trigger.start == "now" and not backfill else "pending"
-        batch: list[TriggerItem] = []
+        batch: list[tuple[TriggerItem, str]] = []
         taken = 0
         try:
             for item in self.trigger.scan(cursor):
-                if since is not None and item.at is not None and item.at < since:
-                    continue
-                batch.append(item)
-                taken += 1
+                # Older than --since: recorded as skipped, not dropped, since the cursor moves past it (mail
+                # and feeds never give it again); `--backfill --since EARLIER` takes it later.
+                old = since is not None and item.at is not None and item.at < since
+                batch.append((item, "skipped" if old else state))
+                if not old:
+                    taken += 1
                 if len(batch) >= self.workflow.batch_size or (limit is not None and taken >= limit):
-                    self._record(batch, dict(cursor), state)
+                    self._record(batch, dict(cursor))
                     batch = []
                     self._drain(wait_retries=False)
                     if self.stop_event.is_set():
                         return
                 if limit is not None and taken >= limit:
                     return
-            self._record(batch, dict(cursor), state)
+            self._record(batch, dict(cursor))
         except TriggerError as exc:
-            self._record(batch, None, state)  # what was read before the failure is kept
+            self._record(batch, None)  # what was read before the failure is kept
             summary.trigger_error = str(exc)
             self._emit(EngineEvent("trigger_error", message=str(exc)))
             log.warning("workflow %s: %s", self.workflow.name, exc)
 
-    def _record(self, batch: list[TriggerItem], cursor: dict[str, Any] | None, state: str) -> None:
-        if not batch and cursor is None:
+    def _record(self, batch: list[tuple[TriggerItem, str]], cursor: dict[str, Any] | None) -> None:
+        """The batch's items in their states; the cursor goes with the last write, so a killed run reads
+        again what it had not recorded."""
+        skipped = [i for i, state in batch if state == "skipped"]
+        if skipped:
+            self._add(skipped, None, "skipped")
+        self._add([i for i, state in batch if state == "pending"], cursor, "pending")
+
+    def _add(self, items: list[TriggerItem], cursor: dict[str, Any] | None, state: str) -> None:
+        if not items and cursor is None:
             return
-        added = self.state.add_items(((i.key, i.data, i.at) for i in batch), cursor=cursor,
+        added = self.state.add_items(((i.key, i.data, i.at) for i in items), cursor=cursor,
                                      trigger=self.workflow.trigger.type, state=state, run_id=self._run_id)
         assert self._summary is not None
         if state == "skipped":
@@ -308,35 +319,36 @@ class Engine:
 
     def _drain(self, *, wait_retries: bool) -> None:
         """Process pending items until none is due; with ``wait_retries``, also wait for backoffs to end."""
-        pool: ThreadPoolExecutor | None = None
-        started = False
-        try:
-            while not self.stop_event.is_set():
-                rows = self.state.claim(self.workflow.batch_size, self._run_id)
-                if not rows:
-                    due = self.state.next_due() if wait_retries else None
-                    if due is None:
-                        return
-                    self._emit(EngineEvent("idle", message="waiting for retries"))
-                    self.clock.sleep(min(max(0.0, due - self.clock.now()), HEARTBEAT_SECONDS), self.stop_event)
-                    self.state.heartbeat(self._run_id)
-                    continue
-                if not started:  # only once there is work: a Ray executor starts its workers to answer
-                    started, pool = True, self._items_pool()
-                results = list(pool.map(self._process, rows)) if pool else [self._process(r) for r in rows]
-                self._flush_sinks()
-                self.state.heartbeat(self._run_id, done=results.count("done"), failed=results.count("failed"))
-        finally:
-            if pool:
-                pool.shutdown(wait=True)
+        while not self.stop_event.is_set():
+            rows = self.state.claim(self.workflow.batch_size, self._run_id)
+            if not rows:
+                due = self.state.next_due() if wait_retries else None
+                if due is None:
+                    return
+                self._emit(EngineEvent("idle", message="waiting for retries"))
+                self.clock.sleep(max(0.0, due - self.clock.now()), self.stop_event)
+                continue
+            pool = self._items_pool()
+            results = list(pool.map(self._process, rows)) if pool else [self._process(r) for r in rows]
+            self._flush_sinks()
+            self.state.heartbeat(self._run_id, done=results.count("done"), failed=results.count("failed"))
 
     def _items_pool(self) -> ThreadPoolExecutor | None:
         """Threads for items processed at once (None: one at a time): the workflow's concurrency, or what
-        the task executor's workers can take."""
-        concurrency = max(self.workflow.concurrency, self.tasks.parallelism if self.tasks is not None else 1)
-        if concurrency <= 1:
-            return None
-        return ThreadPoolExecutor(concurrency, thread_name_prefix=f"plait-wf-{self.workflow.name}")
+        the task executor's workers can take. Made once there is work (a Ray executor starts its workers to
+        answer), then kept until the run ends: each thread keeps database connections of its own, so a
+        new pool per batch would leave a pool's worth of them open every time `plait up` wakes."""
+        if not self._pool_made:
+            self._pool_made = True
+            concurrency = max(self.workflow.concurrency, self.tasks.parallelism if self.tasks is not None else 1)
+            if concurrency > 1:
+                self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"plait-wf-{self.workflow.name}")
+        return self._pool
+
+    def _end_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._pool, self._pool_made = None, False
 
     def _wait(self) -> None:
         now = self.clock.now()
@@ -346,8 +358,7 @@ class Engine:
             timeout = min(timeout, max(0.0, due - now))
         deadline = now + timeout
         while not self.signal.is_set() and self.clock.now() < deadline:
-            self.clock.sleep(min(deadline - self.clock.now(), HEARTBEAT_SECONDS), self.signal)
-            self.state.heartbeat(self._run_id)
+            self.clock.sleep(deadline - self.clock.now(), self.signal)
         self.signal.clear()
 
     def _process(self, row: ItemRow) -> str:

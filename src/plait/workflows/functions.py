@@ -1,7 +1,9 @@
 """Workflow functions: steps that are not tasks (they make no sense outside a workflow), called like tasks
 (``task: read``). ``read`` turns a file of a folder trigger into text and metadata with plait's readers
 (folder triggers give paths, not text); over HTTP it would let a request choose a file on the server, so it
-is no task.
+is no task. In a workflow its ``path`` is the step's ``with: {path: …}``, else the item's ``path`` (never
+the item's text); a path from item data must lie in the trigger's folders, the output folder or a folder
+the step lists in ``within``, as a sink's input must (:meth:`StepContext.input_path`).
 """
 
 from __future__ import annotations

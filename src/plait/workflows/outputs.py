@@ -38,9 +38,10 @@ def list_outputs(folder: Path) -> list[OutputFile]:
         return []
     found = []
     for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink() and not any(p.startswith(".") for p in path.parts):
+        relative = path.relative_to(folder)  # the folder's own path may be hidden (the default ~/.plait)
+        if path.is_file() and not path.is_symlink() and not any(p.startswith(".") for p in relative.parts):
             st = path.stat()
-            found.append(OutputFile(path.relative_to(folder).as_posix(), st.st_size, st.st_mtime))
+            found.append(OutputFile(relative.as_posix(), st.st_size, st.st_mtime))
     found.sort(key=lambda f: -f.modified)
     return found[:MAX_LISTED]
 

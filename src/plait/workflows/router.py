@@ -113,7 +113,7 @@ class Doors:
         if rn is not None:
             out: dict[str, tuple[str | None, Any, str | None]] = {
                 name: (str(slot.path) if slot.path else None, slot.workflow, slot.error)
-                for name, slot in rn.slots.items()}
+                for name, slot in rn.snapshot().items()}
             out.update({f: (f, None, p) for f, p in rn.problems.items()})
             return out
         base = self._folder(request) if self._folder else workflows_folder(self.runtime(request).settings.home)
@@ -193,11 +193,10 @@ def _status_routes(router: APIRouter, doors: Doors, admin: list[Any]) -> None:
 def _control_routes(router: APIRouter, doors: Doors, admin: list[Any]) -> None:
     from plait.workflows.enabled import disable, enable, workflows_folder
     from plait.workflows.state import WorkflowState
-    from plait.workflows.steps import to_jsonable
 
     @router.post("/v1/workflows/{name}/run", dependencies=admin, status_code=202)
     def run_workflow(request: Request, name: str, body: RunRequest | None = None) -> dict[str, Any]:
-        wf = doors.known(request, name)
+        doors.known(request, name)  # 404 for a workflow that is not enabled
         items = body.items if body else []
         given = body.keys if body and body.keys is not None else [None] * len(items)
         if len(given) != len(items):
@@ -208,10 +207,7 @@ def _control_routes(router: APIRouter, doors: Doors, admin: list[Any]) -> None:
             keys = [rn.submit(name, item, key) for item, key in zip(items, given, strict=True)]
         else:
             state = WorkflowState(doors.runtime(request).store, name)
-            for item, key in zip(items, given, strict=True):
-                key = key or f"manual:{uuid.uuid4().hex}"
-                state.add_items([(key, to_jsonable(item), None)], cursor=None, trigger=wf.trigger.type)
-                keys.append(key)
+            keys = [state.submit(item, key) for item, key in zip(items, given, strict=True)]
         return {"workflow": name, "accepted": keys, "running": doors.wake(request, name)}
 
     @router.post("/v1/workflows/{name}/retry", dependencies=admin)

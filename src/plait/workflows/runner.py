@@ -61,9 +61,15 @@ class Runner:
         self.problems = dict(problems or {})  # file name → why it was not loaded
 
     def start(self) -> Runner:
-        for slot in self.slots.values():
+        for slot in self.snapshot().values():
             self._start(slot)
         return self
+
+    def snapshot(self) -> dict[str, _Slot]:
+        """The workflows running now. A copy: enabling or disabling one (add, remove) changes ``slots``
+        from another thread, and a dict must not change while it is iterated."""
+        with self._lock:
+            return dict(self.slots)
 
     def _start(self, slot: _Slot) -> None:
         if slot.workflow.enabled:
@@ -128,11 +134,12 @@ class Runner:
         """Stop every workflow after the steps in progress; items not finished stay pending for next time."""
         self._stop.set()
         with self._lock:
-            for slot in self.slots.values():
+            slots = list(self.slots.values())
+            for slot in slots:
                 slot.stop.set()
                 if slot.engine is not None:
                     slot.engine.stop()
-        for slot in self.slots.values():
+        for slot in slots:
             if slot.thread is not None:
                 slot.thread.join(timeout)
 
@@ -145,21 +152,15 @@ class Runner:
                 slot.wake.set()
 
     def submit(self, name: str, data: dict[str, Any], key: str | None = None) -> str:
-        """Record a manual (or webhook) item for ``name`` and wake it; returns the item's key."""
-        import uuid
-
-        slot = self._slot(name)
-        key = key or f"{slot.workflow.trigger.type}:{uuid.uuid4().hex}"
-        from plait.workflows.steps import to_jsonable
-
-        WorkflowState(self.runtime.store, name, self.clock).add_items(
-            [(key, to_jsonable(data), self.clock.now())], cursor=None, trigger=slot.workflow.trigger.type)
+        """Record a manual item for ``name`` and wake it; returns the item's key."""
+        self._slot(name)
+        key = WorkflowState(self.runtime.store, name, self.clock).submit(data, key)
         self.wake(name)
         return key
 
     def status(self) -> list[WorkflowStatus]:
         out = []
-        for name, slot in self.slots.items():
+        for name, slot in self.snapshot().items():
             st = workflow_status(self.runtime.store, name)
             st.file = str(slot.path) if slot.path else None
             st.enabled = slot.workflow.enabled
@@ -171,13 +172,13 @@ class Runner:
     def _slot(self, name: str) -> _Slot:
         slot = self.slots.get(name)
         if slot is None:
-            running = ", ".join(sorted(self.slots)) or "(none)"
+            running = ", ".join(self.names) or "(none)"
             raise InputError(f"no workflow '{name}' is running here; running: {running}")
         return slot
 
     @property
     def names(self) -> list[str]:
-        return sorted(self.slots)
+        return sorted(self.snapshot())
 
 
 def start(runtime: Runtime, folder: Path | None = None, *, clock: Clock | None = None,

@@ -10,8 +10,11 @@ a dead process run again, and steps already ``done`` are not repeated.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +24,13 @@ from plait.store import Store
 from plait.workflows.clock import Clock
 from plait.workflows.errors import WorkflowBusy
 
-# A lock whose holder has not written a heartbeat for this long is taken over even if the pid is alive
-# (the pid may have been reused after a crash).
+log = logging.getLogger("plait.workflows")
+
+# A lock whose holder has not written a heartbeat for this long is taken over even if the pid is alive (the
+# pid may have been reused after a crash); a holder on another host is judged by its heartbeat alone. A run
+# writes one every HEARTBEAT_SECONDS from its own thread (:class:`Heartbeat`), however long a step takes.
 STALE_LOCK_SECONDS = 120.0
+HEARTBEAT_SECONDS = 30.0
 ITEM_STATES = ("pending", "running", "done", "failed", "skipped")
 
 
@@ -92,13 +99,14 @@ class WorkflowState:
             row = conn.execute("SELECT * FROM workflow_locks WHERE workflow = ?", (self.workflow,)).fetchone()
             if row is not None:
                 same_host = row["host"] == self.host
-                stale = now - row["heartbeat_at"] > STALE_LOCK_SECONDS
-                alive = same_host and pid_alive(row["pid"]) and row["pid"] != pid
-                if alive and not stale:
-                    raise WorkflowBusy(f"workflow '{self.workflow}' is already running (pid {row['pid']}, run "
-                                       f"{row['run_id']}); stop that process first, or wait for it to finish")
-                if row["pid"] == pid and same_host and not stale:
+                fresh = now - row["heartbeat_at"] <= STALE_LOCK_SECONDS
+                if fresh and same_host and row["pid"] == pid:
                     raise WorkflowBusy(f"workflow '{self.workflow}' is already running in this process")
+                # A process on another host cannot be asked whether it lives: a fresh heartbeat says it does.
+                if fresh and (not same_host or pid_alive(row["pid"])):
+                    where = "" if same_host else f" on {row['host']}"
+                    raise WorkflowBusy(f"workflow '{self.workflow}' is already running (pid {row['pid']}{where}, "
+                                       f"run {row['run_id']}); stop that process first, or wait for it to finish")
                 conn.execute("UPDATE workflow_runs SET status = 'interrupted', finished_at = ? "
                              "WHERE id = ? AND status = 'running'", (now, row["run_id"]))
             cur = conn.execute(
@@ -123,6 +131,10 @@ class WorkflowState:
             conn.execute("UPDATE workflow_runs SET heartbeat_at = ?, items_added = items_added + ?, "
                          "items_done = items_done + ?, items_failed = items_failed + ? WHERE id = ?",
                          (now, added, done, failed, run_id))
+
+    def keep_alive(self, run_id: int) -> Heartbeat:
+        """Write the run's heartbeat from a thread until :meth:`Heartbeat.stop` (the run ends)."""
+        return Heartbeat(self, run_id, HEARTBEAT_SECONDS).start()
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
         now = self.clock.now()
@@ -171,6 +183,19 @@ class WorkflowState:
                 conn.execute("INSERT OR REPLACE INTO workflow_cursors VALUES (?, ?, ?, ?)",
                              (self.workflow, trigger, _dumps(cursor), now))
         return added
+
+    def submit(self, data: dict[str, Any], key: str | None = None, at: float | None = None) -> str:
+        """Record one item given by hand (`plait run --item`, the /run route), whatever the workflow's
+        trigger; returns its key, ``manual:`` and a random id unless one is given (a key given twice is
+        one item)."""
+        import uuid
+
+        from plait.workflows.steps import to_jsonable
+
+        key = key or f"manual:{uuid.uuid4().hex}"
+        # No cursor is written: the trigger's place in its source does not move.
+        self.add_items([(key, to_jsonable(data), at)], cursor=None, trigger="manual")
+        return key
 
     def cursor(self, trigger: str) -> dict[str, Any] | None:
         rows = self.store.query("SELECT trigger, cursor FROM workflow_cursors WHERE workflow = ?", (self.workflow,))
@@ -331,6 +356,33 @@ class WorkflowState:
             conn.executemany("DELETE FROM workflow_steps WHERE item_id = ? AND state IN ('failed', 'running')",
                              [(i,) for i in ids])
         return len(ids)
+
+
+class Heartbeat:
+    """A run's heartbeat, written every HEARTBEAT_SECONDS from its own thread: a batch of slow model steps
+    or a long mailbox scan must not let the lock look abandoned to another process, which would take it
+    over and process the same items again."""
+
+    def __init__(self, state: WorkflowState, run_id: int, every: float) -> None:
+        self._state, self._run_id, self._every = state, run_id, every
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"plait-heartbeat-{state.workflow}")
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self._every):
+            try:
+                self._state.heartbeat(self._run_id)
+            except sqlite3.Error as exc:  # a busy or full disk: the run reports it; the next beat tries again
+                log.warning("workflow %s: could not write the heartbeat of run %s: %s", self._state.workflow,
+                            self._run_id, exc)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def workflow_names(store: Store) -> list[str]:

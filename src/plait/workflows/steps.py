@@ -12,7 +12,9 @@ too, so it reads what the sender wrote and resolves dates against the mail's own
 ``model`` fills the request's ``model``.
 
 Workflow functions (:data:`FUNCTIONS`) are steps that only make sense inside a workflow (``read``: a file
-into text); they are called the same way.
+into text); they are called the same way, except that the file one reads is ``path`` from ``with`` (else
+the item's ``path``, never its text), and one from item data must lie in the trigger's folders, the output
+folder or a folder in the step's ``within``, as a sink's input must.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ MAX_TEXT_OUTPUT = 200_000  # characters of an HTTP response kept in the item's s
 FUNCTIONS: dict[str, str] = {
     "read": "plait.workflows.functions:read",
 }
+# A workflow function's argument naming the file it reads: checked like a sink's input, and ``within`` (the
+# folders an item's path may also name) comes with it.
+FILE_ARGUMENT = "path"
 
 
 def step_tasks() -> list[str]:
@@ -78,7 +83,7 @@ def check_task_arguments(name: str, arguments: Mapping[str, Any]) -> list[tuple[
     task = _task(name)
     if task is None:
         params = inspect.signature(_function(name)).parameters
-        known = set(params) - {"runtime"}
+        known = set(params) - {"runtime"} | ({"within"} if FILE_ARGUMENT in params else set())
     else:
         known = set(task.request.model_fields)
     return [(arg, f"task '{name}' has no argument '{arg}'; it takes {', '.join(sorted(known))}")
@@ -89,14 +94,10 @@ def run_task(step: TaskStep, ctx: StepContext, execute: Callable[[Task, Any, Any
     """Run a task step: arguments rendered and checked here; ``execute(task, request, document)`` (when given:
     a Ray pool) runs the checked request and returns the task's JSON."""
     task = _task(step.task)
-    args = {k: ctx.render(v) for k, v in step.with_.items()}
     item = ctx.variables.get("item") or {}
     if task is None:
-        fn = _function(step.task)
-        first = next(iter(inspect.signature(fn).parameters))
-        if first not in args:
-            args[first] = _item_field(item, first, step.task)
-        return to_jsonable(fn(**args))
+        return to_jsonable(_run_function(step, ctx, item))
+    args = {k: ctx.render(v) for k, v in step.with_.items()}
     from plait.tasks.registry import TaskContext, encode_base64
 
     document = None
@@ -118,6 +119,33 @@ def run_task(step: TaskStep, ctx: StepContext, execute: Callable[[Task, Any, Any
     if execute is not None:
         return execute(task, request, document)
     return task.to_json(task.run(request, TaskContext(ctx.runtime, document=document)))
+
+
+def _run_function(step: TaskStep, ctx: StepContext, item: Any) -> Any:
+    fn = _function(step.task)
+    params = inspect.signature(fn).parameters
+    args = {k: ctx.render(v) for k, v in step.with_.items() if k not in (FILE_ARGUMENT, "within")}
+    if FILE_ARGUMENT in params:
+        args[FILE_ARGUMENT] = str(_function_file(step, ctx, item))
+    first = next(iter(params))
+    if first not in args:
+        args[first] = _item_field(item, first, step.task)
+    return fn(**args)
+
+
+def _function_file(step: TaskStep, ctx: StepContext, item: Any) -> Path:
+    """The file a workflow function reads, chosen as a sink's input is (StepContext.input_path): a path the
+    author wrote may be anywhere; one from item data only in the trigger's folders, the output folder or the
+    step's ``within``. Never the item's text, which a webhook's body fills; and a file of the home chosen by
+    an item would be read decrypted."""
+    written = step.with_.get(FILE_ARGUMENT)
+    if written is None:
+        if not (isinstance(item, Mapping) and item.get("path")):
+            raise StepError(f"task '{step.task}' reads a file: give its `path` in the step's `with` (this item "
+                            "has none; a folder trigger's items do)")
+        written = "{{ item.path }}"
+    within = step.with_.get("within") or ()
+    return ctx.input_path(str(written), tuple(str(w) for w in ([within] if isinstance(within, str) else within)))
 
 
 def _item_field(item: Any, field: str, task: str) -> Any:

@@ -159,10 +159,6 @@ class Templates:
             if isinstance(rendered, dict | list) else "" if rendered is None else str(rendered)
 
 
-def truthy(value: Any) -> bool:
-    return bool(value)
-
-
 def _quote(source: str) -> str:
     one_line = " ".join(source.split())
     return "'" + (one_line if len(one_line) <= 80 else one_line[:77] + "...") + "'"

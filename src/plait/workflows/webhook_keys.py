@@ -34,7 +34,3 @@ def verify_webhook_key(store: Store, workflow: str, secret: str | None) -> bool:
         return False
     rows = store.query("SELECT secret_hash FROM workflow_webhook_keys WHERE workflow = ?", (workflow,))
     return bool(rows) and hmac.compare_digest(rows[0][0], _hash(secret))
-
-
-def has_webhook_key(store: Store, workflow: str) -> bool:
-    return bool(store.query("SELECT 1 FROM workflow_webhook_keys WHERE workflow = ?", (workflow,)))

@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -27,6 +28,17 @@ from plait.workflows.sinks.gather import Entry, GatherSink
 from plait.workflows.templates import to_datetime
 
 MAX_CHART_BARS = 25
+
+
+def safe_link(link: object) -> str:
+    """A link fit for a digest's HTML or Markdown, or "". Links come from items (a feed entry's ``link``), so
+    only http(s) and relative ones are kept (not ``javascript:``, ``data:``…), with the characters that
+    could end a Markdown link or an HTML attribute early (spaces, parentheses, quotes, angle brackets)
+    percent-encoded."""
+    text = str(link or "").strip()
+    if not (text.lower().startswith(("http://", "https://")) or (text and ":" not in text)):
+        return ""
+    return quote(text, safe="/:?#[]@!$&*+,;=%~")
 
 
 class DigestOptions(SinkOptions):
@@ -149,7 +161,8 @@ class DigestSink(GatherSink):
                 lines += [f"## {group or '(none)'} ({len(items)})", ""]
             for e in items:
                 d = e.data
-                head = f"[{d['heading']}]({d['link']})" if d.get("link") else d["heading"]
+                link = safe_link(d.get("link"))
+                head = f"[{d['heading']}]({link})" if link else d["heading"]
                 value = f" — {d['value']:.2f}" if isinstance(d.get("value"), int | float) else ""
                 lines.append(f"- **{head}**{value} · {d['time'][:16].replace('T', ' ')}")
                 if d.get("text"):
@@ -174,7 +187,8 @@ class DigestSink(GatherSink):
             out.append("<ul>")
             for e in items:
                 d = e.data
-                head = f"<a href='{esc(d['link'])}'>{esc(d['heading'])}</a>" if d.get("link") else esc(d["heading"])
+                link = safe_link(d.get("link"))
+                head = f"<a href='{esc(link)}'>{esc(d['heading'])}</a>" if link else esc(d["heading"])
                 value = f" — {d['value']:.2f}" if isinstance(d.get("value"), int | float) else ""
                 text = f"<br>{esc(str(d['text']))}" if d.get("text") else ""
                 out.append(f"<li><strong>{head}</strong>{value} <span class='meta'>{esc(d['time'][:16])}</span>"

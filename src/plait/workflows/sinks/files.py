@@ -3,7 +3,7 @@
 Each is idempotent for an item: writing goes to a path rendered from the item (same item, same path) and
 replaces the file atomically; a move whose source is gone but whose destination exists was already done;
 tags are added as a set (extended attribute ``user.xdg.tags``, the freedesktop convention file managers
-read).
+read). A file written, moved or copied into an encrypted plait home is sealed there like all its files.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import html
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,17 +128,10 @@ class MoveSink(Sink):
             raise StepError(f"cannot {'copy' if self.copy else 'move'} {source}: it no longer exists")
         dest.parent.mkdir(parents=True, exist_ok=True)
         if self.copy:
-            tmp = dest.with_name(f".{dest.name}.copying")
-            shutil.copy2(source, tmp)
-            os.replace(tmp, dest)
-        else:
-            try:
-                os.replace(source, dest)  # atomic on one file system
-            except OSError:
-                tmp = dest.with_name(f".{dest.name}.moving")
-                shutil.copy2(source, tmp)
-                os.replace(tmp, dest)
-                source.unlink()
+            _copy_file(source, dest)
+        elif not _move_in_place(source, dest):
+            _copy_file(source, dest)
+            source.unlink()
         return {"from": str(source), "to": str(dest)}
 
     def describe(self, ctx: StepContext) -> dict[str, Any]:
@@ -147,6 +141,40 @@ class MoveSink(Sink):
 
 class CopySink(MoveSink):
     copy = True
+
+
+def _move_in_place(source: Path, dest: Path) -> bool:
+    """Rename ``source`` to ``dest`` (atomic); False when it must be copied instead: into an encrypted home,
+    where the file is to be sealed, or onto another file system."""
+    from plait.security.keys import keys_for
+
+    if keys_for(dest) is not None:
+        return False
+    try:
+        os.replace(source, dest)
+    except OSError:
+        return False
+    return True
+
+
+def _copy_file(source: Path, dest: Path) -> None:
+    """Copy a file whole or not at all. Inside an encrypted home the copy is sealed with that home's key, as
+    every file plait writes there is; elsewhere it is copied as it is, with its times. The temporary file is
+    named as write_atomic's are, so one a crash leaves is found and removed (remove_temporaries)."""
+    from plait.security.keys import keys_for
+    from plait.security.storage import unsealed
+
+    if keys_for(dest) is not None:
+        write_atomic(dest, unsealed(source, source.read_bytes()))
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copy2(source, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class TagOptions(SinkOptions):

@@ -108,11 +108,16 @@ class MailSink(Sink):
         password = os.environ.get(o.password_env) if o.password_env else None
         if o.password_env and not password:
             raise StepError(f"SMTP {o.host}: the password variable ${o.password_env} is not set")
+        # Both ways of TLS check the server's certificate and name (smtplib's own default for SMTP_SSL does not).
+        context = ssl.create_default_context()
         try:
-            cls = smtplib.SMTP_SSL if o.ssl else smtplib.SMTP
-            with cls(o.host, o.port, timeout=o.timeout) as smtp:
+            if o.ssl:
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(o.host, o.port, timeout=o.timeout, context=context)
+            else:
+                smtp = smtplib.SMTP(o.host, o.port, timeout=o.timeout)
+            with smtp:
                 if o.starttls and not o.ssl:
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=context)
                 if o.username:
                     smtp.login(o.username, password or "")
                 smtp.send_message(msg)
@@ -120,6 +125,9 @@ class MailSink(Sink):
             raise StepError(f"SMTP login to {o.host} failed; check username and password") from exc
         except smtplib.SMTPRecipientsRefused as exc:
             raise StepError(f"SMTP {o.host} refused the recipients {list(exc.recipients)}") from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise StepError(f"SMTP {o.host}: its TLS certificate is not trusted ({exc.verify_message}); check the "
+                            "host name, or add its CA to the system's trusted certificates") from exc
         # Other SMTP and network errors are left to the retry policy.
 
     def describe(self, ctx: StepContext) -> dict[str, Any]:

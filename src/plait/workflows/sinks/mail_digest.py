@@ -28,7 +28,7 @@ from pydantic import Field
 
 from plait.workflows.context import StepContext
 from plait.workflows.sinks import write_atomic
-from plait.workflows.sinks.digest import DigestOptions, DigestSink
+from plait.workflows.sinks.digest import DigestOptions, DigestSink, safe_link
 from plait.workflows.sinks.gather import Entry
 
 # The order a person wants their mail in: what needs them first.
@@ -37,6 +37,7 @@ OTHER_LABEL = 4.5
 SECTION_TITLES = {"urgent": "Urgent", "asks": "Asks something of you", "work": "Work", "personal": "Personal",
                   "unsure": "Unsure", "discussion": "Discussion", "newsletter": "Newsletters"}
 MAX_ASKS = 3
+SINCE = {"daily": "yesterday", "weekly": "last week"}  # the previous period, as a thread's change says it
 
 
 
@@ -96,7 +97,7 @@ class MailDigestSink(DigestSink):
         title = o.title.replace("{period}", target)
         previous = self._previous(target)
         before = self.entries(previous) if previous else []
-        threads = build_threads(entries, before)
+        threads = build_threads(entries, before, since=SINCE.get(o.period, "the previous period"))
         digest = {"title": title, "period": target, "previous_period": previous,
                   "messages": len(entries), "threads": threads,
                   "labels": dict(Counter(e.data.get("label", "unsure") for e in entries).most_common())}
@@ -158,8 +159,9 @@ def _ask(action: Any) -> dict[str, Any]:
 
 # --- threads ----------------------------------------------------------------------------------------
 
-def build_threads(entries: list[Entry], before: list[Entry]) -> list[dict[str, Any]]:
-    """The period's entries as threads, most needing the person first (see the module docstring)."""
+def build_threads(entries: list[Entry], before: list[Entry], since: str = "yesterday") -> list[dict[str, Any]]:
+    """The period's entries as threads, most needing the person first (see the module docstring); ``before``
+    are the previous period's, which ``since`` names ("yesterday", "last week")."""
     from plait.readers.threads import Message, normalize_subject, references_of, thread_ids
 
     def message(e: Entry) -> Message:
@@ -199,7 +201,7 @@ def build_threads(entries: list[Entry], before: list[Entry]) -> list[dict[str, A
             "answers": _unique([m.data["answers"] for m in members if m.data.get("answers")]),
             "asks": asks, "dates": dates, "due": due[0] if due else None,
             "new": len(members), "earlier": earlier.get(thread, 0),
-            "since_previous": _change(len(members), earlier.get(thread, 0)),
+            "since_previous": _change(len(members), earlier.get(thread, 0), since),
             "latest": last.get("time"), "link": last.get("link"),
             "messages": [{"key": m.item_key, "time": m.data.get("time"), "from": _name(m.data.get("sender", "")),
                           "subject": m.data.get("subject"), "about": m.data.get("about"),
@@ -242,11 +244,11 @@ def _minus(iso: str | None) -> float:
         return 0.0
 
 
-def _change(new: int, earlier: int) -> str:
+def _change(new: int, earlier: int, since: str) -> str:
     replies = "reply" if new == 1 else "replies"
     if earlier == 0:
         return "new thread" if new == 1 else f"new thread, {new} messages"
-    return f"{new} new {replies} since yesterday ({earlier} before)"
+    return f"{new} new {replies} since {since} ({earlier} before)"
 
 
 def _unique(values: list[Any], key: str | None = None) -> list[Any]:
@@ -305,7 +307,8 @@ def markdown(digest: dict[str, Any], chart: str | None, note: str | None) -> str
             section = t["need"]
             count = sum(1 for x in digest["threads"] if x["need"] == section)
             lines += [f"## {SECTION_TITLES.get(section, section)} ({count})", ""]
-        subject = t["subject"] if not t.get("link") else f"[{t['subject']}]({t['link']})"
+        link = safe_link(t.get("link"))
+        subject = f"[{t['subject']}]({link})" if link else t["subject"]
         lines.append(f"- **{subject}** — {', '.join(t['from'])} · {_label_text(t)} · {t['since_previous']}")
         if t["about"]:
             lines.append(f"  {t['about']}")
@@ -343,10 +346,8 @@ def page(digest: dict[str, Any], chart: bytes | None, note: str | None) -> str:
                 out.append("</ul>")
             section = t["need"]
             out.append(f"<h2>{esc(SECTION_TITLES.get(section, section))}</h2><ul>")
-        # Links come from the workflow's own template; only http(s) and relative ones are made links.
-        link = t.get("link") or ""
-        safe_link = link if link.startswith(("http://", "https://")) or (link and ":" not in link) else ""
-        subject = (f"<a href='{esc(safe_link)}'>{esc(t['subject'])}</a>" if safe_link else esc(t["subject"]))
+        link = safe_link(t.get("link"))
+        subject = f"<a href='{esc(link)}'>{esc(t['subject'])}</a>" if link else esc(t["subject"])
         kind = "unsure" if t["unsure"] else t["label"]
         out.append(f"<li><strong>{subject}</strong> <span class='meta'>— {esc(', '.join(t['from']))} · "
                    f"<span class='{esc(kind)}'>{esc(_label_text(t))}</span> · {esc(t['since_previous'])}</span>")

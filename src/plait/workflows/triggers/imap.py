@@ -5,8 +5,8 @@ The cursor is the mailbox's UIDVALIDITY and the highest UID seen: each scan asks
 server renumbers the mailbox (a new UIDVALIDITY), the scan starts again from the first message; items are
 keyed by Message-ID (when there is one), so messages already processed are not processed again.
 
-The password comes from an environment variable (``password_env``) or a file (``password_file``), never
-from the workflow file itself.
+The password comes from an environment variable (``password_env``) or a file (``password_file``, relative
+to the workflow's folder), never from the workflow file itself.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import os
 import re
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
 
+from plait.errors import InputError
 from plait.workflows.errors import TriggerError
 from plait.workflows.triggers import Trigger, TriggerItem, TriggerOptions
 from plait.workflows.triggers.mail import mail_item
@@ -36,7 +36,8 @@ class ImapOptions(TriggerOptions):
     starttls: bool = False
     username: str
     password_env: str | None = Field(None, description="environment variable holding the password")
-    password_file: str | None = Field(None, description="file holding the password (first line)")
+    password_file: str | None = Field(None, description="file holding the password (first line); relative "
+                                                  "to the workflow's folder")
     mailbox: str = "INBOX"
     timeout: float = Field(30.0, gt=0)
 
@@ -72,7 +73,12 @@ class ImapTrigger(Trigger):
                 raise TriggerError(f"IMAP {self._where}: the password variable ${o.password_env} is not set")
             return value
         assert o.password_file is not None
-        path = Path(o.password_file).expanduser()
+        from plait.workflows.context import resolve_path
+
+        try:  # like every path of a workflow, relative to the workflow's folder
+            path = resolve_path(o.password_file, self.env.base_dir)
+        except InputError as exc:  # an unset ${VAR}
+            raise TriggerError(f"IMAP {self._where}: {exc}") from exc
         try:
             return path.read_text(encoding="utf-8").splitlines()[0].strip()
         except (OSError, IndexError) as exc:
@@ -80,6 +86,7 @@ class ImapTrigger(Trigger):
 
     def _connect(self) -> imaplib.IMAP4:
         o = self.options
+        password = self._password()  # before connecting: a missing one must not leave a connection open
         if self.env.network is not None:
             from plait.security.ssrf import OutboundRefused, check_host
 
@@ -99,7 +106,7 @@ class ImapTrigger(Trigger):
             raise TriggerError(f"cannot reach IMAP server {o.host}:{self._port} ({exc}); is it up, and are host, "
                                "port and ssl right?") from exc
         try:
-            conn.login(o.username, self._password())
+            conn.login(o.username, password)
         except imaplib.IMAP4.error as exc:
             _logout(conn)
             raise TriggerError(f"IMAP login failed for {o.username} at {o.host} ({_text(exc)}); check the "

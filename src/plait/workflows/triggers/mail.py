@@ -53,7 +53,8 @@ def mail_item(raw: bytes, source: str, *, path: str | None = None) -> tuple[dict
             "signature": section(doc, SIGNATURE), "full_body": doc.text.partition("\n\n")[2], "text": doc.text,
         }
     except InputError as exc:
-        # A broken message is still an item: the workflow decides (its steps fail with this error).
+        # A broken message is still an item, so the scan goes on past it: its text is the raw message and
+        # ``parse_error`` says why (a workflow's step can test it in its ``when``).
         text = raw.decode("utf-8", "replace")
         data = {"kind": "email", "source": source, "subject": "", "sender": "", "recipients": "", "date": "",
                 "message_id": "", "in_reply_to": "", "references": "", "attachments": "", "body": text,
