@@ -51,7 +51,7 @@ def workflow_labels(workflow: Workflow) -> list[str]:
 def correct(store: Store, workflow: Workflow, home: Path, key: str, label: str) -> Correction:
     """Record that item ``key`` of ``workflow`` carries ``label``."""
     from plait.workflows.sinks import write_atomic
-    from plait.workflows.templates import slug
+    from plait.workflows.templates import key_slug
 
     known = workflow_labels(workflow)
     if known and label not in known:
@@ -67,7 +67,7 @@ def correct(store: Store, workflow: Workflow, home: Path, key: str, label: str) 
     if not text.strip():
         raise InputError(f"item '{key}' has no text to learn from")
     folder = output_folder(workflow, home) / FOLDER
-    name = slug(key, 80) + ".txt"
+    name = key_slug(key) + ".txt"
     for old in folder.glob(f"*/{name}"):
         old.unlink()
     path = folder / label / name

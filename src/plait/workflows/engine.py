@@ -44,7 +44,7 @@ from plait.workflows.outputs import output_folder
 from plait.workflows.spec import MapStep, RouteStep, SinkStep, TaskStep, Workflow
 from plait.workflows.state import ItemRow, StepRecord, WorkflowState
 from plait.workflows.steps import run_http, run_set, run_task, run_template, to_jsonable
-from plait.workflows.templates import Templates, slug
+from plait.workflows.templates import Templates, key_slug
 
 if TYPE_CHECKING:
     import httpx
@@ -392,7 +392,7 @@ class Engine:
 
     def _variables(self, row: ItemRow) -> dict[str, Any]:
         received = datetime.fromtimestamp(row.created_at, UTC)
-        return {"item": dict(row.data), "key": row.key, "key_slug": slug(row.key, 80), "vars": self.workflow.vars,
+        return {"item": dict(row.data), "key": row.key, "key_slug": key_slug(row.key), "vars": self.workflow.vars,
                 "workflow": {"name": self.workflow.name, "run": self._run_id, "output": str(self.output_dir)},
                 "steps": {},
                 "received": received, "now": self.clock.datetime()}

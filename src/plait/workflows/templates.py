@@ -67,6 +67,24 @@ def slug(value: Any, length: int = 60) -> str:
     return text[:length].strip("-.") or "item"
 
 
+KEY_SLUG_CHARS = 80
+
+
+def key_slug(key: str) -> str:
+    """An item key as a file name, different for different keys.
+
+    Keys longer than the name allows (a feed entry's URL) are cut, so two would share a file: those end
+    with a digest of the whole key. Shorter keys keep the names they always had.
+    """
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-.")
+    if len(text) <= KEY_SLUG_CHARS:
+        return slug(key, KEY_SLUG_CHARS)
+    import hashlib
+
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:10]
+    return f"{slug(key, KEY_SLUG_CHARS - len(digest) - 1)}-{digest}"
+
+
 class Templates:
     """Compiles each template once (per source string) and renders it with a context mapping."""
 

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from plait.workflows.context import StepContext
 from plait.workflows.sinks import Sink, SinkOptions, write_atomic
-from plait.workflows.templates import slug
+from plait.workflows.templates import key_slug
 
 
 class IndexOptions(SinkOptions):
@@ -40,7 +40,7 @@ class IndexSink(Sink):
             return ctx.input_path(o.path), None
         title = ctx.render_text(o.title) if o.title else ctx.item_key
         body = ctx.render_text(o.text)
-        path = ctx.output_path(f"indexed/{slug(ctx.item_key, 80)}.md")
+        path = ctx.output_path(f"indexed/{key_slug(ctx.item_key)}.md")
         return path, f"# {title}\n\n{body}\n"
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:

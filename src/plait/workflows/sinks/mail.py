@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from plait.workflows.context import StepContext
 from plait.workflows.errors import StepError
 from plait.workflows.sinks import Sink, SinkOptions, write_atomic
-from plait.workflows.templates import slug
+from plait.workflows.templates import key_slug, slug
 
 
 class SmtpOptions(BaseModel):
@@ -86,7 +86,7 @@ class MailSink(Sink):
 
     def _draft_path(self, ctx: StepContext) -> Path:
         assert self.options.folder is not None
-        return ctx.output_path(self.options.folder) / f"{slug(ctx.item_key, 80)}-{slug(ctx.step_path, 40)}.eml"
+        return ctx.output_path(self.options.folder) / f"{key_slug(ctx.item_key)}-{slug(ctx.step_path, 40)}.eml"
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         msg = self._message(ctx)
