@@ -60,3 +60,9 @@ def test_inference_of_other_sources(tmp_path: Path) -> None:
     (folder / "config.json").write_text("{}")
     (folder / "modules.json").write_text("[]")
     assert spec_from_source("st", str(folder)).backend == "sentence-transformers"
+
+
+def test_a_name_the_catalog_refuses_is_a_catalog_error_not_a_crash() -> None:
+    # (found by the HTTP fuzz test: POST /v1/catalog with such a name answered 500)
+    with pytest.raises(CatalogError, match="cannot add model"):
+        spec_from_source("bad name/with spaces\n", "https://models.example/v1")

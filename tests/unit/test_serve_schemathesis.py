@@ -27,8 +27,10 @@ _key = ensure_local_key(KeyStore(_runtime.store), _home)
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app).exclude(path_regex="^/v1/test_")
 
 
+# The same generated requests on every run, so CI cannot fail by chance; to explore further, run it with
+# derandomize=False and more examples (40 per route found nothing on 2026-12-03).
 @schema.parametrize()
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
 def test_no_server_errors(case: Any) -> None:
     # Two checks are left out, for reasons a schema cannot express:
     # - positive_data_acceptance: schema-valid requests are rightly refused when model "0" does not exist

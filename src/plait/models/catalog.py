@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from plait.errors import CatalogError, ModelFileError, ModelNotFound
 from plait.models.spec import ModelSpec
 from plait.store import Store
@@ -181,12 +183,16 @@ def spec_from_source(name: str, source: str, *, capabilities: tuple[str, ...] | 
         else:
             raise CatalogError(f"{source} is neither an existing file or folder, an http(s) URL, nor a hub name "
                                "like org/model")
-    spec = ModelSpec(
-        name=name, backend=backend or inferred,
-        capabilities=tuple(capabilities or caps),  # type: ignore[arg-type]
-        source=source, options=opts, description=description,
-        provenance={"added_from": source},
-    )
+    try:
+        spec = ModelSpec(
+            name=name, backend=backend or inferred,
+            capabilities=tuple(capabilities or caps),  # type: ignore[arg-type]
+            source=source, options=opts, description=description,
+            provenance={"added_from": source},
+        )
+    except ValidationError as exc:  # a name, backend or capability the catalog does not accept
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in exc.errors())
+        raise CatalogError(f"cannot add model '{name[:80]}': {problems}") from exc
     check_local_model(spec)
     return spec
 

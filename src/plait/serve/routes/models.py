@@ -54,8 +54,9 @@ async def add_model(body: NewModel, ctx: Ctx, key: AdminKey) -> dict[str, Any]:
     options: dict[str, object] = {k: v for k, v in (("remote_model", body.remote_model),
                                                      ("api_key_env", body.api_key_env)) if v}
     capabilities = tuple(body.capabilities) if body.capabilities else None
-    spec = spec_from_source(body.name, body.source, capabilities=capabilities, options=options,
-                            description=body.description)
+    # Off the event loop: the source is looked up on disk (a slow or network file system).
+    spec = await ctx.run(lambda: spec_from_source(body.name, body.source, capabilities=capabilities, options=options,
+                                                  description=body.description))
     await ctx.run(lambda: ctx.runtime.catalog.add(spec, replace=body.replace))
     return describe(spec, ctx.settings.models_dir)
 
