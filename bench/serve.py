@@ -273,12 +273,17 @@ async def _generation(servers: list[Server], clients: int, per_client: int, roun
                       prompts: Iterator[str]) -> dict[str, _Tally]:
     tallies = {s.name: _Tally() for s in servers}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
-        for r in range(rounds):
-            work = [[next(prompts) for _ in range(per_client)] for _ in range(clients)]
-            order = servers[r % len(servers):] + servers[:r % len(servers)]  # each goes first in turn
-            for server in order:  # the same prompts for every server
-                await _generation_round(client, server, work, tallies[server.name])
+    for r in range(rounds):
+        work = [[next(prompts) for _ in range(per_client)] for _ in range(clients)]
+        order = servers[r % len(servers):] + servers[:r % len(servers)]  # each goes first in turn
+        for server in order:  # the same prompts for every server
+            # A new client per round: a connection left idle through the other servers' rounds is closed by
+            # the server (uvicorn's 5 s keep-alive), and reusing it as it closes fails the request.
+            async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+                try:
+                    await _generation_round(client, server, work, tallies[server.name])
+                except httpx.HTTPError as exc:
+                    raise RuntimeError(f"{server.name} failed in round {r} with {clients} clients: {exc!r}") from exc
     return tallies
 
 
