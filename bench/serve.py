@@ -182,6 +182,9 @@ def _run_llama_server(port: int, threads: int, n_ctx: int, slots: int, chunk: in
     params.cache_ram_mib = cache_mib
     params.hostnames = ["127.0.0.1"]
     params.port = port
+    # HTTP threads enough for every client at once (its default, slots + 2, dropped connections at 8
+    # clients); they only read and write sockets, the decoding threads are the ones set above.
+    params.n_threads_http = 16
     params.api_keys = [key]
     params.ui = False
     params.verbosity = -1
