@@ -13,7 +13,7 @@ from plait.errors import InputError
 from plait.models.speech import SpeechRecognizer, Word
 from plait.readers.audio import Audio, read_audio
 from plait.runtime import Runtime, get_runtime
-from plait.tasks.registry import Batch, Task, TaskRequest, decode_base64, decode_each, file_content, one_file
+from plait.tasks.registry import Batch, Task, TaskRequest, decode_base64, file_content, one_file, run_decoded
 
 DEFAULT_MODEL = "pocketsphinx-en"
 
@@ -117,10 +117,8 @@ class HearRequest(TaskRequest):
 def _runner(request: HearRequest, runtime: Runtime) -> Callable[[list[str]], list[HearResult]]:
     def run(recordings: list[str]) -> list[HearResult]:
         # As see's: decoded per item (one bad request fails alone), the model looked up in the worker.
-        files = decode_each(recordings, "audio", lambda error: HearResult("<audio>", error=error))
-        good = [f for f in files if isinstance(f, bytes)]
-        done = iter(hear_many(good, model=request.model, runtime=runtime, errors="report") if good else [])
-        return [next(done) if isinstance(f, bytes) else f for f in files]
+        return run_decoded(recordings, "audio", lambda error: HearResult("<audio>", error=error),
+                           lambda good: hear_many(good, model=request.model, runtime=runtime, errors="report"))
     return run
 
 

@@ -204,16 +204,20 @@ def decode_base64(value: str, what: str) -> bytes:
     return data
 
 
-def decode_each(values: Sequence[str], what: str, failed: Callable[[str], R]) -> list[bytes | R]:
-    """:func:`decode_base64` of each item of a batch; an item that is not base64 becomes ``failed(message)``
-    (a result carrying ``error``) instead of failing the other requests of the batch."""
-    out: list[bytes | R] = []
+def run_decoded(values: Sequence[str], what: str, failed: Callable[[str], R],
+                run: Callable[[list[bytes]], Sequence[R]]) -> list[R]:
+    """A batch of base64 uploads: :func:`decode_base64` each, ``run`` on those that decode, and
+    ``failed(message)`` (a result carrying ``error``) in place of each that does not, so one request's bad
+    upload does not fail the other requests of the batch."""
+    files: list[bytes | R] = []
     for value in values:
         try:
-            out.append(decode_base64(value, what))
+            files.append(decode_base64(value, what))
         except InputError as exc:
-            out.append(failed(str(exc)))
-    return out
+            files.append(failed(str(exc)))
+    good = [f for f in files if isinstance(f, bytes)]
+    done = iter(run(good) if good else [])
+    return [next(done) if isinstance(f, bytes) else f for f in files]
 
 
 def encode_base64(data: bytes) -> str:

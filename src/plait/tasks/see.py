@@ -12,7 +12,7 @@ from pydantic import Field
 from plait.errors import InputError
 from plait.models.vision import ImageClassifier
 from plait.runtime import Runtime, get_runtime
-from plait.tasks.registry import Batch, Task, TaskRequest, decode_base64, decode_each, file_content, one_file
+from plait.tasks.registry import Batch, Task, TaskRequest, decode_base64, file_content, one_file, run_decoded
 
 if TYPE_CHECKING:
     import numpy as np
@@ -135,11 +135,9 @@ def _runner(request: SeeRequest, runtime: Runtime) -> Callable[[list[str]], list
         # Decoded per item, so one request's bad base64 fails that request only, not the batch. The model
         # is looked up here, in the worker, on each batch: a cold load never blocks the server's event loop,
         # and a model the pool has unloaded is not kept alive by this batch function.
-        files = decode_each(images, "image", lambda error: SeeResult("<image>", error=error))
-        good = [f for f in files if isinstance(f, bytes)]
-        done = iter(see_many(good, k=request.k, model=request.model, runtime=runtime, errors="report")
-                    if good else [])
-        return [next(done) if isinstance(f, bytes) else f for f in files]
+        return run_decoded(images, "image", lambda error: SeeResult("<image>", error=error),
+                           lambda good: see_many(good, k=request.k, model=request.model, runtime=runtime,
+                                                 errors="report"))
     return run
 
 

@@ -62,9 +62,12 @@ def _words(value: Any, n: int) -> str:
     return " ".join(words[:n]) + (" …" if len(words) > n else "")
 
 
+def _fold(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(value)).strip("-.")
+
+
 def slug(value: Any, length: int = 60) -> str:
-    text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(value)).strip("-.")
-    return text[:length].strip("-.") or "item"
+    return _fold(value)[:length].strip("-.") or "item"
 
 
 KEY_SLUG_CHARS = 80
@@ -76,8 +79,7 @@ def key_slug(key: str) -> str:
     Keys longer than the name allows (a feed entry's URL) are cut, so two would share a file: those end
     with a digest of the whole key. Shorter keys keep the names they always had.
     """
-    text = re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-.")
-    if len(text) <= KEY_SLUG_CHARS:
+    if len(_fold(key)) <= KEY_SLUG_CHARS:
         return slug(key, KEY_SLUG_CHARS)
     import hashlib
 
