@@ -246,6 +246,8 @@ def test_a_compression_report_shows_its_chart(page: Any, site: Site) -> None:
     report.write(site.home / "reports" / "compress" / "minilm-20261203-090000")
     page.goto(site.url + "/#/models")
     page.wait_for_selector(".report figure img")
+    # Loaded or failed, the image is complete; only a chart that arrived has a width.
+    page.wait_for_function("document.querySelector('.report figure img').complete")
     assert page.evaluate("document.querySelector('.report figure img').naturalWidth") > 100
     shot(page, "models")
 

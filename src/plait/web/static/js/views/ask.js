@@ -35,6 +35,16 @@ export async function render(main) {
   append(main, h("h1", {}, "Ask & search"),
     h("p", { class: "muted" }, "Answers come from your indexed files and mail, with the passages they rest on."),
     form, h("div", { class: "split wide" }, result, passage));
+  // Taken over before anything is awaited: a question asked while the collections load must not submit
+  // the form to the server as a page load.
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = question.value.trim();
+    if (!text) return;
+    if (controller) controller.abort();
+    passage.hidden = true;
+    (event.submitter && event.submitter.value === "search" ? runSearch : runAsk)(text);
+  });
 
   try {
     const status = await api("/v1/index");
@@ -186,14 +196,6 @@ export async function render(main) {
     }
   }
 
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const text = question.value.trim();
-    if (!text) return;
-    if (controller) controller.abort();
-    passage.hidden = true;
-    (event.submitter && event.submitter.value === "search" ? runSearch : runAsk)(text);
-  });
   question.focus();
   return () => controller && controller.abort();
 }
