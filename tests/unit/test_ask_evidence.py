@@ -14,7 +14,8 @@ from plait.models.spec import ModelSpec
 from plait.runtime import Runtime
 from plait.tasks import ask as ask_module
 from plait.tasks.ask import ask, ask_stream, cited
-from plait.tasks.evidence import Evidence, holds_kind, numbers, question_kind, without_possessive
+from plait.tasks.evidence import (Evidence, answer_spans, focus_word, holds_kind, nearness, numbers, question_kind,
+                                  without_possessive)
 from plait.tasks.grounding import check, is_refusal
 
 DETAINEES = ("Meanwhile, there has been a mass airlift of detainees from Christmas Island to Nauru. "
@@ -59,6 +60,7 @@ def lenient(monkeypatch: pytest.MonkeyPatch) -> None:
     # tests look at what the checks do with them.
     monkeypatch.setattr(ask_module, "UNCERTAIN_SCORE", 0.0)
     monkeypatch.setattr(ask_module, "ANSWER_SCORE", 0.0)
+    monkeypatch.setattr(ask_module, "MARGIN", 0.0)
 
 
 def test_question_kinds() -> None:
@@ -77,6 +79,21 @@ def test_numbers_are_compared_as_numbers() -> None:
     assert holds_kind("number", "there are now 211 detainees", "How many detainees remain?") == 1
     assert holds_kind("number", "the detainees remain on the island", "How many detainees remain?") == -1
     assert stems(["remaining detainees", ""]) == [["remain", "detaine"], []]
+
+
+def test_an_answer_next_to_the_words_asked_about_is_nearer() -> None:
+    question = "How many residents left their homes near Hill Top?"
+    assert focus_word(question) == stems(["residents"])[0][0]
+    assert focus_word("What kind of gun was found?") == "gun" and focus_word("Who won?") is None
+    close = "An estimated 500 residents have left their homes for nearby Mittagong."
+    far = "Hundreds of firefighters worked through the night while the residents of Hill Top slept in Mittagong."
+    spans = answer_spans("number", [close, far], question)
+    assert [close[a:b] for a, b in spans[0]][-1].endswith("500")  # spaCy: "An estimated 500"
+    resid = {focus_word(question) or ""}
+    near_close = nearness(close, stems([close])[0], spans[0], resid, 2.0)
+    near_far = nearness(far, stems([far])[0], spans[1], resid, 2.0)
+    assert near_close == 1.0 and 0 < near_far < near_close
+    assert nearness(close, stems([close])[0], [], resid, 2.0) == 0.0  # nothing of the asked kind
 
 
 def evidence(text: str, source: int = 1, sentence: int = 3) -> Evidence:
@@ -150,6 +167,12 @@ def test_weak_evidence_is_marked_and_none_says_the_documents_do_not_say(news: Ru
     uncertain = ask("How many detainees remain on Christmas Island?", model=model, min_similarity=LOW, runtime=news)
     assert uncertain.status == "uncertain" and uncertain.found and uncertain.warning
     assert uncertain.text.startswith(ask_module.UNCERTAIN) and "211 detainees" in uncertain.text
+    # Two sentences scored alike: a guess between them is not stated; both are shown, with the warning.
+    monkeypatch.setattr(ask_module, "ANSWER_SCORE", 0.0)
+    monkeypatch.setattr(ask_module, "MARGIN", 1.01)
+    close_call = ask("How many detainees remain on Christmas Island?", model=model, min_similarity=LOW, runtime=news)
+    assert close_call.status == "uncertain" and close_call.warning and not model.requests
+    assert [c.quoted for c in close_call.claims] == [True, True] and close_call.text.count("“") == 2
     monkeypatch.setattr(ask_module, "UNCERTAIN_SCORE", 1.01)
     nothing = ask("How many detainees remain on Christmas Island?", model=model, min_similarity=LOW, runtime=news)
     assert nothing.status == "not_found" and not nothing.found and nothing.text == ask_module.NO_ANSWER

@@ -66,9 +66,9 @@ class Generated:
 def _answer_spans(text: str) -> list[tuple[str, str | None]]:
     """Things in a sentence that can be answers, with their entity label (None: found by pattern)."""
     try:
-        from plait.tasks.nlp import entity_docs
+        from plait.tasks.nlp import entity_spans
 
-        return [(t, label) for t, label in entity_docs([text])[0] if label in _ANSWER_LABELS]
+        return [(e.text, e.label) for e in entity_spans([text])[0] if e.label in _ANSWER_LABELS]
     except MissingDependency:
         pattern = re.compile(r"\b\d[\d,.]*\b|\b[A-Z][a-z]+(?: [A-Z][a-z]+)*\b")
         return [(m.group(), None) for m in pattern.finditer(text) if m.start() > 0]

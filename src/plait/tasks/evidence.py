@@ -20,6 +20,11 @@ sentence of the passages is scored with what plait has, no extra model:
 - ``before`` and ``after``: the overlap of the sentences just before and after it in its passage: an
   answer often follows the sentence that names what the question asks about ("The former managing
   director of One.Tel has denied claims…" then "Jodee Rich says…").
+- ``nearness``: how close, in words, the asked-for thing stands to a word of the question in the
+  sentence ("An estimated **500 residents** have left" for "How many residents left…"), since a sentence
+  can hold a number and the question's words far apart, about something else;
+- ``focus``: the same for the question's focus word, the noun it asks about ("how many *residents*",
+  "which *town*"): an answer usually names the thing next to it.
 
 A logistic model over these gives each sentence a probability of answering the question. Its weights
 were fitted on the questions of ``bench/data/lee_questions_dev.json`` (``python bench/ask.py --fit``),
@@ -46,10 +51,11 @@ if TYPE_CHECKING:
 QuestionKind = Literal["number", "duration", "person", "place", "time", "name", "other"]
 
 # Fitted by `python bench/ask.py --fit` on the dev questions (see the module docstring): the weights of
-# similarity, overlap, passage overlap, passage similarity, kind, novelty, before and after, then the
-# intercept.
-WEIGHTS = (0.845, 2.978, 3.891, 0.616, 1.048, -0.244, 1.435, 0.199)
-INTERCEPT = -7.841
+# similarity, overlap, passage overlap, passage similarity, kind, novelty, before, after, nearness and
+# focus, then the intercept.
+WEIGHTS = (1.356, 2.997, 4.418, 0.781, 1.022, 0.033, 1.64, 0.007, 0.557, 0.776)
+INTERCEPT = -9.009
+NEAR_SCALE, FOCUS_SCALE = 3.0, 2.0  # words between an answer and the question's words that halve nearness
 MIN_WORDS = 4  # shorter pieces (a dateline, "he said.") are not evidence
 NOVELTY_CAP = 8  # new words beyond this many add nothing more
 
@@ -62,6 +68,12 @@ _TIME_QUESTION = re.compile(r"\b(when|what (time|date|day|year|month)|which (day
 _PERSON_QUESTION = re.compile(r"\b(who|whom|whose)\b", re.I)
 _PLACE_QUESTION = re.compile(r"\bwhere\b", re.I)
 _WHICH = re.compile(r"\b(?:which|what)((?:\s+[\w'’-]+){1,3})", re.I)
+# The words after "how many", "which", "what": the first that is not a function word is the question's
+# focus ("how many residents", "what kind of gun").
+_FOCUS = re.compile(r"\b(?:how (?:many|much)|which|what)((?:\s+[\w'’-]+){1,4})", re.I)
+_NOT_FOCUS = frozenset("kind type sort sorts name number amount did does do was were is are has have will would "
+                       "could can".split())
+_TOKEN = re.compile(r"[^\W_]+")  # the words the keyword index's tokenizer sees, in order
 # Nouns after "which" that ask for a person or a place ("which senate leader", "in which country").
 PERSON_NOUNS = frozenset("""
 leader minister coach magistrate judge skipper spinner bowler batsman player actor actress scientist president
@@ -169,35 +181,87 @@ def times(text: str) -> set[str]:
 
 def holds_kind(kind: QuestionKind, sentence: str, question: str) -> int:
     """+1 when the sentence holds a thing of the asked-for kind that the question does not, -1 when it does
-    not, 0 for questions that ask for no particular kind (by patterns: see :func:`kind_matches`)."""
+    not, 0 for questions that ask for no particular kind (by patterns: see :func:`answer_spans`)."""
     if kind == "other":
         return 0
+    return 1 if _pattern_spans(kind, sentence, question) else -1
+
+
+def _pattern_spans(kind: QuestionKind, sentence: str, question: str) -> list[tuple[int, int]]:
+    """Where the sentence holds a thing of the asked-for kind that the question does not, by patterns."""
     if kind in ("number", "duration"):
-        new = numbers(sentence) - numbers(question)
+        asked = numbers(question)
+        found = [m for m in _NUMBER.finditer(sentence) if m.group().rstrip(".,").replace(",", "") not in asked]
+        found += [m for m in re.finditer(r"[a-z]+", sentence.lower()) if m.group() in NUMBER_WORDS
+                  and NUMBER_WORDS[m.group()] not in asked]
     elif kind == "time":
-        new = times(sentence) - times(question)
+        asked = times(question)
+        found = [m for m in _TIME.finditer(sentence) if m.group().lower() not in asked]
     else:
-        new = names(sentence) - names(question) - {w.lower() for w in _WORD.findall(question)}
-    return 1 if new else -1
+        asked = names(question) | {w.lower() for w in _WORD.findall(question)}
+        found = [m for m in _CAPITALISED.finditer(sentence)
+                 if m.group().lower().strip("'’.-") not in asked and m.group().lower() not in STOPWORDS]
+    return sorted((m.start(), m.end()) for m in found)
+
+
+def answer_spans(kind: QuestionKind, sentences: Sequence[str], question: str) -> list[list[tuple[int, int]]]:
+    """For each sentence, where it holds a thing of the asked-for kind that the question does not hold
+    (character spans): spaCy's named entities when spaCy is installed, else patterns. Empty lists for
+    questions that ask for no particular kind."""
+    if kind == "other":
+        return [[] for _ in sentences]
+    try:
+        from plait.tasks.nlp import entity_spans
+        docs = entity_spans(sentences)
+    except MissingDependency:
+        return [_pattern_spans(kind, s, question) for s in sentences]
+    asked = set(re.findall(r"\w+", question.lower()))
+    labels = ENTITY_LABELS[kind]
+    return [[(e.start, e.end) for e in entities if e.label in labels
+             and not all(w in asked for w in re.findall(r"\w+", e.text.lower()))] for entities in docs]
 
 
 def kind_matches(kind: QuestionKind, sentences: Sequence[str], question: str) -> list[int]:
-    """:func:`holds_kind` for each sentence, by spaCy's named entities when spaCy is installed."""
+    """For each sentence: +1 when it holds the asked-for kind of thing (see :func:`answer_spans`), -1 when
+    not, 0 when the question asks for no particular kind."""
     if kind == "other":
         return [0] * len(sentences)
-    try:
-        from plait.tasks.nlp import entity_docs
-        docs = entity_docs(sentences)
-    except MissingDependency:
-        return [holds_kind(kind, s, question) for s in sentences]
-    asked = set(re.findall(r"\w+", question.lower()))
-    labels = ENTITY_LABELS[kind]
-    out = []
-    for entities in docs:
-        new = [text for text, label in entities if label in labels
-               and not all(w in asked for w in re.findall(r"\w+", text.lower()))]
-        out.append(1 if new else -1)
-    return out
+    return [1 if spans else -1 for spans in answer_spans(kind, sentences, question)]
+
+
+def focus_word(question: str) -> str | None:
+    """The noun a "how many / which / what" question asks about, stemmed ("how many residents" → "resid")."""
+    match = _FOCUS.search(question)
+    if not match:
+        return None
+    for word in match.group(1).split():
+        word = without_possessive(word.lower())
+        if word not in STOPWORDS and word not in _NOT_FOCUS:
+            found = stems([word])[0]
+            return found[0] if found else None
+    return None
+
+
+def nearness(sentence: str, own: Sequence[str], spans: Sequence[tuple[int, int]], targets: set[str],
+             scale: float) -> float:
+    """1 when an asked-for thing (``spans``) stands next to one of the ``targets`` (stemmed words), falling
+    as words come between them (``scale`` words between halve it); 0 when the sentence has neither.
+
+    ``own`` is the sentence's words as the keyword index stems them, in order; word positions come from
+    the same tokenization, so a sentence the two read differently counts as having no match.
+    """
+    tokens = [m.start() for m in _TOKEN.finditer(sentence)]
+    if not spans or len(tokens) != len(own):
+        return 0.0
+    at = [i for i, term in enumerate(own) if term in targets]
+    if not at:
+        return 0.0
+    best = len(tokens)
+    for start, end in spans:
+        first = sum(1 for t in tokens if t < start)
+        last = max(first, sum(1 for t in tokens if t < end) - 1)
+        best = min(best, *(0 if first <= i <= last else min(abs(i - first), abs(i - last)) - 1 for i in at))
+    return 1.0 / (1.0 + max(best, 0) / scale)
 
 
 def sentences_of(text: str) -> list[str]:
@@ -246,20 +310,26 @@ def candidates(question: str, passages: Sequence[Passage], *, embedder: Embedder
     total = sum(weights.values()) or 1.0
     vectors = embedder.embed_many([s for _, _, s in pieces], kind="document")
     similarities = vectors @ question_vector
-    kinds = kind_matches(question_kind(question), [s for _, _, s in pieces], question)
+    kind = question_kind(question)
+    spans = answer_spans(kind, [s for _, _, s in pieces], question)
+    kinds = [0 if kind == "other" else 1 if found else -1 for found in spans]
+    focus = focus_word(question)
     asked_set = set(asked)
     stop_stems = set(stems([" ".join(sorted(STOPWORDS))])[0])
     relevance = {p.number: p.similarity for p in passages}
     overlaps = [sum(weights[t] for t in asked if t in set(own)) / total for own in sentence_stems]
     out = []
-    for i, ((source, number, text), own, similarity, kind) in enumerate(
-            zip(pieces, sentence_stems, similarities, kinds, strict=True)):
+    for i, ((source, number, text), own, similarity, held, spans_of) in enumerate(
+            zip(pieces, sentence_stems, similarities, kinds, spans, strict=True)):
         words = set(own)
         around = sum(weights[t] for t in asked if t in by_passage[source]) / total
         novelty = min(len(words - asked_set - stop_stems), NOVELTY_CAP) / NOVELTY_CAP
         before = overlaps[i - 1] if i > 0 and pieces[i - 1][0] == source else 0.0
         after = overlaps[i + 1] if i + 1 < len(pieces) and pieces[i + 1][0] == source else 0.0
-        features = (float(similarity), overlaps[i], around, relevance[source], float(kind), novelty, before, after)
+        near = nearness(text, own, spans_of, asked_set, NEAR_SCALE)
+        on_focus = nearness(text, own, spans_of, {focus}, FOCUS_SCALE) if focus else 0.0
+        features = (float(similarity), overlaps[i], around, relevance[source], float(held), novelty, before, after,
+                    near, on_focus)
         out.append(Candidate(source, number, text, features))
     return out
 

@@ -88,14 +88,14 @@ def parse(text: str) -> Parsed:
     return Parsed(text, tuple((a, doc) for (a, _), doc in zip(offsets, docs, strict=True)))
 
 
-def entity_docs(texts: Sequence[str]) -> list[list[tuple[str, str]]]:
-    """The named entities (text, label) of each of many short texts (sentences), named-entity recognition
-    only: the parser and tagger are skipped, which makes it several times faster than :func:`parse`."""
+def entity_spans(texts: Sequence[str]) -> list[list[Span]]:
+    """The named entities of each of many short texts (sentences), named-entity recognition only: the
+    parser and tagger are skipped, which makes it several times faster than :func:`parse`."""
     nlp = pipeline()
     skip = [name for name in ("parser", "tagger", "lemmatizer", "attribute_ruler") if name in nlp.pipe_names]
     with _lock:
         docs = list(nlp.pipe(texts, disable=skip))
-    return [[(e.text, e.label_) for e in doc.ents] for doc in docs]
+    return [[Span(e.text, e.label_, e.start_char, e.end_char) for e in doc.ents] for doc in docs]
 
 
 def _pieces(text: str) -> Iterator[tuple[int, int]]:
