@@ -14,8 +14,16 @@ from plait.models.spec import ModelSpec
 from plait.runtime import Runtime
 from plait.tasks import ask as ask_module
 from plait.tasks.ask import ask, ask_stream, cited
-from plait.tasks.evidence import (Evidence, answer_spans, focus_word, holds_kind, nearness, numbers, question_kind,
-                                  without_possessive)
+from plait.tasks.evidence import (
+    Evidence,
+    answer_spans,
+    focus_word,
+    holds_kind,
+    nearness,
+    numbers,
+    question_kind,
+    without_possessive,
+)
 from plait.tasks.grounding import check, is_refusal
 
 DETAINEES = ("Meanwhile, there has been a mass airlift of detainees from Christmas Island to Nauru. "
