@@ -36,8 +36,9 @@ the hand-made ones, with its time: the same Lee index, and the 200 newsgroup pos
 folder of text files (100 held-out sentences, 20 written questions each).
 
 Baseline: today's ask, i.e. plait's ask as it was at commit BASELINE_COMMIT (before this work), run from
-that commit's source in a subprocess on the same index and the same models; its text is judged the same
-way. Its warning is its own: a note that some sentence of the answer matches no source closely.
+that commit's source in a subprocess with the same articles and models; it indexes them itself, in a
+home of its own (that commit's code cannot open a home of today's schema and encryption). Its text is
+judged the same way. Its warning is its own: a note that some sentence of the answer matches no source closely.
 """
 
 from __future__ import annotations
@@ -234,8 +235,10 @@ import json, sys, time
 from pathlib import Path
 from plait.runtime import Runtime
 from plait.settings import load_settings
+from plait.index.core import Index
 from plait.tasks.ask import ask
 rt = Runtime(load_settings(home=Path(sys.argv[1])))
+Index(rt).add([Path(sys.argv[2])])
 for line in sys.stdin:
     q = json.loads(line)
     start = time.perf_counter()
@@ -246,8 +249,10 @@ for line in sys.stdin:
 """
 
 
-def baseline(home: Path, items: list[dict[str, Any]], base: Path) -> dict[int, dict[str, Any]] | str:
-    """Today's ask (BASELINE_COMMIT), from that commit's source, on the same home."""
+def baseline(folder: Path, items: list[dict[str, Any]], base: Path) -> dict[int, dict[str, Any]] | str:
+    """Today's ask (BASELINE_COMMIT), from that commit's source, on the same articles and models, in a home
+    of its own that it indexes itself (it cannot open a home of today's schema and encryption)."""
+    home = make_home(base, "home-baseline")
     src = base / "baseline-src"
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE_COMMIT, "src"], capture_output=True)
     if archive.returncode != 0:
@@ -256,8 +261,8 @@ def baseline(home: Path, items: list[dict[str, Any]], base: Path) -> dict[int, d
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
     env = {**os.environ, "PYTHONPATH": str(src / "src")}
     lines = "".join(json.dumps({"id": q["id"], "question": q["question"]}) + "\n" for q in items)
-    out = subprocess.run([sys.executable, "-c", BASELINE_CHILD, str(home)], input=lines, capture_output=True,
-                         text=True, env=env, timeout=3600)
+    out = subprocess.run([sys.executable, "-c", BASELINE_CHILD, str(home), str(folder)], input=lines,
+                         capture_output=True, text=True, env=env, timeout=3600)
     if out.returncode != 0:
         return "baseline failed: " + out.stderr[-1500:]
     return {int(r["id"]): r for r in map(json.loads, out.stdout.splitlines())}
@@ -333,7 +338,7 @@ def run(limit: int | None, with_baseline: bool, with_eval: bool) -> dict[str, An
         result["plait_rows"] = plait_rows
         if with_baseline:
             # The same warm-up: the baseline child answers one question before the timed ones.
-            old = baseline(rt.settings.home, [{"id": 0, "question": "warm up: what happened?"}] + items, base)
+            old = baseline(folder, [{"id": 0, "question": "warm up: what happened?"}] + items, base)
             if isinstance(old, str):
                 result["baseline_error"] = old
             else:
