@@ -224,9 +224,12 @@ def answer_spans(kind: QuestionKind, sentences: Sequence[str], question: str) ->
 def kind_matches(kind: QuestionKind, sentences: Sequence[str], question: str) -> list[int]:
     """For each sentence: +1 when it holds the asked-for kind of thing (see :func:`answer_spans`), -1 when
     not, 0 when the question asks for no particular kind."""
-    if kind == "other":
-        return [0] * len(sentences)
-    return [1 if spans else -1 for spans in answer_spans(kind, sentences, question)]
+    return signs(kind, answer_spans(kind, sentences, question))
+
+
+def signs(kind: QuestionKind, spans: Sequence[Sequence[tuple[int, int]]]) -> list[int]:
+    """:func:`kind_matches` from spans already found: +1 with a span, -1 without, 0 for no kind asked."""
+    return [0 if kind == "other" else 1 if found else -1 for found in spans]
 
 
 def focus_word(question: str) -> str | None:
@@ -312,7 +315,7 @@ def candidates(question: str, passages: Sequence[Passage], *, embedder: Embedder
     similarities = vectors @ question_vector
     kind = question_kind(question)
     spans = answer_spans(kind, [s for _, _, s in pieces], question)
-    kinds = [0 if kind == "other" else 1 if found else -1 for found in spans]
+    kinds = signs(kind, spans)
     focus = focus_word(question)
     asked_set = set(asked)
     stop_stems = set(stems([" ".join(sorted(STOPWORDS))])[0])
