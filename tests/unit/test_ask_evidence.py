@@ -24,7 +24,7 @@ from plait.tasks.evidence import (
     question_kind,
     without_possessive,
 )
-from plait.tasks.grounding import check, is_refusal
+from plait.tasks.grounding import check, is_refusal, keeps
 
 DETAINEES = ("Meanwhile, there has been a mass airlift of detainees from Christmas Island to Nauru. "
              "The second airlift today delivered 180 asylum seekers to Nauru. "
@@ -122,6 +122,22 @@ def test_checks_catch_the_slips_of_small_models() -> None:
     assert not added.supported and "words not in the evidence" in (added.reason or "")
     assert is_refusal("The documents do not say.") and not is_refusal(good.sentence)
     assert cited("It is 211.", [(1, 3), (2, 1)]) == "It is 211 [1:3] [2:1]."
+
+
+def test_a_sentence_that_drops_a_candidate_answer_is_not_the_answer() -> None:
+    # The model rephrases one sentence; it may not choose among the numbers or places that sentence gives.
+    total = [evidence("Ponting made 126 runs off 151 balls, taking Australia's total to 277.")]
+    question = "How many runs did Australia make in total?"
+    picked = check("Ponting made 126 runs.", total, question)
+    assert not picked.supported and picked.reason == "it leaves out 151, 277, which the evidence gives"
+    assert check("Ponting made 126 runs off 151 balls, taking the total to 277.", total, question).supported
+    quake = [evidence("The epicentre was at Burakin, 240 kilometres north-east of Perth.")]
+    question = "Where was the epicentre of the earthquake?"
+    assert "Burakin" in (check("The epicentre was 240 kilometres north-east of Perth.", quake, question).reason or "")
+    assert check("The epicentre was at Burakin, north-east of Perth.", quake, question).supported
+    # Written another way is still kept: "eight" for 8, a possessive, another case.
+    assert keeps("Eight people and Smith's dog", "8") and keeps("smith's dog", "Smith")
+    assert not keeps("The 8 people", "80")
 
 
 def test_a_possessive_name_is_the_name() -> None:

@@ -221,14 +221,9 @@ def answer_spans(kind: QuestionKind, sentences: Sequence[str], question: str) ->
              and not all(w in asked for w in re.findall(r"\w+", e.text.lower()))] for entities in docs]
 
 
-def kind_matches(kind: QuestionKind, sentences: Sequence[str], question: str) -> list[int]:
-    """For each sentence: +1 when it holds the asked-for kind of thing (see :func:`answer_spans`), -1 when
-    not, 0 when the question asks for no particular kind."""
-    return signs(kind, answer_spans(kind, sentences, question))
-
-
 def signs(kind: QuestionKind, spans: Sequence[Sequence[tuple[int, int]]]) -> list[int]:
-    """:func:`kind_matches` from spans already found: +1 with a span, -1 without, 0 for no kind asked."""
+    """For each sentence's spans (see :func:`answer_spans`): +1 when it holds the asked-for kind of thing,
+    -1 when not, 0 when the question asks for no particular kind."""
     return [0 if kind == "other" else 1 if found else -1 for found in spans]
 
 
