@@ -7,13 +7,16 @@ get a default one from :func:`get_runtime`, built from the effective settings on
 from __future__ import annotations
 
 import threading
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from plait.models.base import Model
 from plait.models.catalog import Catalog
 from plait.models.loading import ModelPool
 from plait.settings import Settings, load_settings
 from plait.store import Store
+
+if TYPE_CHECKING:
+    from plait.security.audit import AuditEvent, AuditLog
 
 M = TypeVar("M", bound=Model)
 
@@ -23,11 +26,22 @@ class Runtime:
         self.settings = settings or load_settings()
         self.store = store or Store(self.settings.database_path)
         self.catalog = Catalog(self.store)
-        self.pool = ModelPool(self.catalog, self.settings)
+        self.pool = ModelPool(self.catalog, self.settings, audit=self._audit)
+        self._audit_log: AuditLog | None = None
+        self._audit_lock = threading.Lock()
 
     def model(self, name: str, kind: type[M]) -> M:
         """A loaded model of the given interface (``TextGenerator``, ``Embedder``…)."""
         return self.pool.get_as(name, kind)
+
+    def _audit(self, event: AuditEvent) -> None:
+        """Record what a model sent off the machine outside an HTTP request (the server records its own)."""
+        from plait.security.audit import AuditLog
+
+        with self._audit_lock:
+            if self._audit_log is None:
+                self._audit_log = AuditLog(self.store, background=False)  # written at once: a CLI run is short
+            self._audit_log.record(event)
 
     def close(self) -> None:
         self.pool.close()

@@ -204,3 +204,24 @@ def test_models_add_with_a_fallback_and_check(server: FlakyServer, fake_models: 
     server.mode = "500"
     code, out, _ = plait(capsys, "models", "check", "big")
     assert code == 6 and "/models answered 500" in out
+
+
+def test_a_send_outside_an_http_request_is_an_egress_row_of_the_home(server: FlakyServer,
+                                                                      fake_models: Runtime) -> None:
+    from plait.security.audit import AuditEvent, read, recording, verify
+
+    fake_models.catalog.add(spec(server.url))
+    model = fake_models.model("big", TextGenerator)
+    model.chat([Message("user", "hi")])  # as the CLI, the Python API or a workflow would
+    fake_models.model("big", Embedder).embed_many(["one", "two"])
+    rows = read(fake_models.store, kinds=("egress",))
+    # One row per request sent: the chat, the embeddings (and the embedder's probe of its dimensions).
+    assert len(rows) >= 2 and {r.key for r in rows} == {"local"} and {r.model for r in rows} == {MODEL}
+    sent = [e for r in rows for e in r.detail["egress"]]
+    assert all(e["backend"] == server.url and e["bytes"] > 0 for e in sent)
+    # Inside an HTTP request the send joins that request's row instead.
+    request = AuditEvent(0.0, "request")
+    with recording(request):
+        model.chat([Message("user", "hi")])
+    assert len(read(fake_models.store, kinds=("egress",))) == len(rows) and request.detail["egress"][0]["bytes"] > 0
+    assert verify(fake_models.store)[1] is None

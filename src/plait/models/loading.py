@@ -14,13 +14,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from plait.errors import CapabilityError, CatalogError
 from plait.models.base import Embedder, Model, TextGenerator
 from plait.models.catalog import Catalog
 from plait.models.spec import ModelSpec
 from plait.settings import Settings
+
+if TYPE_CHECKING:
+    from plait.security.audit import AuditEvent
 
 M = TypeVar("M", bound=Model)
 
@@ -33,6 +36,9 @@ class Models(Protocol):
     def spec(self, name: str) -> ModelSpec: ...
 
     def get(self, name: str) -> Model: ...
+
+    def record_egress(self, event: AuditEvent) -> None:
+        """Write what a model sent off the machine to the audit log of the home it serves."""
 
 
 Loader = Callable[[ModelSpec, Settings, Models], Model]
@@ -122,6 +128,9 @@ class _Unpooled:
     def get(self, name: str) -> Model:
         return load_model(self.spec(name), self.settings, self.catalog)
 
+    def record_egress(self, event: AuditEvent) -> None:
+        """No home, no audit log: a model loaded on its own (``load_model`` with no runtime) records nothing."""
+
 
 @dataclass
 class _Loaded:
@@ -130,9 +139,10 @@ class _Loaded:
 
 
 class ModelPool:
-    def __init__(self, catalog: Catalog, settings: Settings, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, catalog: Catalog, settings: Settings, *, clock: Callable[[], float] = time.monotonic,
+                 audit: Callable[[AuditEvent], None] | None = None) -> None:
         self.catalog, self.settings, self.clock = catalog, settings, clock
+        self.audit = audit
         self.max_loaded = settings.max_loaded_models
         self.idle_seconds = settings.idle_unload_seconds
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
@@ -160,6 +170,10 @@ class ModelPool:
 
     def spec(self, name: str) -> ModelSpec:
         return self.catalog.get(name)
+
+    def record_egress(self, event: AuditEvent) -> None:
+        if self.audit is not None:
+            self.audit(event)
 
     def get_as(self, name: str, kind: type[M]) -> M:
         model = self.get(name)

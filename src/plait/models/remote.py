@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from plait.errors import BackendError
 from plait.models.availability import Availability, Health, ServerDown, WithFallback, timeouts
 from plait.models.base import Delta, Embedder, EmbedKind, GenerationRequest, TextGenerator, Usage
 from plait.models.spec import ModelSpec
-from plait.security.audit import note_egress
+from plait.security.audit import AuditEvent, note_egress
 from plait.security.pii import ENTITIES, Detector, default_detector
 from plait.security.placeholders import StreamRestorer, Vault, apply
 from plait.settings import Settings
@@ -49,8 +49,9 @@ if TYPE_CHECKING:
 
 class RemoteModel(TextGenerator, Embedder):
     def __init__(self, spec: ModelSpec, *, transport: httpx.BaseTransport | None = None, redact: bool | None = None,
-                 detector: Detector | None = None) -> None:
+                 detector: Detector | None = None, record_egress: Callable[[AuditEvent], None] | None = None) -> None:
         self.spec = spec
+        self.record_egress = record_egress  # the home's audit log, for sends outside an HTTP request
         option = spec.options.get("redact")
         self.redact = bool(option) if option is not None else (True if redact is None else redact)
         self._detector = detector
@@ -155,7 +156,8 @@ class RemoteModel(TextGenerator, Embedder):
         """Send a request, streaming the response body; the caller closes it."""
         self.availability.admit(self.health)
         request = self.client.build_request(method, path, json=json)
-        note_egress(self.spec.source, self.remote_name, len(request.content), len(vault.back) if vault else 0)
+        note_egress(self.spec.source, self.remote_name, len(request.content), len(vault.back) if vault else 0,
+                    self.record_egress)
         try:
             response = self.client.send(request, stream=True)
         except httpx.TimeoutException as exc:
@@ -254,6 +256,6 @@ def _sse_events(response: httpx.Response, done: list[bool] | None = None) -> Ite
 
 
 def load(spec: ModelSpec, settings: Settings, models: Models) -> TextGenerator:
-    model = RemoteModel(spec, redact=settings.redact_remote)
+    model = RemoteModel(spec, redact=settings.redact_remote, record_egress=models.record_egress)
     fallback = spec.options.get("fallback")
     return WithFallback(model, str(fallback), models) if fallback else model

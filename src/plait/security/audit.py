@@ -1,8 +1,9 @@
 """The audit log: who (which key) did what, append-only, in the (encrypted) database.
 
-One row per HTTP request (route, status, task, model, bytes in and out, which index passages were read),
-per request that left the machine for a remote model server (which server, how many bytes, how many
-personal details were redacted first), per failed sign-in, and per alert the anomaly detector raised
+One row per HTTP request (route, status, task, model, bytes in and out, which index passages were read,
+what was sent to a remote model server: which server, how many bytes, how many personal details were
+redacted first), per request sent to a remote model server from outside an HTTP request (the CLI, the
+Python API, workflows), per failed sign-in, and per alert the anomaly detector raised
 (:mod:`plait.security.anomaly`). Triggers refuse UPDATE and DELETE on the table, and each row carries a
 SHA-256 chained over the one before, so a row changed or removed behind plait's back breaks the chain
 (`plait security audit --verify`).
@@ -84,16 +85,21 @@ def note_passages(chunk_ids: list[int]) -> None:
         seen.extend(int(c) for c in chunk_ids[:max(0, MAX_PASSAGES - len(seen))])
 
 
-def note_egress(backend: str, model: str, bytes_sent: int, redacted: int) -> None:
-    """What left the machine for a remote model server, recorded on the HTTP request being answered.
+def note_egress(backend: str, model: str, bytes_sent: int, redacted: int,
+                record: Callable[[AuditEvent], None] | None = None) -> None:
+    """What left the machine for a remote model server.
 
-    Outside a request (the CLI, workflows under ``plait up``) nothing is recorded yet: the remote model has
-    no audit log to write to. The redaction itself applies everywhere.
+    Inside an HTTP request it joins that request's row; outside one (the CLI, the Python API, workflows)
+    it is a row of its own, ``egress`` by the key ``local``, written by ``record`` (the runtime's, see
+    :class:`plait.models.loading.Models`): the owner sees every send, whichever door it went through.
     """
+    sent = {"backend": backend, "model": model, "bytes": bytes_sent, "redacted": redacted}
     event = _current.get()
     if event is not None:
-        event.detail.setdefault("egress", []).append(
-            {"backend": backend, "model": model, "bytes": bytes_sent, "redacted": redacted})
+        event.detail.setdefault("egress", []).append(sent)
+    elif record is not None:
+        record(AuditEvent(time.time(), "egress", key="local", key_name="local", model=model, bytes_out=bytes_sent,
+                          detail={"egress": [sent]}))
 
 
 @contextmanager
