@@ -121,6 +121,37 @@ def test_full_queue_answers_429_with_retry_after(server: tuple[RunningServer, Ga
     assert 'plait_generation_rejected_total{model="gated"} 2.0' in metrics
 
 
+def test_a_task_that_calls_the_chat_model_waits_its_turn_in_its_queue(
+        server: tuple[RunningServer, GatedChat]) -> None:
+    # An abstractive summary answers with one JSON body, but it runs the chat model like a chat does: it
+    # takes a turn in the model's queue, and is refused like a chat when the queue is full.
+    running, model = server
+    summary = {"text": "The bridge opens on Monday. Trains stop at the new station.", "method": "abstractive",
+               "model": "gated"}
+    results: dict[str, int] = {}
+
+    def call(name: str, path: str, body: dict[str, object]) -> None:
+        with httpx.Client(base_url=running.url, headers=running.headers, timeout=20) as c:
+            results[name] = c.post(path, json=body).status_code
+
+    first = threading.Thread(target=call, args=("chat", "/v1/chat/completions", _chat(False)))
+    first.start()
+    assert model.started.acquire(timeout=10)  # the chat is generating and holds the model's one slot
+    second = threading.Thread(target=call, args=("summary", "/v1/summarize", summary))
+    second.start()
+    deadline = time.monotonic() + 10
+    while running.app.state.ctx.queue.depth("gated") < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running.app.state.ctx.queue.depth("gated") == 1 and "summary" not in results  # waiting, not running
+    with httpx.Client(base_url=running.url, headers=running.headers, timeout=10) as c:
+        r = c.post("/v1/summarize", json=summary)
+        assert r.status_code == 429 and r.json()["error"]["code"] == "queue_full"
+    model.gate.set()
+    first.join(10)
+    second.join(10)
+    assert results == {"chat": 200, "summary": 200}
+
+
 def test_shutdown_cancels_a_generation_still_streaming(fake_models: Runtime) -> None:
     fake_models.catalog.add(ModelSpec(name="gated", backend="gated", capabilities=("chat", "complete"),
                                       source="fake"), replace=True)

@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -52,12 +53,7 @@ class LiveGeneration:
 
     async def start(self, http: Request) -> None:
         """Queue, wait for the turn and for the first output; raises 429/4xx/5xx errors or ClientGone."""
-        try:
-            self._ticket = self.ctx.queue.admit(self.model, self.client, self.ctx.slots(self.model))
-        except QueueFull as exc:
-            self.ctx.metrics.rejected.labels(model=self.model).inc()
-            raise ApiError(429, str(exc), type="rate_limit_error", code="queue_full",
-                           headers={"Retry-After": retry_after_header(exc.retry_after)}) from exc
+        self._ticket = admit(self.ctx, self.model, self.client)
         self._admitted = time.perf_counter()
         try:
             await self._guard(self._ticket.wait(), http)
@@ -98,17 +94,7 @@ class LiveGeneration:
         future.add_done_callback(lambda _: ctx.queue.release_threadsafe(ticket))
 
     async def _guard(self, awaitable: Awaitable[T], http: Request) -> T:
-        task = asyncio.ensure_future(awaitable)
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=POLL_SECONDS)
-                if done:
-                    return task.result()
-                if await http.is_disconnected():
-                    raise ClientGone
-        finally:
-            if not task.done():
-                task.cancel()
+        return await guarded(awaitable, http)
 
     def cancel(self) -> None:
         self.request.cancel.set()
@@ -148,6 +134,47 @@ class LiveGeneration:
         if usage:
             self.ctx.metrics.tokens.labels(model=self.model, kind="prompt").inc(usage.prompt_tokens)
             self.ctx.metrics.tokens.labels(model=self.model, kind="completion").inc(usage.completion_tokens)
+
+
+def admit(ctx: ServerContext, model: str, client: str) -> Ticket:
+    """A place in the model's queue; 429 with Retry-After when it is full."""
+    try:
+        return ctx.queue.admit(model, client, ctx.slots(model))
+    except QueueFull as exc:
+        ctx.metrics.rejected.labels(model=model).inc()
+        raise ApiError(429, str(exc), type="rate_limit_error", code="queue_full",
+                       headers={"Retry-After": retry_after_header(exc.retry_after)}) from exc
+
+
+async def guarded(awaitable: Awaitable[T], http: Request) -> T:
+    """``awaitable``'s result, or ClientGone (and the awaitable cancelled) once the client disconnects."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=POLL_SECONDS)
+            if done:
+                return task.result()
+            if await http.is_disconnected():
+                raise ClientGone
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+@asynccontextmanager
+async def model_turn(ctx: ServerContext, http: Request, client: str, model: str | None) -> AsyncIterator[None]:
+    """A turn in ``model``'s generation queue for work that is not streamed (a task that calls the chat
+    model and answers with one JSON body), so a client's summaries wait their turn beside everyone's chats
+    instead of running past the queue. ``None``: no model that generates, no turn to take."""
+    if model is None:
+        yield
+        return
+    ticket = admit(ctx, model, client)
+    try:
+        await guarded(ticket.wait(), http)
+        yield
+    finally:
+        ticket.release()
 
 
 async def start_generation(ctx: ServerContext, http: Request, client: str, model: str,

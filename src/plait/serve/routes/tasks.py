@@ -3,9 +3,10 @@
 A route's body is the task's own request model (so the OpenAPI document shows it), its answer the task's
 one JSON form (:meth:`plait.tasks.registry.Task.to_json`), the same JSON the CLI's ``--json`` prints and
 workflows store. Only HTTP concerns live here: the key's scope, the response cache, the micro-batcher a
-batching task shares across concurrent requests, the generation queue a streaming task waits in, and
-server-sent events when a streaming task is asked to stream (``"stream": true``): the task's events, then
-``{"type": "delta", "text"}`` for each piece, then ``{"type": "result", ...}`` and ``[DONE]``.
+batching task shares across concurrent requests, the generation queue a task that calls a chat model
+waits in (streamed or not), and server-sent events when a streaming task is asked to stream
+(``"stream": true``): the task's events, then ``{"type": "delta", "text"}`` for each piece, then
+``{"type": "result", ...}`` and ``[DONE]``.
 
 A task whose optional library is missing gets no route (the task itself says what to install when
 used); a unit test loads every built-in task so a broken definition fails CI instead.
@@ -29,7 +30,7 @@ from plait.models.base import Delta
 from plait.serve.context import ServerContext
 from plait.serve.deps import get_context, require
 from plait.serve.errors import body_for, from_plait_error
-from plait.serve.generation import LiveGeneration, start_generation, stream_response
+from plait.serve.generation import LiveGeneration, model_turn, start_generation, stream_response
 from plait.serve.openai_schema import ERRORS
 from plait.tasks.registry import Streamed, Task, TaskContext, registry, server_path_fields
 
@@ -119,6 +120,14 @@ async def answer_streamed(task: Task, http: Request, body: Any, ctx: ServerConte
     return stream_response(live, events(), "text/event-stream")
 
 
+def _generating(models: Sequence[str | None], ctx: ServerContext) -> str | None:
+    """The model among a task's that generates text (whose queue the task waits in), if any."""
+    for name in filter(None, models):
+        if {"chat", "complete"} & set(ctx.runtime.catalog.get(name).capabilities):
+            return name
+    return None
+
+
 def _endpoint(task: Task) -> Callable[..., Any]:
     async def endpoint(http: Request, body: Any, ctx: ServerContext, key: Any) -> Response:
         if task.stream is not None:
@@ -134,7 +143,8 @@ def _endpoint(task: Task) -> Callable[..., Any]:
             batcher = ctx.batchers.get((task.name, batch.key(body)), lambda: batch.runner(body, runtime))
             result = batch.answer(body, await batcher.submit(list(batch.items(body))))
         else:
-            result = await ctx.run(task.run, body, TaskContext(ctx.runtime))
+            async with model_turn(ctx, http, key.id, _generating(task.models(body, ctx.settings), ctx)):
+                result = await ctx.run(task.run, body, TaskContext(ctx.runtime))
         content = task.render(result) if task.render else _dumps(task.to_json(result))
         if cache_key is not None:
             ctx.cache.put(cache_key, content)
