@@ -204,6 +204,24 @@ def test_digest_groups_entries_by_period_with_a_chart(tmp_path: Path, fake_model
     assert read_text(digest / "2024-05-02.md") == md  # the same four entries, not eight
 
 
+def test_a_digest_inside_a_map_keeps_an_entry_per_element(tmp_path: Path, fake_models: Runtime) -> None:
+    steps = """
+  - id: each
+    map: "item.tasks"
+    as: task
+    steps:
+      - sink: digest
+        with: {path: "todo", period: all, heading: "{{ item.who }}: {{ task }}", chart: false}
+"""
+    items = [{"who": "Ann", "tasks": ["call the bank", "book the train"]}, {"who": "Bo", "tasks": ["pay rent"]}]
+    assert _run(tmp_path, fake_models, steps, items).done == 2  # type: ignore[attr-defined]
+    md = read_text(_out(fake_models) / "todo.md")
+    assert all(f"**{line}**" in md for line in ("Ann: call the bank", "Ann: book the train", "Bo: pay rent"))
+    _lose_ledger(fake_models, "s", "each[0].digest")
+    _run(tmp_path, fake_models, steps, [])
+    assert read_text(_out(fake_models) / "todo.md") == md  # applied again: the same three, not four
+
+
 def test_digest_links_are_only_web_or_relative_links(tmp_path: Path, fake_models: Runtime) -> None:
     items = [{"subject": "Evil", "url": " javascript:alert(1)"}, {"subject": "Data", "url": "data:text/html,x"},
              {"subject": "Good", "url": "https://example.org/a b) [x](javascript:alert(2)"},

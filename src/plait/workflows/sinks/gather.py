@@ -1,8 +1,9 @@
 """The shared part of sinks that gather entries from many items into one file (digest, ics).
 
-``apply`` stores the item's entry in SQLite (keyed by workflow, sink and item: applying twice replaces
-it) and marks its file out of date; ``flush`` rewrites each out-of-date file from all its entries. The
-file is therefore always a function of the entries, and an item counted once however often it is applied.
+``apply`` stores the item's entry in SQLite (keyed by workflow, sink and item, and by the element for a
+sink inside a ``map``, which runs once per element of one item: applying twice replaces it) and marks
+its file out of date; ``flush`` rewrites each out-of-date file from all its entries. The file is
+therefore always a function of the entries, and an item counted once however often it is applied.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ class Entry:
     data: dict[str, Any]
 
 
+def entry_key(ctx: StepContext) -> str:
+    """The item's key; inside a ``map`` the step's path too ("words[2].digest"), or each element's entry
+    would replace the one before."""
+    return ctx.item_key if "[" not in ctx.step_path else f"{ctx.item_key} {ctx.step_path}"
+
+
 class GatherSink(Sink):
     @abstractmethod
     def entry(self, ctx: StepContext) -> tuple[str, float, dict[str, Any]]:
@@ -37,7 +44,7 @@ class GatherSink(Sink):
         env = self.env
         with env.store.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO workflow_entries VALUES (?, ?, ?, ?, ?, ?)",
-                         (env.workflow, env.step, target, ctx.item_key, at, json.dumps(data, default=str)))
+                         (env.workflow, env.step, target, entry_key(ctx), at, json.dumps(data, default=str)))
             conn.execute("DELETE FROM workflow_renders WHERE workflow = ? AND sink = ? AND target = ?",
                          (env.workflow, env.step, target))
         return {"target": target, "entry": data}
