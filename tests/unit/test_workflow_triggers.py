@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +69,45 @@ def test_mbox_appends_are_new_items(tmp_path: Path, fake_models: Runtime) -> Non
     assert Engine(wf, fake_models).run().added == 0
     write_mbox(path, messages[3:])
     assert Engine(wf, fake_models).run().added == 1
+
+
+def test_an_mbox_that_grew_is_read_on_from_the_last_scan_and_one_that_changed_is_read_whole(
+        tmp_path: Path, fake_models: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailbox
+
+    from plait.workflows.triggers import mail
+
+    path = tmp_path / "mail.mbox"
+    messages = newsgroup_messages(6)
+    write_mbox(path, messages[:3])
+    # The messages are the bytes mailbox.mbox gives, so a message keeps its key however it was read.
+    box = mailbox.mbox(str(path))
+    assert list(mail.mbox_messages(path)) == [box.get_bytes(k) for k in box.iterkeys()]
+    box.close()
+    starts: list[int] = []
+    real = mail.mbox_messages
+
+    def recorded(file: Path, start: int = 0) -> Iterator[bytes]:
+        starts.append(start)
+        return real(file, start)
+
+    monkeypatch.setattr(mail, "mbox_messages", recorded)
+    wf = h.workflow(tmp_path, f"name: box\ntrigger: {{type: mbox, path: {path}}}\nsteps:\n  - template: x\n")
+    state = h.state(fake_models, "box")
+    assert Engine(wf, fake_models).run().added == 3
+    size = path.stat().st_size
+    write_mbox(path, messages[3:5])
+    assert Engine(wf, fake_models).run().added == 2 and starts == [0, size]
+    # The second message deleted (an expunge): the file is read whole again; nothing is added twice.
+    box = mailbox.mbox(str(path))
+    box.lock()
+    box.remove(1)
+    box.add(messages[5])
+    box.flush()
+    box.unlock()
+    box.close()
+    assert Engine(wf, fake_models).run().added == 1 and starts[-1] == 0
+    assert state.counts()["done"] == 6
 
 
 def test_items_older_than_since_are_skipped_not_lost(tmp_path: Path, fake_models: Runtime) -> None:

@@ -12,14 +12,15 @@ A task step that reads documents (summarize, extract, sentiment) gets the messag
 - Maildir: the key is the message's unique Maildir name (the part before ``:2,``), which stays the same
   when a mail client moves it from ``new/`` to ``cur/`` or changes its flags.
 - mbox: the key is a hash of the message's bytes (mbox has no stable ids; positions shift on expunge).
+  A file that only grew (new mail appended) is read on from where the last scan ended; any other change
+  is read whole, streamed, a message at a time.
 
-Keys already recorded are skipped before the message is read, so a rescan of a large mailbox is cheap.
+Keys already recorded are skipped before the message is parsed, so a rescan of a large mailbox is cheap.
 """
 
 from __future__ import annotations
 
 import hashlib
-import mailbox
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -178,22 +179,82 @@ class MboxTrigger(Trigger):
         stat = path.stat()
         if cursor.get("size") == stat.st_size and cursor.get("mtime_ns") == stat.st_mtime_ns:
             return  # unchanged since the last scan
-        box = mailbox.mbox(str(path), create=False)
+        # New mail is appended: read on from where the last scan ended, unless the file changed before that.
+        start, number = (cursor["size"], cursor["count"]) if _only_appended(path, cursor, stat.st_size) else (0, 0)
         try:
-            messages = []
-            for number, key in enumerate(box.iterkeys()):
-                raw = box.get_bytes(key)
-                messages.append((number, "mbox:" + hashlib.sha256(raw).hexdigest()[:32], raw))
-        except (OSError, mailbox.Error) as exc:
+            for batch in _batches(mbox_messages(path, start), KNOWN_BATCH):
+                keys = ["mbox:" + hashlib.sha256(raw).hexdigest()[:32] for raw in batch]
+                known = self.env.known(keys)
+                for raw, key in zip(batch, keys, strict=True):
+                    if key not in known:
+                        data, at = mail_item(raw, f"{path}#{number}")
+                        yield TriggerItem(key, data, at)
+                    number += 1
+        except OSError as exc:
             raise TriggerError(f"cannot read mbox {path} ({exc})") from exc
-        finally:
-            box.close()
-        known = self.env.known([k for _, k, _ in messages])
-        fresh = [(n, k, raw) for n, k, raw in messages if k not in known]
-        for i, (number, key, raw) in enumerate(fresh):
-            if i == len(fresh) - 1:
-                cursor.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-            data, at = mail_item(raw, f"{path}#{number}")
-            yield TriggerItem(key, data, at)
-        if not fresh:
-            cursor.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        # Moved only once every message was given: a scan stopped part-way reads them again (known keys skip).
+        cursor.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns, count=number, tail=_tail_hash(path, stat.st_size))
+
+
+KNOWN_BATCH = 500  # messages whose keys are looked up at once: a large mailbox is never held whole in memory
+_TAIL = 4096  # bytes before the end of the last scan that must be unchanged for it to read on from there
+_LINESEP = os.linesep.encode()
+
+
+def mbox_messages(path: Path, start: int = 0) -> Iterator[bytes]:
+    """The raw messages of an mbox file from byte ``start`` (which begins a "From " line), one at a time.
+
+    The same bytes as :meth:`mailbox.mbox.get_bytes` (the same rules for where a message starts and
+    stops), so a message has one key whether it was read whole or read on from an earlier scan; streamed,
+    where :class:`mailbox.mbox` first indexes the whole file.
+    """
+    with path.open("rb") as f:
+        f.seek(start)
+        lines: list[bytes] = []
+        started = last_was_empty = False
+        for line in f:
+            if line.startswith(b"From "):
+                if started:
+                    yield _message(lines, last_was_empty)
+                started, lines, last_was_empty = True, [], False
+                continue
+            if started:
+                lines.append(line)
+            last_was_empty = line == _LINESEP
+        if started:
+            yield _message(lines, last_was_empty)
+
+
+def _message(lines: list[bytes], last_was_empty: bool) -> bytes:
+    if last_was_empty:  # the blank line before the next "From " (or the end) separates, it is not the message's
+        lines = lines[:-1]
+    return b"".join(lines).replace(_LINESEP, b"\n")
+
+
+def _only_appended(path: Path, cursor: Mapping[str, Any], size: int) -> bool:
+    """Whether the file is the last scan's file with mail added at its end."""
+    done = cursor.get("size")
+    if not isinstance(done, int) or not isinstance(cursor.get("count"), int) or not 0 < done < size:
+        return False
+    if cursor.get("tail") != _tail_hash(path, done):
+        return False
+    with path.open("rb") as f:
+        f.seek(done)
+        return f.read(5) == b"From "
+
+
+def _tail_hash(path: Path, size: int) -> str:
+    with path.open("rb") as f:
+        f.seek(max(0, size - _TAIL))
+        return hashlib.sha256(f.read(min(size, _TAIL))).hexdigest()
+
+
+def _batches(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
