@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,6 +110,24 @@ def check_database(path: Path) -> list[Check]:
         conn.close()
 
 
+def _check_keyword_index(runtime: Runtime, table: str, chunks: int, repair: bool) -> Check:
+    """One FTS5 table (stemmed words, or words as written) against the chunk rows it is built from."""
+    from plait.index.keyword import fts_problem, rebuild_fts
+
+    store = runtime.store
+    name = "keyword index" if table == "index_fts" else "keyword index (exact words)"
+    fts_rows = store.query(f"SELECT count(*) FROM {table}_docsize")[0][0]
+    if fts_problem(store.connection, table) is None and fts_rows == chunks:
+        return Check("index", name, "ok", f"{chunks:,} chunks, all in the keyword index")
+    if repair:
+        with store.transaction() as conn:
+            rebuild_fts(conn, table)
+        return Check("index", name, "repaired",
+                     f"it disagreed with the {chunks:,} chunk rows ({fts_rows:,} entries); rebuilt from them")
+    return Check("index", name, "fail", f"{fts_rows:,} entries for {chunks:,} chunks",
+                 "run `plait doctor` without --check-only to rebuild it from the chunk rows")
+
+
 def check_index(runtime: Runtime, *, repair: bool, progress: Callable[[str], None] | None = None) -> list[Check]:
     """Rows, keyword index and vectors against each other; repaired from the rows when asked."""
     import numpy as np
@@ -118,23 +138,9 @@ def check_index(runtime: Runtime, *, repair: bool, progress: Callable[[str], Non
     chunks = store.query("SELECT count(*) FROM index_chunks")[0][0]
     if chunks == 0:
         return [Check("index", "stores", "ok", "the index is empty")]
-    out: list[Check] = []
-    fts_rows = store.query("SELECT count(*) FROM index_fts_docsize")[0][0]
-    try:
-        store.connection.execute("INSERT INTO index_fts(index_fts, rank) VALUES ('integrity-check', 1)")
-        fts_ok = fts_rows == chunks
-    except sqlite3.DatabaseError:
-        fts_ok = False
-    if fts_ok:
-        out.append(Check("index", "keyword index", "ok", f"{chunks:,} chunks, all in the keyword index"))
-    elif repair:
-        with store.transaction() as conn:
-            conn.execute("INSERT INTO index_fts(index_fts) VALUES ('rebuild')")
-        out.append(Check("index", "keyword index", "repaired",
-                         f"it disagreed with the {chunks:,} chunk rows ({fts_rows:,} entries); rebuilt from them"))
-    else:
-        out.append(Check("index", "keyword index", "fail", f"{fts_rows:,} entries for {chunks:,} chunks",
-                         "run `plait doctor` without --check-only to rebuild it from the chunk rows"))
+    from plait.index.keyword import FTS_TABLES
+
+    out: list[Check] = [_check_keyword_index(runtime, table, chunks, repair) for table in FTS_TABLES]
 
     missing = [r[0] for r in store.query("SELECT c.id FROM index_chunks c LEFT JOIN index_vectors v "
                                          "ON v.chunk_id = c.id WHERE v.chunk_id IS NULL")]
@@ -216,13 +222,14 @@ def check_models(runtime: Runtime) -> list[Check]:
 
 def check_services(runtime: Runtime, *, repair: bool) -> list[Check]:
     """Workflow locks of dead processes, and enabled workflow files that no longer load."""
-    from plait.processes import pid_alive
     from plait.workflows.enabled import discover, workflows_folder
+    from plait.workflows.state import lock_held
 
     out = []
     store = runtime.store
+    host, now = socket.gethostname(), time.time()
     dead = [(r["workflow"], r["pid"], r["run_id"]) for r in store.query("SELECT * FROM workflow_locks")
-            if not pid_alive(r["pid"])]
+            if not lock_held(r, host=host, now=now)]
     if not dead:
         out.append(Check("services", "workflow locks", "ok", "no workflow is held by a dead process"))
     elif repair:

@@ -86,6 +86,17 @@ def test_doctor_releases_locks_of_dead_processes(fake_models: Runtime, capsys: p
     assert fake_models.store.query("SELECT status FROM workflow_runs WHERE id = 7")[0][0] == "interrupted"
 
 
+def test_doctor_leaves_a_lock_held_on_another_host(fake_models: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
+    # A home on a shared disk: a pid that is dead here may be alive there; a fresh heartbeat says it is.
+    import time
+
+    with fake_models.store.transaction() as conn:
+        conn.execute("INSERT INTO workflow_locks VALUES ('inbox', 7, 999999999, 'other-laptop', ?)", (time.time(),))
+    code, out, _ = plait(capsys, "doctor")
+    assert code == 0 and "no workflow is held by a dead process" in out, out
+    assert fake_models.store.query("SELECT count(*) FROM workflow_locks")[0][0] == 1
+
+
 def test_a_deleted_model_file_is_named_by_models_check_and_on_use(tmp_path: Path, runtime: Runtime,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     gguf = tmp_path / "mine.gguf"

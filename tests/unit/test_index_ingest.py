@@ -48,9 +48,10 @@ def assert_consistent(index: Index) -> None:
     chunk_ids = {r[0] for r in store.query("SELECT id FROM index_chunks")}
     vector_ids = {r[0] for r in store.query("SELECT chunk_id FROM index_vectors")}
     assert chunk_ids == vector_ids
-    fts_rows = store.query("SELECT count(*) FROM index_fts_docsize")[0][0]
-    assert fts_rows == len(chunk_ids)
-    store.connection.execute("INSERT INTO index_fts(index_fts, rank) VALUES ('integrity-check', 1)")
+    for table in ("index_fts", "index_fts_exact"):  # stemmed words, and words as written
+        fts_rows = store.query(f"SELECT count(*) FROM {table}_docsize")[0][0]
+        assert fts_rows == len(chunk_ids), table
+        store.connection.execute(f"INSERT INTO {table}({table}, rank) VALUES ('integrity-check', 1)")
     dupes = store.query("SELECT document_id, position, count(*) FROM index_chunks "
                         "GROUP BY document_id, position HAVING count(*) > 1")
     assert not dupes
@@ -276,10 +277,11 @@ def test_fts_integrity_check_detects_a_damaged_keyword_index(fake_models: Runtim
 
     index = open_index(fake_models)
     index.add([docs])
-    index.store.connection.execute("INSERT INTO index_fts (rowid, context, text) VALUES (99999, '', 'ghost')")
-    with pytest.raises(StoreError, match="rebuilt"):
-        index.check()
-    assert_consistent(index)  # the rebuild repaired it
+    for table in ("index_fts", "index_fts_exact"):
+        index.store.connection.execute(f"INSERT INTO {table} (rowid, context, text) VALUES (99999, '', 'ghost')")
+        with pytest.raises(StoreError, match="rebuilt"):
+            index.check()
+        assert_consistent(index)  # the rebuild repaired it
     with pytest.raises(sqlite3.IntegrityError):
         index.store.connection.execute("INSERT INTO index_chunks (document_id, position, section, context, text, "
                                        "embed_hash) VALUES (424242, 0, 0, '', 'x', 'h')")

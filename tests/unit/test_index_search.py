@@ -168,3 +168,50 @@ def test_cli_search_and_ask(cli: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0 and "Sources:" in out and "kayak.txt" in out
     code, _, err = plait(capsys, "search", "kayak", "--after", "soon")
     assert code != 0 and "--after" in err
+
+
+def test_the_word_as_written_outranks_other_words_of_its_stem(fake_models: Runtime, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import plait.index.keyword as keyword
+
+    (tmp_path / "docs").mkdir()
+    # "gunning" and "gun" share the stem "gun"; the short note says it twice, so stemmed BM25 prefers it.
+    (tmp_path / "docs" / "fire.txt").write_text("Fire crews were called to a new fire at Gunning, south of "
+                                                "Goulburn, as more than a hundred blazes burned across the state.\n")
+    (tmp_path / "docs" / "gun.txt").write_text("A gun was found. The gun was old.\n")
+    open_index(fake_models).add([tmp_path / "docs"])
+    monkeypatch.setattr(keyword, "EXACT_WEIGHT", 0.0)
+    assert paths(search("gunning", mode="keyword", runtime=fake_models))[0] == "gun.txt"
+    monkeypatch.undo()
+    for filters in (None, make_filters(path="*/docs/*")):
+        res = search("gunning", mode="keyword", filters=filters, runtime=fake_models)
+        assert paths(res) == ["fire.txt", "gun.txt"]
+        assert res.hits[0].bm25 is not None and res.hits[1].bm25 is not None and res.hits[0].bm25 > res.hits[1].bm25
+
+
+def test_only_a_short_query_is_also_scored_on_the_words_as_written(fake_models: Runtime, tmp_path: Path) -> None:
+    import plait.index.keyword as keyword
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "fire.txt").write_text("Fire crews were called to a new fire at Gunning, south of "
+                                                "Goulburn, as more than a hundred blazes burned across the state.\n")
+    (tmp_path / "docs" / "gun.txt").write_text("A gun was found. The gun was old.\n")
+    (tmp_path / "docs" / "hunt.txt").write_text("Hunters said the guns were gunning for ducks by the river.\n")
+    index = open_index(fake_models)
+    index.add([tmp_path / "docs"])
+    conn = index.store.connection
+
+    def scores(table: str, query: str) -> dict[int, float]:
+        match = keyword.fts_query(query, conn)
+        assert match is not None
+        return keyword._bm25(conn, table, match, 100, None)
+
+    short = "gunning goulburn"
+    stemmed, exact = scores("index_fts", short), scores(keyword.EXACT_TABLE, short)
+    got = {h.chunk_id: h.bm25 for h in keyword.keyword_search(conn, short, 10)}
+    assert exact and got == pytest.approx(
+        {c: stemmed.get(c, 0.0) + keyword.EXACT_WEIGHT * exact.get(c, 0.0) for c in stemmed.keys() | exact.keys()})
+    long = "crews were gunning for the blazes near goulburn and the river"
+    assert len(keyword.query_terms(long)) > keyword.SHORT_QUERY_WORDS
+    hits = keyword.keyword_search(conn, long, 10)
+    assert [(h.chunk_id, h.bm25) for h in hits] == list(scores("index_fts", long).items())

@@ -94,3 +94,28 @@ def test_migrations_read_in_the_order_they_run_and_old_names_are_honoured(tmp_pa
         assert store.query("SELECT count(*) FROM index_documents")[0][0] == 0  # the schema is there, intact
     finally:
         store.close()
+
+
+def test_the_exact_words_index_is_filled_from_chunks_indexed_before_it_existed(tmp_path: Path) -> None:
+    import sqlite3
+
+    from plait.index.keyword import keyword_search
+
+    path = tmp_path / "old.db"
+    Store(path, key=None).close()
+    conn = sqlite3.connect(path)  # as a plait before m009 left it: chunks, and no index of exact words
+    conn.execute("DROP TABLE index_fts_exact")
+    for trigger in ("ai", "ad", "au"):
+        conn.execute(f"DROP TRIGGER index_chunks_{trigger}_exact")
+    conn.execute("DELETE FROM _migrations WHERE name = 'm009_index_exact_words'")
+    conn.executemany("INSERT INTO index_chunks (document_id, position, section, context, text, embed_hash) "
+                     "VALUES (1, ?, 0, '', ?, 'h')", [(0, "crews gunning the engines"), (1, "a gun, a gun")])
+    conn.commit()
+    conn.close()
+    store = Store(path, key=None)
+    try:
+        assert store.query("SELECT count(*) FROM index_fts_exact_docsize")[0][0] == 2
+        hits = keyword_search(store.connection, "gunning", 5)
+        assert [h.chunk_id for h in hits] == [1, 2]  # the word as written first, then its stem
+    finally:
+        store.close()

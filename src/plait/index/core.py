@@ -290,18 +290,16 @@ class Index:
 
     def check(self) -> Consistency:
         """Keyword index integrity (FTS5's own check), then the vector index against SQLite (repaired)."""
-        import sqlite3
-
         from plait.errors import StoreError
+        from plait.index.keyword import FTS_TABLES, fts_problem, rebuild_fts
 
-        try:
-            # Compares the FTS index with the chunk rows it was built from; raises if they differ.
-            self.store.connection.execute("INSERT INTO index_fts(index_fts, rank) VALUES ('integrity-check', 1)")
-        except sqlite3.DatabaseError as exc:
-            with self.store.transaction() as conn:
-                conn.execute("INSERT INTO index_fts(index_fts) VALUES ('rebuild')")
-            raise StoreError(f"the keyword index disagreed with the database ({exc}); it has been rebuilt, "
-                             "run the command again") from exc
+        for table in FTS_TABLES:
+            problem = fts_problem(self.store.connection, table)
+            if problem is not None:
+                with self.store.transaction() as conn:
+                    rebuild_fts(conn, table)
+                raise StoreError(f"the keyword index disagreed with the database ({problem}); it has been rebuilt, "
+                                 "run the command again")
         return self.vectors().check()
 
     def rebuild_vectors(self, progress: Callable[[int, int], None] | None = None) -> Consistency:

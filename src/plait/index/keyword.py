@@ -14,6 +14,21 @@ remaining terms are taken rarest first (document frequencies from the index's vo
 postings reach a budget: the terms left out are the most frequent, whose IDF, and so whose share of
 BM25, is the smallest. The three rarest terms are always kept. On a small index nothing is left out; on 100,000 chunks
 the top 10 keep ~91% of the top 10 of BM25 over every term, several times faster (bench/index.py).
+
+Words are stemmed (Porter) so "remaining" finds "remain", but the stemmer also merges words a person
+means apart: "gunning" becomes "gun", "liquidation" "liquid", "colonial" "coloni" (as in colony). Each chunk
+is also in a second index of its words as written (``index_fts_exact``). For a query of a few words (at
+most ``SHORT_QUERY_WORDS`` that count), a chunk's score is its stemmed BM25 plus ``EXACT_WEIGHT`` times its
+BM25 there, so the word as typed outweighs another of its stem; a longer query (a sentence, a question) is
+scored on the stemmed index alone, where stemming's extra matches help more than word forms do.
+Chosen on the dev sets by bench/index.py (the newsgroup posts: 174 first sentences; held-out sentences and
+their four rarest words, with four seeds each, ~700 queries apiece; bench/data/lee_questions_dev.json), mean hybrid
+MRR@10 over the four at the fusion weight 0.8 by the most words a query may have to use both indexes:
+0 (stemmed only) 0.5945, 2 0.5963, 3 0.5949, 4 0.5973, 5 0.5966, 6 0.5960, 8 0.5951, any 0.5930. On the
+four rare words alone: 0.4204 -> 0.4261; the same weight for every query had cost held-out sentences
+0.5193 -> 0.5127 and the questions 0.9521 -> 0.9437. Dropping stemming altogether: 0.5865. A short query
+costs a second FTS5 query (fast: a few rare terms); a long one costs what it did with one index. The
+exact-words index is as large as the stemmed one (~47 MB per 100,000 chunks).
 """
 
 from __future__ import annotations
@@ -33,6 +48,13 @@ MIN_TERMS = 3
 # The tokenizer of index_fts (see the m003_index_schema migration): query words are stemmed the same way
 # to look up their document frequencies.
 TOKENIZE = "porter unicode61 remove_diacritics 2"
+# The index of words as written (migration m009_index_exact_words), the weight of its BM25 added to the
+# stemmed index's, and the longest query (in words that count) scored on both; chosen on the dev sets (see
+# the module docstring): weights 0.5, 1 and 2 at most 4 words gave 0.5972, 0.5966, 0.5973.
+EXACT_TABLE = "index_fts_exact"
+EXACT_WEIGHT = 2.0
+SHORT_QUERY_WORDS = 4
+FTS_TABLES = ("index_fts", EXACT_TABLE)  # both are rebuilt from index_chunks when damaged
 
 # The most frequent English function words; content words are never dropped.
 STOPWORDS = frozenset("""
@@ -168,23 +190,54 @@ def _within_budget(conn: sqlite3.Connection, terms: list[str], budget: int) -> l
 
 def keyword_search(conn: sqlite3.Connection, query: str, k: int,
                    filters: SearchFilters | None = None) -> list[KeywordHit]:
-    """The ``k`` best chunks by BM25, best first."""
+    """The ``k`` best chunks by BM25, best first: in the stemmed index, plus ``EXACT_WEIGHT`` times BM25 in
+    the index of words as written for a query of at most ``SHORT_QUERY_WORDS`` words."""
     match = fts_query(query, conn)
     if match is None:
         return []
-    score = f"bm25(index_fts, {CONTEXT_WEIGHT}, {TEXT_WEIGHT})"
-    if filters is None or filters.empty:
-        sql = f"SELECT rowid, {score} AS score FROM index_fts WHERE index_fts MATCH ? ORDER BY score LIMIT ?"
-        params: list[object] = [match, k]
-    else:
-        where, params = filters.sql()
-        sql = (f"SELECT c.id, {score} AS score FROM index_fts JOIN index_chunks c ON c.id = index_fts.rowid "
-               f"{JOINS} WHERE index_fts MATCH ? AND {where} ORDER BY score LIMIT ?")
-        params = [match, *params, k]
     try:
-        rows = conn.execute(sql, params).fetchall()
+        if len(query_terms(query)) > SHORT_QUERY_WORDS:
+            stemmed = _bm25(conn, "index_fts", match, k, filters)
+            return [KeywordHit(c, score) for c, score in stemmed.items()]
+        # Each index's 2k best; a chunk missing from one list counts 0 there. Reading every missing score
+        # instead (a MATCH per list, filtered to those chunks) gave the same MRR@10 to four decimals on the
+        # dev corpus and the Lee articles, and cost over twice the time: those queries scan every match.
+        stemmed = _bm25(conn, "index_fts", match, 2 * k, filters)
+        exact = _bm25(conn, EXACT_TABLE, match, 2 * k, filters)
     except sqlite3.OperationalError as exc:  # a query FTS5 still cannot parse: search nothing, say why
         from plait.errors import InputError
 
         raise InputError(f"cannot search for {query!r} ({exc}); remove unusual punctuation") from exc
-    return [KeywordHit(int(r[0]), -float(r[1])) for r in rows]
+    scores = {c: stemmed.get(c, 0.0) + EXACT_WEIGHT * exact.get(c, 0.0) for c in stemmed.keys() | exact.keys()}
+    ranked = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+    return [KeywordHit(c, score) for c, score in ranked]
+
+
+def _bm25(conn: sqlite3.Connection, table: str, match: str, k: int,
+          filters: SearchFilters | None) -> dict[int, float]:
+    """BM25 (higher is better) of the ``k`` best chunks of one FTS table."""
+    score = f"bm25({table}, {CONTEXT_WEIGHT}, {TEXT_WEIGHT})"
+    if filters is None or filters.empty:
+        sql = f"SELECT rowid, {score} AS score FROM {table} WHERE {table} MATCH ? ORDER BY score LIMIT ?"
+        params: list[object] = [match, k]
+    else:
+        where, params = filters.sql()
+        sql = (f"SELECT c.id, {score} AS score FROM {table} JOIN index_chunks c ON c.id = {table}.rowid "
+               f"{JOINS} WHERE {table} MATCH ? AND {where} ORDER BY score LIMIT ?")
+        params = [match, *params, k]
+    return {int(r[0]): -float(r[1]) for r in conn.execute(sql, params)}
+
+
+def fts_problem(conn: sqlite3.Connection, table: str) -> str | None:
+    """FTS5's own integrity check of ``table`` against the chunk rows it is built from: what is wrong, or
+    None."""
+    try:
+        conn.execute(f"INSERT INTO {table}({table}, rank) VALUES ('integrity-check', 1)")
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None
+
+
+def rebuild_fts(conn: sqlite3.Connection, table: str) -> None:
+    """Build ``table`` again from the chunk rows (inside the caller's transaction)."""
+    conn.execute(f"INSERT INTO {table}({table}) VALUES ('rebuild')")

@@ -434,3 +434,30 @@ def m008_eval_runs(conn: sqlite3.Connection) -> None:
             sizes TEXT NOT NULL
         );
         """)
+
+
+@migration()
+def m009_index_exact_words(conn: sqlite3.Connection) -> None:
+    # A second keyword index over the same chunks, of the words as written (no stemming): keyword search
+    # adds its BM25 to the stemmed index's, so a passage with the query's own word form ranks above one with
+    # only a word of the same stem ("gunning" is stemmed to "gun"; see plait.index.keyword). Filled from the
+    # chunks already indexed; kept in step by its own triggers.
+    _execute_script(conn, """
+        CREATE VIRTUAL TABLE index_fts_exact USING fts5(
+            context, text, content='index_chunks', content_rowid='id',
+            tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER index_chunks_ai_exact AFTER INSERT ON index_chunks BEGIN
+            INSERT INTO index_fts_exact (rowid, context, text) VALUES (new.id, new.context, new.text);
+        END;
+        CREATE TRIGGER index_chunks_ad_exact AFTER DELETE ON index_chunks BEGIN
+            INSERT INTO index_fts_exact (index_fts_exact, rowid, context, text)
+                VALUES ('delete', old.id, old.context, old.text);
+        END;
+        CREATE TRIGGER index_chunks_au_exact AFTER UPDATE OF context, text ON index_chunks BEGIN
+            INSERT INTO index_fts_exact (index_fts_exact, rowid, context, text)
+                VALUES ('delete', old.id, old.context, old.text);
+            INSERT INTO index_fts_exact (rowid, context, text) VALUES (new.id, new.context, new.text);
+        END;
+        INSERT INTO index_fts_exact (index_fts_exact) VALUES ('rebuild');
+        """)

@@ -34,6 +34,14 @@ HEARTBEAT_SECONDS = 30.0
 ITEM_STATES = ("pending", "running", "done", "failed", "skipped")
 
 
+def lock_held(row: Any, *, host: str, now: float) -> bool:
+    """Whether the process that took a workflow lock (a ``workflow_locks`` row) still runs it: its heartbeat
+    is fresh and, on this host, its pid lives. A process on another host (a home on a shared disk) cannot be
+    asked whether it lives: a fresh heartbeat says it does."""
+    fresh = now - row["heartbeat_at"] <= STALE_LOCK_SECONDS
+    return fresh and (row["host"] != host or pid_alive(row["pid"]))
+
+
 @dataclass(frozen=True)
 class ItemRow:
     id: int
@@ -99,11 +107,9 @@ class WorkflowState:
             row = conn.execute("SELECT * FROM workflow_locks WHERE workflow = ?", (self.workflow,)).fetchone()
             if row is not None:
                 same_host = row["host"] == self.host
-                fresh = now - row["heartbeat_at"] <= STALE_LOCK_SECONDS
-                if fresh and same_host and row["pid"] == pid:
+                if same_host and row["pid"] == pid and now - row["heartbeat_at"] <= STALE_LOCK_SECONDS:
                     raise WorkflowBusy(f"workflow '{self.workflow}' is already running in this process")
-                # A process on another host cannot be asked whether it lives: a fresh heartbeat says it does.
-                if fresh and (not same_host or pid_alive(row["pid"])):
+                if lock_held(row, host=self.host, now=now):
                     where = "" if same_host else f" on {row['host']}"
                     raise WorkflowBusy(f"workflow '{self.workflow}' is already running (pid {row['pid']}{where}, "
                                        f"run {row['run_id']}); stop that process first, or wait for it to finish")
