@@ -4,7 +4,8 @@
 set -uo pipefail
 packages=(espeak-ng      # speak: text to speech
           dovecot-imapd  # workflows: the IMAP server the IMAP-trigger tests and benchmark start locally
-          chromium)      # the web page's browser tests (Playwright drives it; its own browsers are not fetched)
+          chromium       # the web page's browser tests (Playwright drives it; its own browsers are not fetched)
+          fonts-noto-color-emoji)  # emoji in chat answers and screenshots (a browser without the font draws boxes)
 
 missing=()
 for p in "${packages[@]}"; do

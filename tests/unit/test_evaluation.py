@@ -35,9 +35,14 @@ class QuestionWriter(TextGenerator):
     def __init__(self, question: str) -> None:
         self.spec = ModelSpec(name="writer", backend="fake", capabilities=("chat", "complete"), source="fake")
         self.question = question
+        self.prompts: list[str] = []
 
     def stream(self, request: GenerationRequest) -> Iterator[Delta]:
-        yield Delta(" " + self.question)
+        prompt = request.prompt or ""
+        self.prompts.append(prompt)
+        # A completion goes on from the question's first words when the prompt gives them.
+        lead = prompt.rsplit("Question:", 1)[-1].strip()
+        yield Delta(" " + self.question.removeprefix(lead).strip())
         yield Delta("", finish_reason="stop", usage=Usage(1, 1))
 
 
@@ -100,6 +105,12 @@ def test_questions_from_a_model(notes: Runtime) -> None:
     # The same question only fits the bakery's sentence with a number in it: every other is thrown away.
     assert all("loaves" in q.sentence for q in generated.kept) and generated.tried >= len(generated.kept)
     assert sum(generated.refused.values()) == generated.tried - len(generated.kept)
+    # The model is given the question's first words, by the kind of the chosen answer ("When" for a date),
+    # and writes on from them.
+    when = QuestionWriter("When did the bakery on Mill Street open?")
+    generated = questions.generate(notes, when, 2, seed=0, tries_per_question=6)
+    assert [p.rsplit("Question:", 1)[-1].strip() for p in when.prompts] == ["When", "When"]
+    assert [(q.question, q.answer) for q in generated.kept] == [("When did the bakery on Mill Street open?", "March")]
 
 
 def test_bad_requests(notes: Runtime, fake_models: Runtime) -> None:

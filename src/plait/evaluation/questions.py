@@ -3,7 +3,8 @@
 For a passage picked at random, plait picks a sentence and a thing in it (a number, a name: spaCy's
 named entities when installed, else numbers and capitalised words) as the answer, and asks the chat model
 to write a question whose answer it is (a completion after two worked examples: the 135M built-in model
-follows examples far better than instructions). A question is kept only when:
+follows examples far better than instructions), its first words given by the answer's kind ("Who" for a
+person, "When" for a date: ``LEADS``). A question is kept only when:
 
 - it is a question (ends with "?", at least four words) and does not give its own answer away;
 - it asks for the kind of thing the answer is ("who" for a person, "how many" for a number), when
@@ -40,7 +41,12 @@ PROMPT = ("Sentence: The bakery sold 300 loaves of bread on Monday, its manager 
           "Question: How many loaves of bread did the bakery sell on Monday?\n\n"
           "Sentence: The bakery sold 300 loaves of bread on Monday, its manager Anna Berg said.\n"
           "Answer: Anna Berg\nQuestion: Who is the manager of the bakery?\n\n"
-          "Sentence: {sentence}\nAnswer: {answer}\nQuestion:")
+          "Sentence: {sentence}\nAnswer: {answer}\nQuestion: {lead}")
+# The question's first words, given to the model, by the answer's entity label: the small model otherwise
+# often asks "What is…" of a date or "How many" of a name (thrown away, or kept as a vague question).
+LEADS = {"PERSON": "Who", "CARDINAL": "How many", "QUANTITY": "How much", "MONEY": "How much",
+         "PERCENT": "What percentage", "DATE": "When", "GPE": "Where", "LOC": "Where", "FAC": "Where"}
+OTHER_LEAD = "Which"  # organisations, nationalities, products, events, works
 _PREAMBLE = re.compile(r"^(question\s*:|q\s*:|what is the answer to (the|this) question\s*:?)\s*", re.I)
 _GENERIC = frozenset("answer question name many much".split())
 _ANSWER_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "FAC", "NORP", "PRODUCT", "EVENT", "WORK_OF_ART",
@@ -123,8 +129,10 @@ def generate(runtime: Runtime, model: TextGenerator, count: int, *, seed: int = 
             continue
         answer, label = rng.choice(spans)
         tried += 1
-        reply = model.complete(PROMPT.format(answer=answer, sentence=sentence), options).text
-        question = _PREAMBLE.sub("", reply.strip().splitlines()[0].strip().strip('"') if reply.strip() else "")
+        lead = LEADS.get(label, OTHER_LEAD) if label is not None else ""
+        reply = model.complete(PROMPT.format(answer=answer, sentence=sentence, lead=lead), options).text
+        written = reply.strip().splitlines()[0].strip().strip('"') if reply.strip() else ""
+        question = f"{lead} {written}".strip() if lead else _PREAMBLE.sub("", written)
         reason = judge(question, answer, sentence, label)
         if reason:
             refused[reason] = refused.get(reason, 0) + 1
