@@ -146,12 +146,24 @@ def classifier_part(rt: Any, epochs: int) -> dict[str, Any]:
             "checks": checks}
 
 
+def lee_eval(kind: str) -> Any:
+    """The 300 Lee articles as the evaluation set (``plait compress`` measures on the person's index by
+    default; the bench's home has none): known-item search for an embedder, perplexity for a chat model."""
+    from tests.corpora import lee_articles
+
+    from plait.compress.data import EvalSet, known_item
+
+    articles = list(lee_articles())
+    source = "Lee news articles (gensim)"
+    return known_item(articles, source) if kind == "embedder" else EvalSet("chat", tuple(articles), source=source)
+
+
 def embedder_part(rt: Any) -> dict[str, Any]:
     from plait.compress.variants import compare
 
     seconds: dict[str, float] = {}
     names = made(rt, "minilm", ["onnx-int8", "torch-int8"], seconds)
-    report, files = compare("minilm", names, timing=TIMING, runtime=rt, log=log)
+    report, files = compare("minilm", names, eval_data=lee_eval("embedder"), timing=TIMING, runtime=rt, log=log)
     print(report.text(), flush=True)
     by = rows(report)
     int8 = by["minilm-onnx-int8"]
@@ -173,7 +185,8 @@ def chat_part(rt: Any) -> dict[str, Any]:
             produced += made(rt, "smollm2", [method], seconds)
         except Exception as exc:  # noqa: BLE001 - a type llama.cpp cannot make from Q4_1 is a result, not a crash
             failed[method] = f"{type(exc).__name__}: {exc}"
-    report, files = compare("smollm2", produced, timing=CHAT_TIMING, runtime=rt, log=log)
+    report, files = compare("smollm2", produced, eval_data=lee_eval("chat"), timing=CHAT_TIMING, runtime=rt,
+                            log=log)
     print(report.text(), flush=True)
     return {"report": report.as_dict(), "report_html": str(files["html"]), "not_produced": failed,
             "build_seconds": seconds,

@@ -404,7 +404,7 @@ def bench_explain(rt: Runtime, args: argparse.Namespace, keep: dict[str, Any]) -
         trained = trainer(split, config, rt, folder, None, quiet)
         spec = ModelSpec(name=f"bench-{method}", backend="adapted", capabilities=("classify",), source=str(folder),
                          options=trained.options)
-        clf = load(spec, rt.settings)
+        clf = load(spec, rt.settings, rt.pool)
         texts = split.test.texts[:args.explain_texts]
         wins, margins = 0, []
         start = time.perf_counter()
