@@ -76,13 +76,20 @@ def test_chat_streams_and_stop_stops(page: Any, site: Site) -> None:
     page.goto(site.url + "/#/chat")
     page.fill("textarea[name=message]", "Name three fruits.")
     page.keyboard.press("Enter")
-    page.wait_for_selector(".messages[aria-busy=false] .message.assistant .body > *", timeout=120_000)
+    # The model samples and the machine may be busy: wait for the answer to end, then say what ended it.
+    page.wait_for_selector(".message.assistant", timeout=30_000)
+    page.wait_for_selector(".messages[aria-busy=false]", timeout=200_000)
+    errors = page.locator(".message.assistant .error")
+    assert errors.count() == 0, errors.first.inner_text()
     shot(page, "chat")
     # The page shows the whole answer plait kept (the model samples, so its words are not fixed here).
     first_id = page.url.rsplit("/", 1)[-1]
     kept_answer = _api(site, "GET", f"/v1/conversations/{first_id}")["messages"][-1]["content"]
     shown = " ".join(page.inner_text(".message.assistant .body").split())
-    assert kept_answer.strip() and _words(kept_answer) == _words(shown), (kept_answer, shown)
+    if kept_answer.strip():
+        assert _words(kept_answer) == _words(shown), (kept_answer, shown)
+    else:  # a sampled answer may be empty: the page says so
+        assert "no answer" in shown, shown
     # A long answer, stopped as soon as it starts streaming: the page says so and plait keeps what came.
     page.fill("textarea[name=message]", "Write a very long story about a dragon who learns to bake bread.")
     page.keyboard.press("Enter")

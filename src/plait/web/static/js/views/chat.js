@@ -109,7 +109,9 @@ export async function render(main, params) {
         status.textContent = "";
       }
     } finally {
-      append(clear(answer.body), ...markdown(text));
+      // An answer of no words (the model stopped at once) says so, rather than leaving an empty bubble.
+      append(clear(answer.body), ...(text.trim() ? markdown(text)
+        : [h("p", { class: "muted" }, "(no answer: the model stopped before writing anything)")]));
       state.controller = null;
       send.disabled = false;
       stop.hidden = true;
