@@ -32,6 +32,7 @@ from plait.errors import PlaitError
 if TYPE_CHECKING:
     from plait.runtime import Runtime
     from plait.settings import Settings
+    from plait.store import Store
 
 Status = Literal["ok", "warn", "fail", "repaired"]
 LOW_DISK_BYTES = 200_000_000
@@ -110,11 +111,10 @@ def check_database(path: Path) -> list[Check]:
         conn.close()
 
 
-def _check_keyword_index(runtime: Runtime, table: str, chunks: int, repair: bool) -> Check:
+def _check_keyword_index(store: Store, table: str, chunks: int, repair: bool) -> Check:
     """One FTS5 table (stemmed words, or words as written) against the chunk rows it is built from."""
     from plait.index.keyword import fts_problem, rebuild_fts
 
-    store = runtime.store
     name = "keyword index" if table == "index_fts" else "keyword index (exact words)"
     fts_rows = store.query(f"SELECT count(*) FROM {table}_docsize")[0][0]
     if fts_problem(store.connection, table) is None and fts_rows == chunks:
@@ -140,7 +140,7 @@ def check_index(runtime: Runtime, *, repair: bool, progress: Callable[[str], Non
         return [Check("index", "stores", "ok", "the index is empty")]
     from plait.index.keyword import FTS_TABLES
 
-    out: list[Check] = [_check_keyword_index(runtime, table, chunks, repair) for table in FTS_TABLES]
+    out: list[Check] = [_check_keyword_index(store, table, chunks, repair) for table in FTS_TABLES]
 
     missing = [r[0] for r in store.query("SELECT c.id FROM index_chunks c LEFT JOIN index_vectors v "
                                          "ON v.chunk_id = c.id WHERE v.chunk_id IS NULL")]

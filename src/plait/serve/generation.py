@@ -56,9 +56,9 @@ class LiveGeneration:
         self._ticket = admit(self.ctx, self.model, self.client)
         self._admitted = time.perf_counter()
         try:
-            await self._guard(self._ticket.wait(), http)
+            await guarded(self._ticket.wait(), http)
             self._launch()
-            self._first = await self._guard(self._items.get(), http)
+            self._first = await guarded(self._items.get(), http)
         except BaseException:
             self.cancel()
             raise
@@ -93,9 +93,6 @@ class LiveGeneration:
         # contends with a generation that is still stopping.
         future.add_done_callback(lambda _: ctx.queue.release_threadsafe(ticket))
 
-    async def _guard(self, awaitable: Awaitable[T], http: Request) -> T:
-        return await guarded(awaitable, http)
-
     def cancel(self) -> None:
         self.request.cancel.set()
         if self._ticket is not None and not self._launched:
@@ -128,7 +125,7 @@ class LiveGeneration:
             final = self.final or Delta("", finish_reason="stop", usage=Usage(0, 0))
             return Completion("".join(parts), final.finish_reason or "stop", final.usage or Usage(0, 0))
 
-        return await self._guard(gather(), http)
+        return await guarded(gather(), http)
 
     def _count(self, usage: Usage | None) -> None:
         if usage:
