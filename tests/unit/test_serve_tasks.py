@@ -112,6 +112,34 @@ def test_classify_batches_concurrent_requests(app: Any, fake_models: Runtime) ->
     assert count < 16  # 16 requests, fewer model calls
 
 
+def test_embed_batches_concurrent_requests_and_keeps_each_answer_its_own(app: Any, fake_models: Runtime) -> None:
+    from plait.tasks.embed import embed
+
+    key = ensure_local_key(KeyStore(fake_models.store), fake_models.settings.home)
+    texts = [f"note number {i} about rockets" for i in range(12)]
+
+    async def run() -> list[dict[str, Any]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1",
+                                     headers={"Authorization": f"Bearer {key}"}) as c:
+            bodies = [{"texts": t} for t in texts] + [{"texts": texts[:3], "kind": "query"}]
+            rs = await asyncio.gather(*(c.post("/v1/embed", json=b) for b in bodies))
+            assert all(r.status_code == 200 for r in rs), [r.text for r in rs]
+            return [r.json() for r in rs]
+
+    results = asyncio.run(run())
+    expected = embed(texts, runtime=fake_models)
+    for body, row in zip(results[:12], expected, strict=True):  # a single text gets a one-row answer
+        assert body["model"] == "fake-embed" and body["dimensions"] == len(row)
+        assert body["embeddings"] == [pytest.approx(row.tolist(), abs=1e-6)]
+    queries = embed(texts[:3], kind="query", runtime=fake_models)
+    assert results[12]["embeddings"] == [pytest.approx(r.tolist(), abs=1e-6) for r in queries]
+    metrics = app.state.ctx.metrics.render()[0].decode()
+    count = next(float(line.split()[-1]) for line in metrics.splitlines()
+                 if line.startswith('plait_batch_size_count{model="embed"}'))
+    assert count < 13  # 13 requests, fewer model calls
+
+
 def test_search_and_ask_on_an_empty_index(client: TestClient) -> None:
     r = client.post("/v1/search", json={"query": "budget"})
     assert r.status_code == 200 and r.json()["hits"] == []

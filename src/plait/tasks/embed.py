@@ -11,7 +11,7 @@ from pydantic import Field
 from plait.errors import InputError
 from plait.models.base import Embedder, EmbedKind
 from plait.runtime import Runtime, get_runtime
-from plait.tasks.registry import Task, TaskContext, TaskRequest
+from plait.tasks.registry import Batch, Task, TaskContext, TaskRequest
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,8 +63,25 @@ def _run(request: EmbedRequest, ctx: TaskContext) -> Embeddings:
     return Embeddings(model.spec.name, model.dimensions, rows.tolist())
 
 
+def _runner(request: EmbedRequest, runtime: Runtime) -> Callable[[list[str]], Sequence[tuple[str, list[float]]]]:
+    def run(texts: list[str]) -> Sequence[tuple[str, list[float]]]:
+        # Resolved on every batch: the model pool may have unloaded and reloaded the model meanwhile.
+        model = embedder(request.model, runtime)
+        return [(model.spec.name, row) for row in model.embed_many(texts, kind=request.kind).tolist()]
+    return run
+
+
+def _answer(request: EmbedRequest, results: list[tuple[str, list[float]]]) -> Embeddings:
+    rows = [row for _, row in results]
+    return Embeddings(results[0][0], len(rows[0]), rows)
+
+
 TASK = Task(
     name="embed", summary="Embedding vectors of texts (unit length)", request=EmbedRequest, result=Embeddings,
     input="texts", scope="chat", run=_run,
+    # Requests for the same model and kind of text are embedded in one batch (the query/document
+    # prefix of E5-style models differs by kind, so the kinds are not mixed).
+    batch=Batch(items=EmbedRequest.items, key=lambda request: f"{request.model or ''}\n{request.kind}",
+                runner=_runner, answer=_answer),
     models=lambda request, settings: [request.model or settings.embed_model],
 )
