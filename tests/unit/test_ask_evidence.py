@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plait.index import open_index
-from plait.index.keyword import stems
+from plait.index.terms import stems
 from plait.models.base import Delta, GenerationRequest, TextGenerator, Usage
 from plait.models.spec import ModelSpec
 from plait.runtime import Runtime

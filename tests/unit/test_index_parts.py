@@ -11,9 +11,10 @@ from plait.errors import InputError
 from plait.index.chunking import chunk_document
 from plait.index.filters import make_filters
 from plait.index.fusion import best_per_group, convex, first_per_group, rrf
-from plait.index.keyword import fts_query, query_terms
+from plait.index.keyword import fts_query
 from plait.index.mmr import mmr
 from plait.index.snippets import parse_marked
+from plait.index.terms import query_terms
 from plait.readers.document import Document, Section
 
 

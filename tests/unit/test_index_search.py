@@ -10,6 +10,7 @@ import pytest
 
 from plait.errors import InputError
 from plait.index import make_filters, open_index
+from plait.index.terms import query_terms
 from plait.runtime import Runtime
 from plait.tasks.ask import ask, ask_stream
 from plait.tasks.search import search
@@ -212,6 +213,6 @@ def test_only_a_short_query_is_also_scored_on_the_words_as_written(fake_models: 
     assert exact and got == pytest.approx(
         {c: stemmed.get(c, 0.0) + keyword.EXACT_WEIGHT * exact.get(c, 0.0) for c in stemmed.keys() | exact.keys()})
     long = "crews were gunning for the blazes near goulburn and the river"
-    assert len(keyword.query_terms(long)) > keyword.SHORT_QUERY_WORDS
+    assert len(query_terms(long)) > keyword.SHORT_QUERY_WORDS
     hits = keyword.keyword_search(conn, long, 10)
     assert [(h.chunk_id, h.bm25) for h in hits] == list(scores("index_fts", long).items())

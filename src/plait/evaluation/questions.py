@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from plait.errors import MissingDependency
 from plait.evaluation.matching import normalise
-from plait.index.keyword import query_terms, stems
+from plait.index.terms import query_terms, stems
 from plait.readers.sentences import sentences
 from plait.tasks.evidence import ENTITY_LABELS, question_kind
 

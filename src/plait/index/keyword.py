@@ -35,19 +35,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import threading
 from dataclasses import dataclass
 
 from plait.index.filters import JOINS, SearchFilters
+from plait.index.terms import TOKENIZE, WORD, query_terms
 
 # Weights of the FTS columns (context, text) in BM25: a match in a title or heading counts double.
 CONTEXT_WEIGHT, TEXT_WEIGHT = 2.0, 1.0
 MAX_TERMS = 32
 POSTINGS_BUDGET = 5_000
 MIN_TERMS = 3
-# The tokenizer of index_fts (see the m003_index_schema migration): query words are stemmed the same way
-# to look up their document frequencies.
-TOKENIZE = "porter unicode61 remove_diacritics 2"
 # The index of words as written (migration m009_index_exact_words), the weight of its BM25 added to the
 # stemmed index's, and the longest query (in words that count) scored on both; chosen on the dev sets (see
 # the module docstring): weights 0.5, 1 and 2 at most 4 words gave 0.5972, 0.5966, 0.5973.
@@ -56,35 +53,13 @@ EXACT_WEIGHT = 2.0
 SHORT_QUERY_WORDS = 4
 FTS_TABLES = ("index_fts", EXACT_TABLE)  # both are rebuilt from index_chunks when damaged
 
-# The most frequent English function words; content words are never dropped.
-STOPWORDS = frozenset("""
-a about above after again against all am an and any are as at be because been before being below between
-both but by can could did do does doing down during each few for from further had has have having he her
-here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
-now of off on once only or other our ours ourselves out over own same she should so some such than that the
-their theirs them themselves then there these they this those through to too under until up very was we
-were what when where which while who whom why will with would you your yours yourself yourselves
-""".split())
-
 _PHRASE = re.compile(r'"([^"]+)"')
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
 class KeywordHit:
     chunk_id: int
     bm25: float  # higher is better (FTS5 reports it negated)
-
-
-def query_terms(query: str) -> list[str]:
-    """The words of a query that count, lower-cased, in order, without repeats."""
-    terms: list[str] = []
-    for word in _WORD.findall(query.lower()):
-        if word not in STOPWORDS and word not in terms:
-            terms.append(word)
-    if not terms:  # a query of only common words ("to be or not to be") still searches for them
-        terms = list(dict.fromkeys(_WORD.findall(query.lower())))
-    return terms
 
 
 def fts_query(query: str, conn: sqlite3.Connection | None = None, budget: int | None = POSTINGS_BUDGET) -> str | None:
@@ -94,14 +69,14 @@ def fts_query(query: str, conn: sqlite3.Connection | None = None, budget: int | 
     """
     phrases: list[str] = []
     for phrase in _PHRASE.findall(query):
-        words = _WORD.findall(phrase)
+        words = WORD.findall(phrase)
         if len(words) > 1:
             phrases.append('"' + " ".join(words) + '"')
     terms = query_terms(query)[:MAX_TERMS]
     if conn is not None and budget is not None and len(terms) > MIN_TERMS:
         terms = _within_budget(conn, terms, budget)
     kept = set(terms)
-    counted = [w for w in _WORD.findall(query.lower()) if w in kept]
+    counted = [w for w in WORD.findall(query.lower()) if w in kept]
     # Repeats come after every distinct term, so the MAX_TERMS cut drops a repeat before a new word.
     repeats = [w for i, w in enumerate(counted) if w in counted[:i]]
     parts = list(dict.fromkeys(phrases))[:MAX_TERMS // 4] + [f'"{t}"' for t in terms + repeats]
@@ -125,7 +100,7 @@ def document_frequencies(conn: sqlite3.Connection, words: list[str]) -> list[int
 
 
 def term_frequencies(conn: sqlite3.Connection, terms: list[str]) -> dict[str, int]:
-    """How many chunks hold each stemmed term (as :func:`stems` gives them)."""
+    """How many chunks hold each stemmed term (as :func:`plait.index.terms.stems` gives them)."""
     conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.plait_index_terms USING fts5vocab(main, index_fts, 'row')")
     df = _cache_for(conn)
     for term in terms:
@@ -134,29 +109,6 @@ def term_frequencies(conn: sqlite3.Connection, terms: list[str]) -> dict[str, in
             found = conn.execute("SELECT doc FROM temp.plait_index_terms WHERE term = ?", (term,)).fetchone()
             df[term] = int(found[0]) if found else 0
     return {t: df[t] for t in terms}
-
-
-_stemmer = threading.local()
-
-
-def stems(texts: list[str]) -> list[list[str]]:
-    """Each text's words as the keyword index stems them (SQLite's porter tokenizer), in order.
-
-    For matching words between texts the way search matches them ("remaining" and "remain" are one
-    term), with no stemming library to install.
-    """
-    conn: sqlite3.Connection | None = getattr(_stemmer, "conn", None)
-    if conn is None:
-        conn = _stemmer.conn = sqlite3.connect(":memory:", check_same_thread=False)
-        conn.execute(f"CREATE VIRTUAL TABLE words USING fts5(w, tokenize='{TOKENIZE}')")
-        conn.execute("CREATE VIRTUAL TABLE terms USING fts5vocab(words, 'instance')")
-    with conn:
-        conn.execute("DELETE FROM words")
-        conn.executemany("INSERT INTO words (rowid, w) VALUES (?, ?)", list(enumerate(texts)))
-        out: list[list[tuple[int, str]]] = [[] for _ in texts]
-        for row, term, offset in conn.execute("SELECT doc, term, offset FROM terms"):
-            out[int(row)].append((int(offset), term))
-    return [[term for _, term in sorted(pairs)] for pairs in out]
 
 
 _DF_CACHE_SIZE = 50_000

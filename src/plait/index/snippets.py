@@ -56,7 +56,7 @@ def opening(text: str, words: int = SNIPPET_TOKENS) -> Snippet:
 def snippets(conn: sqlite3.Connection, match: str | None, chunks: dict[int, str],
              tokens: int = SNIPPET_TOKENS) -> dict[int, Snippet]:
     """A snippet for each chunk id of ``chunks`` (id → text)."""
-    from plait.index.keyword import TOKENIZE
+    from plait.index.terms import TOKENIZE
 
     out: dict[int, Snippet] = {}
     if match and chunks:

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from plait.errors import MissingDependency
-from plait.index.keyword import STOPWORDS, query_terms, stems, term_frequencies
+from plait.index.keyword import term_frequencies
+from plait.index.terms import STOPWORDS, query_terms, stems
 
 if TYPE_CHECKING:
     import numpy as np

@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plait.index.keyword import STOPWORDS, stems
+from plait.index.terms import STOPWORDS, stems
 from plait.tasks.evidence import (
     NUMBER_WORDS,
     Evidence,
