@@ -11,10 +11,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.compress.measure import PRIMARY, Measurement
 from plait.compress.source import Kind
+
+if TYPE_CHECKING:
+    from plait.settings import Settings
 
 
 @dataclass
@@ -151,6 +154,23 @@ Measured {html.escape(self.when)}, 1-minute load {self.load}.</p>
 </body></html>
 """
 
+
+def reports_home(settings: Settings) -> Path:
+    """Where ``plait compress`` keeps its reports, one folder per run (``<model>-<date>-<time>``)."""
+    return settings.home / "reports" / "compress"
+
+
+def saved_reports(settings: Settings) -> list[tuple[Path, dict[str, Any]]]:
+    """Each report folder with its report.json, newest first; a folder without a readable report (a run
+    still measuring, or killed) is left out."""
+    home = reports_home(settings)
+    out = []
+    for folder in sorted(home.iterdir(), reverse=True) if home.is_dir() else []:
+        try:
+            out.append((folder, json.loads((folder / "report.json").read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue
+    return out
 
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:g}"

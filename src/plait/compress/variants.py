@@ -29,7 +29,7 @@ from plait.compress.methods import (
     check_applies,
     resolve_chain,
 )
-from plait.compress.report import Report
+from plait.compress.report import Report, reports_home
 from plait.compress.source import Source, family_of, source_of
 from plait.errors import BackendError, CatalogError, InputError, PlaitError
 from plait.models.spec import ModelSpec
@@ -223,7 +223,7 @@ def train_for(source: Source, chains: Sequence[list[Method]], train: Path | Trai
 
 
 def report_folder(settings: Settings, model: str) -> Path:
-    return settings.home / "reports" / "compress" / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return reports_home(settings) / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def metrics_of(report: Report, label: str) -> dict[str, float]:

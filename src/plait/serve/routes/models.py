@@ -8,7 +8,6 @@ only from inside that run's or report's folder, by names plait wrote.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -86,34 +85,23 @@ async def run_file(run_id: str, name: str, ctx: Ctx, key: ChatKey) -> Response:
     return _file(Path(record.run_dir), name)
 
 
-def _reports_folder(ctx: Any) -> Path:
-    folder: Path = ctx.settings.home / "reports" / "compress"
-    return folder
-
-
 @router.get("/v1/reports")
 async def reports(ctx: Ctx, key: ChatKey) -> list[dict[str, Any]]:
     """Compression reports, newest first, each with its summary rows."""
-    folder = _reports_folder(ctx)
-    out = []
-    for report in sorted(folder.iterdir(), reverse=True) if folder.is_dir() else []:
-        data_file = report / "report.json"
-        if not data_file.is_file():
-            continue
-        try:
-            data = json.loads(data_file.read_text(encoding="utf-8"))
-        except ValueError:
-            continue
-        out.append({"name": report.name, "files": sorted(p.name for p in report.iterdir() if _FILE.match(p.name)),
-                    "report": data})
-    return out
+    from plait.compress.report import saved_reports
+
+    found = await ctx.run(saved_reports, ctx.settings)
+    return [{"name": folder.name, "files": sorted(p.name for p in folder.iterdir() if _FILE.match(p.name)),
+             "report": data} for folder, data in found]
 
 
 @router.get("/v1/reports/{name}/{file}")
 async def report_file(name: str, file: str, ctx: Ctx, key: ChatKey) -> Response:
     if not re.fullmatch(r"[A-Za-z0-9@._-]+", name) or name.startswith("."):
         raise ApiError(404, f"no report '{name}'", code="not_found")
-    return _file(_reports_folder(ctx) / name, file)
+    from plait.compress.report import reports_home
+
+    return _file(reports_home(ctx.settings) / name, file)
 
 
 def _file(folder: Path, name: str) -> Response:
