@@ -95,6 +95,31 @@ def test_real_text_search_and_answers(runtime: Runtime, tmp_path: Path) -> None:
     assert run.metrics["questions"]["written"] >= 1 and history(runtime.store)[0].id == run.id
 
 
+
+def test_questions_find_the_article_that_answers_them_first(runtime: Runtime, tmp_path: Path) -> None:
+    """The dev questions (bench/data/lee_questions_dev.json) over all 300 Lee articles: re-ranking a
+    question's results by whether they answer it ranks the questions' articles higher overall."""
+    import json
+
+    folder = tmp_path / "lee"
+    folder.mkdir()
+    for i, article in enumerate(lee_articles()):
+        (folder / f"article-{i:03}.txt").write_text(article, encoding="utf-8")
+    open_index(runtime).add([folder])
+    data = json.loads((ROOT / "bench" / "data" / "lee_questions_dev.json").read_text())
+
+    def mrr(rerank: bool) -> float:
+        total = 0.0
+        for q in data["questions"]:
+            hits = search(q["question"], k=10, rerank=rerank, runtime=runtime).hits
+            paths = [h.path for h in hits]
+            target = str(folder / f"article-{q['article']:03}.txt")
+            total += 1 / (paths.index(target) + 1) if target in paths else 0.0
+        return total / len(data["questions"])
+
+    plain, reranked = mrr(False), mrr(True)
+    assert reranked > plain and reranked >= 0.9, (plain, reranked)
+
 CHILD = """
 import sys
 sys.path.insert(0, {src!r})

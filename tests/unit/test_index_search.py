@@ -216,3 +216,29 @@ def test_only_a_short_query_is_also_scored_on_the_words_as_written(fake_models: 
     assert len(query_terms(long)) > keyword.SHORT_QUERY_WORDS
     hits = keyword.keyword_search(conn, long, 10)
     assert [(h.chunk_id, h.bm25) for h in hits] == list(scores("index_fts", long).items())
+
+
+def test_a_question_puts_the_result_that_answers_it_first(fake_models: Runtime, tmp_path: Path) -> None:
+    from plait.tasks.rerank import is_question
+
+    assert is_question("Who leads the royal commission?") and is_question("did the council approve the budget")
+    assert not is_question("royal commission building industry") and not is_question("howl of the wolves")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "hearings.txt").write_text("The royal commission into the building industry held its first public "
+                                       "hearings in Melbourne today. The royal commission into the building "
+                                       "industry will sit for a year.\n")
+    (docs / "commissioner.txt").write_text("Unions are angry about the building industry inquiry. Commissioner "
+                                           "Terence Cole leads the royal commission into the industry.\n")
+    open_index(fake_models).add([docs])
+    question = "Who leads the royal commission into the building industry?"
+    plain = search(question, rerank=False, runtime=fake_models).hits
+    assert [h.path.rsplit("/", 1)[1] for h in plain][0] == "hearings.txt"  # more of the question's words
+    assert all(h.answer is None for h in plain)
+    hits = search(question, runtime=fake_models).hits
+    assert [h.path.rsplit("/", 1)[1] for h in hits] == ["commissioner.txt", "hearings.txt"]
+    assert [h.rank for h in hits] == [1, 2] and hits[0].answer is not None and hits[1].answer is not None
+    assert hits[0].answer > hits[1].answer and hits[0].score > hits[1].score
+    # Words, not a question: the search's own order, nothing re-scored; a single result is cut to k.
+    assert all(h.answer is None for h in search("royal commission building industry", runtime=fake_models).hits)
+    assert len(search(question, k=1, runtime=fake_models).hits) == 1

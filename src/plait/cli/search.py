@@ -55,13 +55,15 @@ def search(
     mode: Annotated[str, typer.Option(help="hybrid (words and meaning), keyword (BM25) or vector")] = "hybrid",
     passages: Annotated[bool, typer.Option("--passages", help="list passages, not one result per document")] = False,
     mmr: Annotated[float | None, typer.Option(help="vary the results: λ from 0 (varied) to 1 (relevant)")] = None,
+    rerank: Annotated[bool, typer.Option(help="for a question, put the results that answer it first")] = True,
     collection: CollectionOpt = None, path: PathOpt = None, kind: KindOpt = None, after: AfterOpt = None,
     before: BeforeOpt = None, sender: SenderOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Search the personal index (add folders first with `plait index add`)."""
     filters = _filters(collection, path, kind, after, before, sender)
     task, results = run_task(ctx, "search", {"query": query, "k": k, "mode": mode, "filters": filters,
-                                             "per_document": not passages, "mmr": mmr})
+                                             "per_document": not passages, "mmr": mmr,
+                                             "rerank": rerank})
     if as_json:
         print_json(task, results)
         return

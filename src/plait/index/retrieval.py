@@ -55,6 +55,7 @@ class Hit:
     bm25: float | None
     similarity: float | None  # cosine similarity to the query (None in keyword mode)
     metadata: dict[str, str]
+    answer: float | None = None  # how likely it answers a question (plait.tasks.rerank), when re-ranked
 
 
 @dataclass(frozen=True)
