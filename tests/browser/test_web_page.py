@@ -134,8 +134,14 @@ def test_search_marks_matches(page: Any, site: Site, news: Path) -> None:
     page.fill("input[name=question]", "Christmas Island detainees")
     page.click("button:text('Search')")
     page.wait_for_selector(".hits li mark", timeout=60_000)
+    assert "answers it" not in page.inner_text(".hits")  # words, not a question: nothing re-scored
     page.click(".hits li:first-child button")
     page.wait_for_selector(".passage blockquote")
+    # A question: its results are re-scored by whether they answer it, and each says how likely.
+    page.fill("input[name=question]", "How many detainees remain on Christmas Island?")
+    page.click("button:text('Search')")
+    page.wait_for_selector(".hits li:first-child small:has-text('answers it:')", timeout=60_000)
+    assert "detainees" in page.inner_text(".hits li:first-child").lower()
 
 
 def test_index_add_shows_progress_and_the_skipped_files(page: Any, site: Site,

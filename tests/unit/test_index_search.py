@@ -165,6 +165,10 @@ def test_cli_search_and_ask(cli: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert snippet["text"][start:end].lower() == "kayak"
     code, out, _ = plait(capsys, "search", "kayak", "-c", "trips", "--type", "txt", "--after", "2000-01-01")
     assert code == 0 and "kayak.txt" in out
+    code, out, _ = plait(capsys, "search", "When does the kayak trip start?")
+    assert code == 0 and "answers it: " in out and "answers it" not in plait(capsys, "search", "kayak dawn")[1]
+    code, out, _ = plait(capsys, "search", "When does the kayak trip start?", "--no-rerank")
+    assert code == 0 and "answers it" not in out
     code, out, _ = plait(capsys, "ask", "when does the kayak trip start", "--min-similarity", "0.1")
     assert code == 0 and "Sources:" in out and "kayak.txt" in out
     code, _, err = plait(capsys, "search", "kayak", "--after", "soon")

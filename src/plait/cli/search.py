@@ -75,7 +75,8 @@ def search(
 
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     for h in results.hits:
-        about = " · ".join(x for x in (h.kind, (h.date or "")[:10], h.sender, h.heading) if x)
+        answers = f"answers it: {h.answer:.0%}" if h.answer is not None else None  # a re-ranked question
+        about = " · ".join(x for x in (h.kind, (h.date or "")[:10], h.sender, h.heading, answers) if x)
         console.print(f"[bold]{h.rank}.[/] [cyan]{escape(h.title or h.source)}[/]  [dim]{escape(about)}[/]")
         if h.title:
             console.print(f"   [dim]{escape(h.source)}[/]")

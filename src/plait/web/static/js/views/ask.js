@@ -188,7 +188,9 @@ export async function render(main) {
       append(result, h("ol", { class: "hits" }, ...found.hits.map((hit) => h("li", {},
         h("button", { type: "button", class: "link", onclick: () => openPassage(hit.chunk_id, words) },
           hit.title || hit.source.split("/").pop()),
-        h("small", { class: "muted" }, " ", [hit.kind, (hit.date || "").slice(0, 10), hit.sender].filter(Boolean).join(" · ")),
+        h("small", { class: "muted" }, " ", [hit.kind, (hit.date || "").slice(0, 10), hit.sender,
+          // set when the query was a question and the result was re-scored by whether it answers it
+          hit.answer == null ? null : `answers it: ${Math.round(hit.answer * 100)}%`].filter(Boolean).join(" · ")),
         h("p", { class: "excerpt" }, ...spans(hit.snippet.text, hit.snippet.highlights))))));
       announce(`${found.hits.length} results`);
     } catch (error) {
