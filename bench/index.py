@@ -168,16 +168,17 @@ def without_per_query(value: Any) -> Any:
     return value
 
 
-def plait_runs(rt: Runtime, queries: list[tuple[str, str]], vector_weight: float | None = None) -> dict[str, Any]:
-    """plait's keyword, vector and hybrid search as ``plait search`` runs them; given ``vector_weight``,
-    hybrid fusion alone at that weight (for choosing it)."""
+def plait_runs(rt: Runtime, queries: list[tuple[str, str]], vector_weight: float | None = None,
+               modes: tuple[str, ...] = ("keyword", "vector", "hybrid")) -> dict[str, Any]:
+    """plait's ``modes`` of search as ``plait search`` runs them; given ``vector_weight``, hybrid fusion
+    alone at that weight (for choosing it)."""
     from plait.index.core import open_index
     from plait.index.retrieval import retrieve
     from plait.tasks.search import search
 
     index = open_index(rt)
     out: dict[str, Any] = {}
-    modes = ("keyword", "vector", "hybrid") if vector_weight is None else ("hybrid",)
+    modes = modes if vector_weight is None else ("hybrid",)
     for mode in modes:
         ranked, times = [], []
         for query, _ in queries:
@@ -305,7 +306,7 @@ def dev_answer_weight(base: Path) -> dict[str, Any]:
     try:
         for weight in ANSWER_WEIGHTS:
             rerank.ANSWER_WEIGHT = weight
-            out[str(weight)] = plait_runs(rt, queries)["hybrid"]["mrr@10"]
+            out[str(weight)] = plait_runs(rt, queries, modes=("hybrid",))["hybrid"]["mrr@10"]
     finally:
         rerank.ANSWER_WEIGHT = in_code
         rt.close()
@@ -358,9 +359,9 @@ def known_item(base: Path) -> dict[str, Any]:
     summary = {}
     for kind in (*CONSTRUCTIONS, "questions"):
         r = out[kind]
-        best_part = max(r["plait"]["keyword"]["mrr@10"], r["plait"]["vector"]["mrr@10"])
-        txtai = r.get("txtai_hybrid", {})
         best_name = max(("keyword", "vector"), key=lambda m: r["plait"][m]["mrr@10"])
+        best_part = r["plait"][best_name]["mrr@10"]
+        txtai = r.get("txtai_hybrid", {})
         summary[kind] = {"hybrid": r["plait"]["hybrid"]["mrr@10"], "best_of_its_parts": best_part,
                          "txtai_hybrid": txtai.get("mrr@10") if isinstance(txtai, dict) else None,
                          "hybrid_at_least_best_part": r["plait"]["hybrid"]["mrr@10"] >= best_part,

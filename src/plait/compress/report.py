@@ -172,6 +172,7 @@ def saved_reports(settings: Settings) -> list[tuple[Path, dict[str, Any]]]:
             continue
     return out
 
+
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:g}"
 

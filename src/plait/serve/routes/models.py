@@ -90,9 +90,11 @@ async def reports(ctx: Ctx, key: ChatKey) -> list[dict[str, Any]]:
     """Compression reports, newest first, each with its summary rows."""
     from plait.compress.report import saved_reports
 
-    found = await ctx.run(saved_reports, ctx.settings)
-    return [{"name": folder.name, "files": sorted(p.name for p in folder.iterdir() if _FILE.match(p.name)),
-             "report": data} for folder, data in found]
+    def listed() -> list[dict[str, Any]]:  # reads the disk: in a worker thread, off the event loop
+        return [{"name": folder.name, "files": sorted(p.name for p in folder.iterdir() if _FILE.match(p.name)),
+                 "report": data} for folder, data in saved_reports(ctx.settings)]
+
+    return await ctx.run(listed)
 
 
 @router.get("/v1/reports/{name}/{file}")
